@@ -1,0 +1,70 @@
+use std::path::PathBuf;
+
+use burn::config::Config;
+
+/// How MNIST is found, normalized and split. Saved as part of a run's config.
+#[derive(Config, Debug, PartialEq)]
+pub struct DataConfig {
+    /// Directory holding the four IDX files; `null` searches `MNIST_DIR`, then burn-dataset's cache.
+    pub dir: Option<PathBuf>,
+    /// Mean subtracted after scaling pixels to [0, 1] (MNIST's: 0.1307).
+    #[config(default = 0.1307)]
+    pub mean: f64,
+    /// Standard deviation divided by after subtracting the mean (MNIST's: 0.3081).
+    #[config(default = 0.3081)]
+    pub std: f64,
+    /// Training images held out for validation; 0 validates on the test set, as the reference program does.
+    #[config(default = 0)]
+    pub validation_size: usize,
+    /// Seed of the shuffle that picks the held-out validation images.
+    #[config(default = 0)]
+    pub split_seed: u64,
+    /// Use only the first N training images (after the split); `null` uses all. For quick checks.
+    pub train_limit: Option<usize>,
+    /// Use only the first N evaluation images; `null` uses all.
+    pub eval_limit: Option<usize>,
+}
+
+/// A [`DataConfig`] value that cannot work.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("data config field `{field}` is {value}: {reason}")]
+pub struct DataConfigError {
+    /// The offending field.
+    pub field: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What a valid value looks like.
+    pub reason: &'static str,
+}
+
+impl DataConfig {
+    /// Checks values that make no sense (a non-positive or non-finite std, empty limits, …).
+    pub fn validate(&self) -> Result<(), DataConfigError> {
+        let err = |field, value: String, reason| {
+            Err(DataConfigError {
+                field,
+                value,
+                reason,
+            })
+        };
+        if !self.mean.is_finite() {
+            return err("mean", self.mean.to_string(), "it must be a finite number");
+        }
+        if !(self.std.is_finite() && self.std > 0.0) {
+            return err("std", self.std.to_string(), "it must be a positive number");
+        }
+        for (field, limit) in [
+            ("train_limit", self.train_limit),
+            ("eval_limit", self.eval_limit),
+        ] {
+            if limit == Some(0) {
+                return err(
+                    field,
+                    "0".into(),
+                    "it must be at least 1, or null for no limit",
+                );
+            }
+        }
+        Ok(())
+    }
+}

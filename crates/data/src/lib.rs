@@ -1,0 +1,21 @@
+//! MNIST for sequence models: IDX reading, locating the files, a reproducible train/validation split,
+//! and a Burn [`Batcher`](burn::data::dataloader::batcher::Batcher) that normalizes images into row
+//! sequences.
+//!
+//! This crate knows nothing of models.
+
+mod batcher;
+mod config;
+pub mod idx;
+mod mnist;
+mod source;
+mod split;
+
+pub use batcher::{MnistBatch, MnistBatcher};
+pub use config::{DataConfig, DataConfigError};
+pub use mnist::{MnistDataset, MnistError, MnistItem};
+pub use source::{
+    MNIST_DIR_ENV, MnistFiles, SourceError, Split, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
+    TRAIN_LABELS,
+};
+pub use split::{SplitError, train_validation_split};

@@ -1,0 +1,100 @@
+//! Checks that Burn reproduces a PyTorch reference file: the logits of the imported weights, and the
+//! logits after two SGD steps, on every backend this build enables.
+//!
+//! `cargo run --release -p model --example parity -- FILE.safetensors [FILE...]`
+//! Exits non-zero when a difference exceeds the tolerance (1e-5 for logits, 1e-4 after two steps).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
+use clap::Parser;
+use model::parity::{self, AFTER_STEPS_TOLERANCE, LOGITS_TOLERANCE, ParityReport};
+use model::pytorch::StateDict;
+
+#[cfg(not(any(feature = "ndarray", feature = "flex", feature = "wgpu")))]
+compile_error!("enable at least one backend feature: ndarray, flex or wgpu");
+
+/// Compare Burn with the PyTorch outputs stored in reference safetensors files.
+#[derive(Parser)]
+struct Args {
+    /// Reference files (PyTorch state_dict + `input`, `target`, `logits`, `logits_after_2_steps`).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// One backend this build enables, by name.
+fn run_backend<B: AutodiffBackend>(
+    name: &str,
+    reference: &StateDict,
+    device: B::Device,
+) -> anyhow::Result<bool> {
+    let report: ParityReport = parity::check::<B>(reference, &device)
+        .with_context(|| format!("parity check on {name} failed"))?;
+    println!(
+        "[{name}] logits max_abs_diff={:.3e}",
+        report.logits_max_abs_diff
+    );
+    println!(
+        "[{name}] after_2_steps max_abs_diff={:.3e}",
+        report.after_2_steps_max_abs_diff
+    );
+    if let Some(loss) = report.loss_abs_diff {
+        println!("[{name}] loss abs_diff={loss:.3e}");
+    }
+    Ok(report.passes())
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let args = Args::parse();
+    let mut all_pass = true;
+    for file in &args.files {
+        let reference = StateDict::read(file)?;
+        let config = reference.model_config()?;
+        println!(
+            "{}: input_size={} hidden_size={} num_layers={} num_classes={}",
+            file.display(),
+            config.input_size,
+            config.hidden_size,
+            config.num_layers,
+            config.num_classes
+        );
+        #[cfg(feature = "ndarray")]
+        {
+            all_pass &= run_backend::<Autodiff<burn::backend::NdArray>>(
+                "ndarray",
+                &reference,
+                Default::default(),
+            )?;
+        }
+        #[cfg(feature = "flex")]
+        {
+            all_pass &= run_backend::<Autodiff<burn::backend::Flex>>(
+                "flex",
+                &reference,
+                Default::default(),
+            )?;
+        }
+        #[cfg(feature = "wgpu")]
+        {
+            all_pass &= run_backend::<Autodiff<burn::backend::Wgpu>>(
+                "wgpu",
+                &reference,
+                Default::default(),
+            )?;
+        }
+    }
+    if all_pass {
+        println!(
+            "parity OK (tolerances: logits {LOGITS_TOLERANCE:e}, after 2 steps {AFTER_STEPS_TOLERANCE:e})"
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "parity FAILED (tolerances: logits {LOGITS_TOLERANCE:e}, after 2 steps {AFTER_STEPS_TOLERANCE:e})"
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}

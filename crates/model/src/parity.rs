@@ -1,0 +1,124 @@
+//! Numerical parity with PyTorch: run a reference state_dict's model in Burn and compare with the
+//! outputs PyTorch recorded in the same file.
+//!
+//! A reference file holds the weights, an `input` batch `[N, T, F]` with `target` labels, PyTorch's
+//! `logits` on it, and `logits_after_2_steps`: the logits after two `torch.optim.SGD` steps (learning rate
+//! and momentum from the metadata keys `lr` and `momentum`, dampening 0) on the mean cross-entropy.
+
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::tensor::{ElementConversion, Tensor, backend::AutodiffBackend};
+
+use crate::LstmClassifier;
+use crate::pytorch::{HostTensor, ImportError, StateDict};
+
+/// Largest accepted |Burn − PyTorch| on the initial logits.
+pub const LOGITS_TOLERANCE: f32 = 1e-5;
+/// Largest accepted |Burn − PyTorch| on the logits after two SGD steps.
+pub const AFTER_STEPS_TOLERANCE: f32 = 1e-4;
+
+/// How far Burn's numbers are from PyTorch's for one reference file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParityReport {
+    /// max |Δ| of the logits with the imported weights.
+    pub logits_max_abs_diff: f32,
+    /// max |Δ| of the logits after two SGD steps.
+    pub after_2_steps_max_abs_diff: f32,
+    /// |Δ| of the mean cross-entropy loss, when the file records it.
+    pub loss_abs_diff: Option<f32>,
+}
+
+impl ParityReport {
+    /// Whether both differences are within [`LOGITS_TOLERANCE`] and [`AFTER_STEPS_TOLERANCE`].
+    pub fn passes(&self) -> bool {
+        self.logits_max_abs_diff <= LOGITS_TOLERANCE
+            && self.after_2_steps_max_abs_diff <= AFTER_STEPS_TOLERANCE
+    }
+}
+
+/// Loads the reference model from `reference`, reproduces PyTorch's forward pass and two SGD steps on
+/// backend `B`, and reports the differences.
+pub fn check<B: AutodiffBackend>(
+    reference: &StateDict,
+    device: &B::Device,
+) -> Result<ParityReport, ImportError> {
+    let mut model: LstmClassifier<B> = reference.to_classifier(device)?;
+    let config = model.config();
+    let input_shape = reference.get("input", "parity check")?.shape().to_vec();
+    let [n, t, f] = input_shape[..] else {
+        return Err(input_shape_error(
+            reference,
+            &input_shape,
+            config.input_size,
+        ));
+    };
+    if f != config.input_size {
+        return Err(input_shape_error(
+            reference,
+            &input_shape,
+            config.input_size,
+        ));
+    }
+    let input: Tensor<B, 3> =
+        reference.float_tensor("input", [n, t, f], "the parity batch", device)?;
+    let targets = reference.int_tensor::<B>("target", device)?;
+    let classes = [n, config.num_classes];
+    let expected_logits: Tensor<B, 2> =
+        reference.float_tensor("logits", classes, "one row of logits per input", device)?;
+    let expected_after: Tensor<B, 2> = reference.float_tensor(
+        "logits_after_2_steps",
+        classes,
+        "one row of logits per input",
+        device,
+    )?;
+
+    let logits = model.forward(input.clone());
+    let logits_max_abs_diff = max_abs_diff(logits.clone(), expected_logits);
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let loss_abs_diff = match reference.tensors.get("loss") {
+        Some(HostTensor::Float { values, .. }) if values.len() == 1 => {
+            let loss = loss_fn.forward(logits, targets.clone());
+            Some((loss.into_scalar().elem::<f32>() - values[0]).abs())
+        }
+        _ => None,
+    };
+
+    let lr = reference.metadata_f64("lr")?;
+    let momentum = reference.metadata_f64("momentum")?;
+    let mut optimizer = SgdConfig::new()
+        .with_momentum((momentum != 0.0).then(|| {
+            MomentumConfig::new()
+                .with_momentum(momentum)
+                .with_dampening(0.0)
+        }))
+        .init::<B, LstmClassifier<B>>();
+    for _ in 0..2 {
+        let loss = loss_fn.forward(model.forward(input.clone()), targets.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(lr, model, grads);
+    }
+    let after = model.valid().forward(input.inner());
+    let after_2_steps_max_abs_diff = max_abs_diff(after, expected_after.inner());
+
+    Ok(ParityReport {
+        logits_max_abs_diff,
+        after_2_steps_max_abs_diff,
+        loss_abs_diff,
+    })
+}
+
+fn max_abs_diff<B: burn::tensor::backend::Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
+    (a - b).abs().max().into_scalar().elem::<f32>()
+}
+
+fn input_shape_error(reference: &StateDict, found: &[usize], input_size: usize) -> ImportError {
+    ImportError::Shape {
+        path: reference.source.clone(),
+        name: "input".into(),
+        expected: format!("[N, T, {input_size}]"),
+        found: found.to_vec(),
+        why: "a batch of sequences with the model's input size".into(),
+    }
+}

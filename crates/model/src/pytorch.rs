@@ -1,0 +1,559 @@
+//! PyTorch state_dicts in safetensors files: import into an [`LstmClassifier`], and export back.
+//!
+//! Names and packing follow `nn.LSTM` + `nn.Linear`: `<prefix>.weight_ih_l{k}` `[4H, in]`,
+//! `<prefix>.weight_hh_l{k}` `[4H, H]`, `<prefix>.bias_ih_l{k}` / `<prefix>.bias_hh_l{k}` `[4H]` (gate rows
+//! i, f, g, o), then `fc.weight` `[C, H]` and `fc.bias` `[C]`. The prefix is whatever precedes
+//! `.weight_ih_l0` (`lstm` in the reference program). Sizes are read from the tensors, never assumed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::{ConfigError, LstmClassifier, LstmLayer, ModelConfig, StackedLstm};
+
+/// Why a state_dict could not be read or turned into a model. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file could not be read at all.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid safetensors file.
+    #[error(
+        "{path} is not a valid safetensors file ({message}); export the state_dict with safetensors.torch.save_file"
+    )]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        message: String,
+    },
+    /// A tensor the architecture needs is absent.
+    #[error("{path} has no tensor `{name}`, which a {what} needs; present tensors: {present}")]
+    MissingTensor {
+        /// The file.
+        path: PathBuf,
+        /// The missing tensor's name.
+        name: String,
+        /// What needs it.
+        what: &'static str,
+        /// The names that are there, to spot a renamed prefix.
+        present: String,
+    },
+    /// A tensor has a shape that does not fit the sizes read from the others.
+    #[error("{path}: tensor `{name}` has shape {found:?}, expected {expected} ({why})")]
+    Shape {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// The shape it should have.
+        expected: String,
+        /// The shape it has.
+        found: Vec<usize>,
+        /// Where the expectation comes from.
+        why: String,
+    },
+    /// A tensor's element type cannot be used.
+    #[error("{path}: tensor `{name}` is {dtype}, expected {expected}; convert it before saving")]
+    Dtype {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// Its element type.
+        dtype: String,
+        /// What would be accepted.
+        expected: &'static str,
+    },
+    /// No LSTM weights were found at all.
+    #[error(
+        "{path} holds no LSTM: no tensor named `<prefix>.weight_ih_l0`; present tensors: {present}"
+    )]
+    NoLstm {
+        /// The file.
+        path: PathBuf,
+        /// The names that are there.
+        present: String,
+    },
+    /// A metadata entry is missing or unreadable.
+    #[error("{path}: metadata `{key}` {problem}")]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// The metadata key.
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The sizes read from the tensors do not make a valid model.
+    #[error("{path}: {source}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// The invalid size.
+        source: ConfigError,
+    },
+    /// The safetensors encoder refused to write.
+    #[error("cannot encode safetensors for {path}: {message}")]
+    Encode {
+        /// The destination.
+        path: PathBuf,
+        /// The encoder's complaint.
+        message: String,
+    },
+}
+
+/// One tensor held on the host, in PyTorch layout.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostTensor {
+    /// Floating-point values (f32, or f64/f16/bf16 converted to f32).
+    Float {
+        /// Dimensions, outermost first.
+        shape: Vec<usize>,
+        /// Row-major values.
+        values: Vec<f32>,
+    },
+    /// Integer values (any integer width, widened to i64).
+    Int {
+        /// Dimensions, outermost first.
+        shape: Vec<usize>,
+        /// Row-major values.
+        values: Vec<i64>,
+    },
+}
+
+impl HostTensor {
+    /// The tensor's dimensions.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            HostTensor::Float { shape, .. } | HostTensor::Int { shape, .. } => shape,
+        }
+    }
+}
+
+/// A state_dict: named tensors plus the file's string metadata, as PyTorch's safetensors writer stores them.
+#[derive(Debug, Clone, Default)]
+pub struct StateDict {
+    /// Where it came from (or goes to), for error messages.
+    pub source: PathBuf,
+    /// Tensors by name.
+    pub tensors: BTreeMap<String, HostTensor>,
+    /// The file's `__metadata__` map.
+    pub metadata: HashMap<String, String>,
+}
+
+impl StateDict {
+    /// Reads a `.safetensors` file.
+    pub fn read(path: impl AsRef<Path>) -> Result<Self, ImportError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses safetensors bytes; `source` only names them in errors.
+    pub fn from_bytes(bytes: &[u8], source: impl AsRef<Path>) -> Result<Self, ImportError> {
+        let source = source.as_ref().to_path_buf();
+        let format = |e: safetensors::SafeTensorError| ImportError::Format {
+            path: source.clone(),
+            message: e.to_string(),
+        };
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(format)?;
+        let metadata = header.metadata().clone().unwrap_or_default();
+        let file = SafeTensors::deserialize(bytes).map_err(format)?;
+        let mut tensors = BTreeMap::new();
+        for (name, view) in file.tensors() {
+            let shape = view.shape().to_vec();
+            let data = view.data();
+            let tensor = match view.dtype() {
+                Dtype::F32 => HostTensor::Float {
+                    shape,
+                    values: le_values(data, f32::from_le_bytes),
+                },
+                Dtype::F64 => HostTensor::Float {
+                    shape,
+                    values: le_values(data, f64::from_le_bytes)
+                        .into_iter()
+                        .map(|v| v as f32)
+                        .collect(),
+                },
+                Dtype::I64 => HostTensor::Int {
+                    shape,
+                    values: le_values(data, i64::from_le_bytes),
+                },
+                Dtype::I32 => HostTensor::Int {
+                    shape,
+                    values: le_values(data, i32::from_le_bytes)
+                        .into_iter()
+                        .map(i64::from)
+                        .collect(),
+                },
+                other => {
+                    return Err(ImportError::Dtype {
+                        path: source,
+                        name,
+                        dtype: format!("{other:?}"),
+                        expected: "F32, F64, I32 or I64",
+                    });
+                }
+            };
+            tensors.insert(name, tensor);
+        }
+        Ok(Self {
+            source,
+            tensors,
+            metadata,
+        })
+    }
+
+    /// Encodes as safetensors bytes (floats as F32, integers as I64), metadata included.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, ImportError> {
+        let encoded: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(name, tensor)| match tensor {
+                HostTensor::Float { shape, values } => (
+                    name.clone(),
+                    Dtype::F32,
+                    shape.clone(),
+                    values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                ),
+                HostTensor::Int { shape, values } => (
+                    name.clone(),
+                    Dtype::I64,
+                    shape.clone(),
+                    values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                ),
+            })
+            .collect();
+        let encode = |e: safetensors::SafeTensorError| ImportError::Encode {
+            path: self.source.clone(),
+            message: e.to_string(),
+        };
+        let views = encoded
+            .iter()
+            .map(|(name, dtype, shape, bytes)| {
+                safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)
+                    .map(|view| (name.clone(), view))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(encode)?;
+        let metadata = (!self.metadata.is_empty()).then(|| self.metadata.clone());
+        safetensors::serialize(views, metadata).map_err(encode)
+    }
+
+    /// Writes the state_dict as a `.safetensors` file.
+    pub fn write(&self, path: impl AsRef<Path>) -> Result<(), ImportError> {
+        let path = path.as_ref();
+        let bytes = self.to_bytes()?;
+        std::fs::write(path, bytes).map_err(|source| ImportError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// A tensor by name; `what` says what needs it, for the error message.
+    pub fn get(&self, name: &str, what: &'static str) -> Result<&HostTensor, ImportError> {
+        self.tensors
+            .get(name)
+            .ok_or_else(|| ImportError::MissingTensor {
+                path: self.source.clone(),
+                name: name.to_string(),
+                what,
+                present: self.names(),
+            })
+    }
+
+    /// A float tensor by name, checked against `expected` dimensions.
+    pub fn float(
+        &self,
+        name: &str,
+        expected: &[usize],
+        why: &str,
+    ) -> Result<(&[usize], &[f32]), ImportError> {
+        match self.get(name, "model of this architecture")? {
+            HostTensor::Float { shape, values } if shape.as_slice() == expected => {
+                Ok((shape, values))
+            }
+            HostTensor::Float { shape, .. } => Err(self.shape_error(name, expected, shape, why)),
+            HostTensor::Int { .. } => Err(ImportError::Dtype {
+                path: self.source.clone(),
+                name: name.to_string(),
+                dtype: "an integer tensor".into(),
+                expected: "a float tensor",
+            }),
+        }
+    }
+
+    /// A float tensor as a Burn tensor on `device`, checked against `expected` dimensions.
+    pub fn float_tensor<B: Backend, const D: usize>(
+        &self,
+        name: &str,
+        expected: [usize; D],
+        why: &str,
+        device: &B::Device,
+    ) -> Result<Tensor<B, D>, ImportError> {
+        let (_, values) = self.float(name, &expected, why)?;
+        Ok(Tensor::from_data(
+            TensorData::new(values.to_vec(), expected),
+            device,
+        ))
+    }
+
+    /// An integer tensor of rank 1 as a Burn `Int` tensor (class targets, for instance).
+    pub fn int_tensor<B: Backend>(
+        &self,
+        name: &str,
+        device: &B::Device,
+    ) -> Result<Tensor<B, 1, Int>, ImportError> {
+        match self.get(name, "parity check")? {
+            HostTensor::Int { shape, values } if shape.len() == 1 => Ok(Tensor::from_data(
+                TensorData::new(values.clone(), [values.len()]),
+                device,
+            )),
+            other => Err(ImportError::Shape {
+                path: self.source.clone(),
+                name: name.to_string(),
+                expected: "[N] integers".into(),
+                found: other.shape().to_vec(),
+                why: "one class index per input".into(),
+            }),
+        }
+    }
+
+    /// A metadata value parsed as a number.
+    pub fn metadata_f64(&self, key: &str) -> Result<f64, ImportError> {
+        let problem = |problem: String| ImportError::Metadata {
+            path: self.source.clone(),
+            key: key.to_string(),
+            problem,
+        };
+        let text = self
+            .metadata
+            .get(key)
+            .ok_or_else(|| problem("is missing".into()))?;
+        text.trim()
+            .parse()
+            .map_err(|_| problem(format!("is `{text}`, not a number")))
+    }
+
+    /// The name prefix of the recurrent stack (`lstm` in `lstm.weight_ih_l0`).
+    pub fn recurrent_prefix(&self) -> Result<&str, ImportError> {
+        self.tensors
+            .keys()
+            .find_map(|name| name.strip_suffix(".weight_ih_l0"))
+            .ok_or_else(|| ImportError::NoLstm {
+                path: self.source.clone(),
+                present: self.names(),
+            })
+    }
+
+    /// The model sizes implied by the tensors' shapes (layers counted from `weight_ih_l{k}`).
+    pub fn model_config(&self) -> Result<ModelConfig, ImportError> {
+        let prefix = self.recurrent_prefix()?;
+        let first = self.get(&format!("{prefix}.weight_ih_l0"), "LSTM")?.shape();
+        let hh = self.get(&format!("{prefix}.weight_hh_l0"), "LSTM")?.shape();
+        let fc = self.get("fc.weight", "classification head")?.shape();
+        let (&[gates, input_size], &[_, hidden_size], &[num_classes, _]) = (first, hh, fc) else {
+            return Err(self.shape_error(
+                &format!("{prefix}.weight_ih_l0"),
+                &[0, 0],
+                first,
+                "LSTM and fc weights are 2-D",
+            ));
+        };
+        if gates != 4 * hidden_size {
+            return Err(self.shape_error(
+                &format!("{prefix}.weight_ih_l0"),
+                &[4 * hidden_size, input_size],
+                first,
+                "an LSTM packs 4 gates of hidden_size rows, hidden_size read from weight_hh_l0",
+            ));
+        }
+        let num_layers = (0..)
+            .take_while(|k| {
+                self.tensors
+                    .contains_key(&format!("{prefix}.weight_ih_l{k}"))
+            })
+            .count();
+        let config = ModelConfig {
+            input_size,
+            hidden_size,
+            num_layers,
+            num_classes,
+            bias: self.tensors.contains_key(&format!("{prefix}.bias_ih_l0")),
+        };
+        config.validate().map_err(|source| ImportError::Config {
+            path: self.source.clone(),
+            source,
+        })?;
+        Ok(config)
+    }
+
+    /// Builds the classifier these weights describe, checking every tensor's shape.
+    pub fn to_classifier<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<LstmClassifier<B>, ImportError> {
+        let config = self.model_config()?;
+        let prefix = self.recurrent_prefix()?;
+        let (h, g) = (config.hidden_size, 4 * config.hidden_size);
+        let layers = (0..config.num_layers)
+            .map(|k| {
+                let input = if k == 0 { config.input_size } else { h };
+                let why = format!("layer {k} of an LSTM with hidden size {h}");
+                let weight = |kind: &str, cols: usize| {
+                    self.float_tensor::<B, 2>(
+                        &format!("{prefix}.{kind}_l{k}"),
+                        [g, cols],
+                        &why,
+                        device,
+                    )
+                    .map(|w| Param::from_tensor(w.transpose()))
+                };
+                let bias = |kind: &str| {
+                    config
+                        .bias
+                        .then(|| {
+                            self.float_tensor::<B, 1>(
+                                &format!("{prefix}.{kind}_l{k}"),
+                                [g],
+                                &why,
+                                device,
+                            )
+                            .map(Param::from_tensor)
+                        })
+                        .transpose()
+                };
+                Ok(LstmLayer::from_params(
+                    weight("weight_ih", input)?,
+                    weight("weight_hh", h)?,
+                    bias("bias_ih")?,
+                    bias("bias_hh")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, ImportError>>()?;
+        let why = format!(
+            "head from hidden size {h} to {} classes",
+            config.num_classes
+        );
+        let fc_weight =
+            self.float_tensor::<B, 2>("fc.weight", [config.num_classes, h], &why, device)?;
+        let fc_bias = self.float_tensor::<B, 1>("fc.bias", [config.num_classes], &why, device)?;
+        Ok(LstmClassifier {
+            lstm: StackedLstm { layers },
+            fc: Linear {
+                weight: Param::from_tensor(fc_weight.transpose()),
+                bias: Some(Param::from_tensor(fc_bias)),
+            },
+        })
+    }
+
+    /// The state_dict PyTorch would hold for `model` (prefix `lstm`), ready to [`write`](Self::write).
+    pub fn from_classifier<B: Backend>(model: &LstmClassifier<B>) -> Self {
+        let mut tensors = BTreeMap::new();
+        let mut put = |name: String, tensor: Option<HostTensor>| {
+            if let Some(tensor) = tensor {
+                tensors.insert(name, tensor);
+            }
+        };
+        for (k, layer) in model.lstm.layers.iter().enumerate() {
+            put(
+                format!("lstm.weight_ih_l{k}"),
+                Some(host(layer.weight_ih.val().transpose())),
+            );
+            put(
+                format!("lstm.weight_hh_l{k}"),
+                Some(host(layer.weight_hh.val().transpose())),
+            );
+            put(
+                format!("lstm.bias_ih_l{k}"),
+                layer.bias_ih.as_ref().map(|b| host(b.val())),
+            );
+            put(
+                format!("lstm.bias_hh_l{k}"),
+                layer.bias_hh.as_ref().map(|b| host(b.val())),
+            );
+        }
+        put(
+            "fc.weight".into(),
+            Some(host(model.fc.weight.val().transpose())),
+        );
+        put(
+            "fc.bias".into(),
+            model.fc.bias.as_ref().map(|b| host(b.val())),
+        );
+        let config = model.config();
+        let metadata = [
+            ("cell", "lstm".to_string()),
+            ("input_size", config.input_size.to_string()),
+            ("hidden_size", config.hidden_size.to_string()),
+            ("num_layers", config.num_layers.to_string()),
+            ("num_classes", config.num_classes.to_string()),
+            ("gate_order", "i,f,g,o".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Self {
+            source: PathBuf::from("<exported model>"),
+            tensors,
+            metadata,
+        }
+    }
+
+    fn names(&self) -> String {
+        let names: Vec<&str> = self.tensors.keys().map(String::as_str).collect();
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    fn shape_error(
+        &self,
+        name: &str,
+        expected: &[usize],
+        found: &[usize],
+        why: &str,
+    ) -> ImportError {
+        ImportError::Shape {
+            path: self.source.clone(),
+            name: name.to_string(),
+            expected: format!("{expected:?}"),
+            found: found.to_vec(),
+            why: why.to_string(),
+        }
+    }
+}
+
+/// Copies a Burn float tensor to the host.
+fn host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> HostTensor {
+    let shape = tensor.dims().to_vec();
+    let values = tensor
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .expect("converted to f32 just above");
+    HostTensor::Float { shape, values }
+}
+
+/// Decodes little-endian fixed-size values; safetensors has already checked the length.
+fn le_values<T, const N: usize>(bytes: &[u8], decode: fn([u8; N]) -> T) -> Vec<T> {
+    bytes
+        .chunks_exact(N)
+        .map(|chunk| decode(chunk.try_into().expect("chunks_exact yields N bytes")))
+        .collect()
+}

@@ -1,0 +1,2 @@
+pub use data;
+pub use model;
