@@ -1,0 +1,31 @@
+//! Real MNIST, found through `MNIST_DIR` (which `.ci/run` sets). Fails, rather than skips, without it.
+
+use burn::data::dataset::Dataset;
+use data::{MNIST_DIR_ENV, MnistFiles, Split};
+
+fn files() -> MnistFiles {
+    let dir = std::env::var_os(MNIST_DIR_ENV).unwrap_or_else(|| {
+        panic!("set {MNIST_DIR_ENV} to the directory holding real MNIST (e.g. ../shared/data/mnist) to run this test")
+    });
+    MnistFiles::locate(None).unwrap_or_else(|e| panic!("{MNIST_DIR_ENV}={dir:?}: {e}"))
+}
+
+#[test]
+fn train_split_has_60000_images_starting_5_0_4_1() {
+    let train = files().load(Split::Train).unwrap();
+    assert_eq!((train.len(), train.rows(), train.cols()), (60_000, 28, 28));
+    let first: Vec<u8> = (0..4).map(|i| train.label(i).unwrap()).collect();
+    assert_eq!(first, vec![5, 0, 4, 1]);
+}
+
+#[test]
+fn test_split_has_10000_images_starting_7_2_1_0() {
+    let test = files().load(Split::Test).unwrap();
+    assert_eq!(test.len(), 10_000);
+    let first: Vec<u8> = (0..4).map(|i| test.label(i).unwrap()).collect();
+    assert_eq!(first, vec![7, 2, 1, 0]);
+    // Digits are white on black: the border is background, the centre has ink.
+    let image = test.get(0).unwrap().pixels;
+    assert_eq!(image[0], 0);
+    assert!(image.iter().any(|&p| p > 200));
+}

@@ -1,0 +1,74 @@
+//! PyTorch parity: the shared reference fixture and the repository's fixtures of other sizes, on every
+//! backend this build enables.
+
+mod common;
+
+use model::parity::{self, AFTER_STEPS_TOLERANCE, LOGITS_TOLERANCE};
+use model::pytorch::StateDict;
+
+fn assert_parity(path: &std::path::Path) {
+    let reference = StateDict::read(path).unwrap();
+    let mut backends = 0;
+    for_each_backend!(|name, device| {
+        let report =
+            parity::check::<B>(&reference, &device).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            report.logits_max_abs_diff <= LOGITS_TOLERANCE,
+            "{name} {}: logits differ by {}",
+            path.display(),
+            report.logits_max_abs_diff
+        );
+        assert!(
+            report.after_2_steps_max_abs_diff <= AFTER_STEPS_TOLERANCE,
+            "{name} {}: logits after two SGD steps differ by {}",
+            path.display(),
+            report.after_2_steps_max_abs_diff
+        );
+        let loss = report.loss_abs_diff.expect("the fixtures record the loss");
+        assert!(loss <= 1e-5, "{name}: loss differs by {loss}");
+        backends += 1;
+    });
+    assert!(backends > 0, "no backend enabled");
+}
+
+#[test]
+fn reference_architecture_matches_pytorch() {
+    assert_parity(&common::shared_lstm_fixture());
+}
+
+#[test]
+fn other_sizes_and_layer_counts_match_pytorch() {
+    let files = common::repo_fixtures();
+    let sizes: Vec<_> = files
+        .iter()
+        .map(|f| StateDict::read(f).unwrap().model_config().unwrap())
+        .collect();
+    // The fixtures really cover other shapes than the reference: 1 and 3 layers, another input size.
+    assert!(sizes.iter().any(|c| c.num_layers == 1));
+    assert!(sizes.iter().any(|c| c.num_layers == 3));
+    assert!(
+        sizes
+            .iter()
+            .any(|c| c.input_size != 28 && c.num_classes != 10)
+    );
+    for file in &files {
+        assert_parity(file);
+    }
+}
+
+#[test]
+fn parity_check_detects_a_wrong_weight() {
+    let mut reference = StateDict::read(common::shared_lstm_fixture()).unwrap();
+    if let Some(model::pytorch::HostTensor::Float { values, .. }) =
+        reference.tensors.get_mut("lstm.weight_hh_l1")
+    {
+        values[3] += 0.05;
+    }
+    for_each_backend!(|name, device| {
+        let report = parity::check::<B>(&reference, &device).unwrap();
+        assert!(
+            !report.passes(),
+            "{name}: a perturbed weight still passed: {report:?}"
+        );
+    });
+}
