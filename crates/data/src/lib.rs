@@ -7,12 +7,14 @@
 mod batcher;
 mod config;
 pub mod idx;
+mod loader;
 mod mnist;
 mod source;
 mod split;
 
 pub use batcher::{MnistBatch, MnistBatcher};
 pub use config::{DataConfig, DataConfigError};
+pub use loader::EpochLoader;
 pub use mnist::{MnistDataset, MnistError, MnistItem};
 pub use source::{
     MNIST_DIR_ENV, MnistFiles, SourceError, Split, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,

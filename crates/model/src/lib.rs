@@ -9,10 +9,12 @@
 
 mod classifier;
 mod config;
+mod evaluation;
 mod lstm;
 pub mod parity;
 pub mod pytorch;
 
 pub use classifier::LstmClassifier;
 pub use config::{ConfigError, ModelConfig};
+pub use evaluation::Evaluation;
 pub use lstm::{LstmLayer, LstmState, StackedLstm};

@@ -1,0 +1,95 @@
+//! The run directory: what a run writes and where.
+//!
+//! ```text
+//! <run>/config.json      effective config, loadable as is
+//! <run>/model.mpk        final model record (full precision, keys of model::LstmClassifier)
+//! <run>/metrics.json     per-epoch numbers, data checksums, versions
+//! <run>/checkpoint/      Burn's model/optim/scheduler-<epoch>.mpk, for --resume
+//! <run>/train/, valid/   Burn's per-batch metric logs
+//! <run>/experiment.log   Burn's log
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Paths inside a run directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    /// The directory itself.
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    /// The run directory at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The effective config.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config.json")
+    }
+
+    /// The final model record, without extension (Burn's recorders add `.mpk`).
+    pub fn model_stem(&self) -> PathBuf {
+        self.root.join("model")
+    }
+
+    /// The final model record file.
+    pub fn model_file(&self) -> PathBuf {
+        self.root.join("model.mpk")
+    }
+
+    /// `metrics.json`.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.json")
+    }
+
+    /// Burn's checkpoint directory.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join("checkpoint")
+    }
+
+    /// The latest epoch with a complete checkpoint (model, optimizer and scheduler all present).
+    pub fn last_checkpoint(&self) -> Option<usize> {
+        let dir = std::fs::read_dir(self.checkpoints()).ok()?;
+        dir.filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("model-")?.strip_suffix(".mpk")?.parse::<usize>().ok()
+        })
+        .filter(|epoch| {
+            ["optim", "scheduler"]
+                .iter()
+                .all(|kind| self.checkpoints().join(format!("{kind}-{epoch}.mpk")).is_file())
+        })
+        .max()
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so the
+/// file under its final name is always complete.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Hex SHA-256 of a file's bytes.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher)?;
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -1,0 +1,218 @@
+//! The training configuration: one JSON file holds every hyperparameter of a run.
+
+use std::path::{Path, PathBuf};
+
+use burn::config::Config;
+use data::DataConfig;
+use model::ModelConfig;
+use serde_json::Value;
+
+/// Everything a training run needs, saved as the run's `config.json`.
+#[derive(Config, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// Network sizes.
+    pub model: ModelConfig,
+    /// Where MNIST comes from, its normalization and the validation split.
+    pub data: DataConfig,
+    /// Optimizer and learning rate.
+    pub optimizer: OptimizerConfig,
+    /// Training batch size.
+    #[config(default = 64)]
+    pub batch_size: usize,
+    /// Batch size for validation and testing (no gradients: larger is faster).
+    #[config(default = 1000)]
+    pub eval_batch_size: usize,
+    /// Passes over the training set.
+    #[config(default = 20)]
+    pub num_epochs: usize,
+    /// Seeds weight initialization and the per-epoch shuffle of the training set.
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+/// The optimizer, with the same semantics as its PyTorch namesake.
+#[derive(Config, Debug, PartialEq)]
+pub enum OptimizerConfig {
+    /// `torch.optim.SGD`: `v = momentum * v + (1 - dampening) * g`, `p -= learning_rate * v`.
+    Sgd {
+        /// Step size.
+        learning_rate: f64,
+        /// Momentum factor; 0 disables momentum.
+        momentum: f64,
+        /// Dampening of the momentum (PyTorch's default is 0; Burn's is 0.1).
+        dampening: f64,
+        /// Nesterov momentum.
+        nesterov: bool,
+        /// L2 penalty added to the gradient; 0 disables it.
+        weight_decay: f64,
+    },
+    /// `torch.optim.Adam` (coupled L2 weight decay).
+    Adam {
+        /// Step size.
+        learning_rate: f64,
+        /// Decay of the first-moment estimate.
+        beta_1: f64,
+        /// Decay of the second-moment estimate.
+        beta_2: f64,
+        /// Added to the denominator for stability (PyTorch: 1e-8; Burn's default is 1e-5).
+        epsilon: f64,
+        /// L2 penalty added to the gradient; 0 disables it.
+        weight_decay: f64,
+    },
+}
+
+impl OptimizerConfig {
+    /// The step size.
+    pub fn learning_rate(&self) -> f64 {
+        match self {
+            OptimizerConfig::Sgd { learning_rate, .. } | OptimizerConfig::Adam { learning_rate, .. } => {
+                *learning_rate
+            }
+        }
+    }
+}
+
+/// Why a config file was refused. The message names the file and says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON, or a field is missing or of the wrong type.
+    #[error("config {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// serde's description, with line and column.
+        message: String,
+    },
+    /// The file has a key the config does not know (a typo, most often).
+    #[error("config {path}: unknown key `{key}`{suggestion}; known keys here: {known}")]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// Dotted path of the key, e.g. `model.hiden_size`.
+        key: String,
+        /// ", did you mean `…`?" when a known key is close.
+        suggestion: String,
+        /// The keys allowed at that level.
+        known: String,
+    },
+    /// A value is out of range.
+    #[error("config {path}: {message}")]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// Which field, its value, and what is allowed.
+        message: String,
+    },
+}
+
+impl TrainConfig {
+    /// Reads a JSON config, refusing unknown keys and values that make no sense.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigFileError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses JSON text; `path` only names it in errors.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self, ConfigFileError> {
+        let invalid = |e: serde_json::Error| ConfigFileError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        };
+        let given: Value = serde_json::from_str(text).map_err(invalid)?;
+        let config: TrainConfig = serde_json::from_value(given.clone()).map_err(invalid)?;
+        // Burn's Config ignores unknown keys: compare with what the parsed config writes back.
+        let known = serde_json::to_value(&config).map_err(invalid)?;
+        if let Some((key, suggestion, known)) = unknown_key(&given, &known, "") {
+            return Err(ConfigFileError::UnknownKey {
+                path: path.to_path_buf(),
+                key,
+                suggestion,
+                known,
+            });
+        }
+        config.validate().map_err(|message| ConfigFileError::Value {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks every value: sizes and counts at least 1, finite positive rates, factors in range.
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate().map_err(|e| e.to_string())?;
+        self.data.validate().map_err(|e| e.to_string())?;
+        for (field, value) in [
+            ("batch_size", self.batch_size),
+            ("eval_batch_size", self.eval_batch_size),
+            ("num_epochs", self.num_epochs),
+        ] {
+            if value == 0 {
+                return Err(format!("field `{field}` is 0: it must be at least 1"));
+            }
+        }
+        let check = |field: &str, value: f64, ok: bool, allowed: &str| {
+            if ok && value.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("field `optimizer.{field}` is {value}: it must be {allowed}"))
+            }
+        };
+        match self.optimizer {
+            OptimizerConfig::Sgd { learning_rate, momentum, dampening, weight_decay, .. } => {
+                check("learning_rate", learning_rate, learning_rate > 0.0, "positive")?;
+                check("momentum", momentum, (0.0..1.0).contains(&momentum), "in [0, 1)")?;
+                check("dampening", dampening, (0.0..=1.0).contains(&dampening), "in [0, 1]")?;
+                check("weight_decay", weight_decay, weight_decay >= 0.0, "0 or positive")
+            }
+            OptimizerConfig::Adam { learning_rate, beta_1, beta_2, epsilon, weight_decay } => {
+                check("learning_rate", learning_rate, learning_rate > 0.0, "positive")?;
+                check("beta_1", beta_1, (0.0..1.0).contains(&beta_1), "in [0, 1)")?;
+                check("beta_2", beta_2, (0.0..1.0).contains(&beta_2), "in [0, 1)")?;
+                check("epsilon", epsilon, epsilon > 0.0, "positive")?;
+                check("weight_decay", weight_decay, weight_decay >= 0.0, "0 or positive")
+            }
+        }
+    }
+}
+
+/// The first key of `given` (depth first) that `known` lacks: `(dotted path, suggestion, known keys)`.
+fn unknown_key(given: &Value, known: &Value, prefix: &str) -> Option<(String, String, String)> {
+    let (Value::Object(given), Value::Object(known)) = (given, known) else {
+        return None;
+    };
+    for (key, value) in given {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match known.get(key) {
+            Some(known_value) => {
+                if let Some(found) = unknown_key(value, known_value, &path) {
+                    return Some(found);
+                }
+            }
+            None => {
+                let closest = known
+                    .keys()
+                    .map(|k| (strsim::jaro_winkler(key, k), k))
+                    .filter(|(score, _)| *score > 0.8)
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
+                let suggestion = closest
+                    .map(|(_, k)| format!(", did you mean `{k}`?"))
+                    .unwrap_or_default();
+                let names: Vec<&str> = known.keys().map(String::as_str).collect();
+                return Some((path, suggestion, names.join(", ")));
+            }
+        }
+    }
+    None
+}

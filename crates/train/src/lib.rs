@@ -1,0 +1,17 @@
+//! Training the LSTM sequence classifier on MNIST with Burn's Learner.
+//!
+//! [`train`] runs one configured training on any autodiff backend and writes a self-describing run
+//! directory ([`RunDir`]); the `train` binary wraps it in a command line and picks the backend.
+
+pub mod artifacts;
+pub mod config;
+pub mod metrics;
+mod recorder;
+mod run;
+mod step;
+
+pub use artifacts::RunDir;
+pub use config::{ConfigFileError, OptimizerConfig, TrainConfig};
+pub use metrics::{EpochMetrics, RunMetrics};
+pub use run::{Display, RunOptions, RunOutcome, TrainError, train};
+pub use step::Trainable;

@@ -1,0 +1,126 @@
+//! `train`: trains the LSTM classifier on MNIST from a JSON config and writes a run directory.
+
+mod backend;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use train::{Display, RunDir, RunOptions, TrainConfig};
+
+/// Train a stacked-LSTM MNIST classifier (each image read as a sequence of rows) with Burn.
+///
+/// Writes the run directory: effective config.json, model.mpk, metrics.json, checkpoints and
+/// Burn's logs. The backend is chosen at build time: --features ndarray (default), flex or wgpu.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// JSON config to train from [default: configs/seed.json]. With --resume, the run's own config.json is used.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Number of epochs (overrides `num_epochs`; with --resume, the new total).
+    #[arg(long, value_name = "N")]
+    epochs: Option<usize>,
+    /// Directory holding the MNIST IDX files (overrides `data.dir`; else MNIST_DIR, then burn-dataset's cache).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Random seed for initialization and shuffling (overrides `seed`).
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// The run directory [default: artifacts/<config file stem>].
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
+    /// Continue the run in the run directory from its last checkpoint.
+    #[arg(long, conflicts_with = "overwrite")]
+    resume: bool,
+    /// Replace a previous run in the run directory.
+    #[arg(long)]
+    overwrite: bool,
+    /// Print one line per epoch even in a terminal, instead of Burn's TUI.
+    #[arg(long)]
+    plain: bool,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("configs/seed.json"));
+    let run_dir = args.artifacts.clone().unwrap_or_else(|| default_run_dir(&config_path));
+    let mut config = if args.resume {
+        if args.seed.is_some() {
+            bail!("--seed cannot change a run being resumed; start a new run with --artifacts DIR");
+        }
+        let saved = RunDir::new(&run_dir).config();
+        if !saved.is_file() {
+            bail!(
+                "cannot resume {}: it has no config.json; is this a run directory (see --artifacts)?",
+                run_dir.display()
+            );
+        }
+        TrainConfig::load(&saved)?
+    } else {
+        TrainConfig::load(&config_path).with_context(|| {
+            format!("pass --config FILE with one of the configs in configs/ (tried {})", config_path.display())
+        })?
+    };
+    if let Some(epochs) = args.epochs {
+        config.num_epochs = epochs;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data.dir = Some(dir);
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    println!(
+        "training on {} ({}): {} -> {}",
+        backend::NAME,
+        describe(&config),
+        config_path.display(),
+        run_dir.display()
+    );
+    let outcome = train::train::<backend::Backend>(
+        RunOptions {
+            config,
+            run_dir,
+            resume: args.resume,
+            overwrite: args.overwrite,
+            backend: backend::NAME.to_string(),
+            display: if args.plain { Display::Lines } else { Display::Auto },
+        },
+        Default::default(),
+    )?;
+    if let Some(last) = outcome.metrics.epochs.last() {
+        println!(
+            "final: epoch {} valid accuracy {:.2}% loss {:.4}",
+            last.epoch, last.valid_accuracy, last.valid_loss
+        );
+    }
+    println!("model saved to {}", outcome.run_dir.model_file().display());
+    Ok(())
+}
+
+fn default_run_dir(config: &Path) -> PathBuf {
+    let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned());
+    PathBuf::from("artifacts").join(stem.unwrap_or_else(|| "run".into()))
+}
+
+fn describe(config: &TrainConfig) -> String {
+    let m = &config.model;
+    format!(
+        "LSTM {}->{} x{} layers, {} classes, batch {}, {} epochs",
+        m.input_size, m.hidden_size, m.num_layers, m.num_classes, config.batch_size, config.num_epochs
+    )
+}

@@ -1,0 +1,107 @@
+//! `metrics.json`: what a run measured, epoch by epoch, and what it ran on.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifacts::write_atomically;
+
+/// Numbers of one epoch. Losses are means over batches; accuracies are percentages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training cross-entropy.
+    pub train_loss: f64,
+    /// Training accuracy, %.
+    pub train_accuracy: f64,
+    /// Validation cross-entropy (the test set when no validation images are held out).
+    pub valid_loss: f64,
+    /// Validation accuracy, %.
+    pub valid_accuracy: f64,
+    /// Seconds spent in the training pass.
+    pub train_seconds: f64,
+    /// Seconds for the whole epoch: training, validation and checkpoint.
+    pub wall_seconds: f64,
+    /// Training samples per second of the training pass.
+    pub train_samples_per_second: f64,
+}
+
+impl EpochMetrics {
+    /// The one line printed per epoch when no TUI runs.
+    pub fn line(&self, num_epochs: usize) -> String {
+        format!(
+            "epoch {}/{num_epochs}  train loss {:.4} acc {:.2}%  valid loss {:.4} acc {:.2}%  {:.1}s ({:.0} samples/s)",
+            self.epoch,
+            self.train_loss,
+            self.train_accuracy,
+            self.valid_loss,
+            self.valid_accuracy,
+            self.wall_seconds,
+            self.train_samples_per_second
+        )
+    }
+}
+
+/// A data file and its SHA-256, so that a run says exactly what it was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataFile {
+    /// Where it was read.
+    pub path: PathBuf,
+    /// Hex SHA-256 of the file as stored (compressed if it is gzip).
+    pub sha256: String,
+}
+
+/// Final test-set evaluation, when validation used held-out training images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestMetrics {
+    /// Mean test cross-entropy.
+    pub loss: f64,
+    /// Test accuracy, %.
+    pub accuracy: f64,
+    /// Test images.
+    pub items: usize,
+}
+
+/// The content of `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMetrics {
+    /// Version of the `train` crate that ran.
+    pub crate_version: String,
+    /// Backend the run used.
+    pub backend: String,
+    /// What the validation columns measure.
+    pub validation: String,
+    /// Training images per epoch.
+    pub train_items: usize,
+    /// Validation images.
+    pub valid_items: usize,
+    /// The MNIST files read.
+    pub data_files: Vec<DataFile>,
+    /// One entry per completed epoch.
+    pub epochs: Vec<EpochMetrics>,
+    /// Test-set numbers of the final model, when the test set was not the validation set.
+    pub test: Option<TestMetrics>,
+}
+
+impl RunMetrics {
+    /// Adds or replaces the entry of `record.epoch`.
+    pub fn push_epoch(&mut self, record: EpochMetrics) {
+        self.epochs.retain(|e| e.epoch < record.epoch);
+        self.epochs.push(record);
+    }
+
+    /// Reads a `metrics.json`.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{} is not a valid metrics file: {e}", path.display()))
+    }
+
+    /// Writes it atomically (a crash leaves the previous version, never half a file).
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(self).expect("metrics serialize");
+        write_atomically(path, text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}

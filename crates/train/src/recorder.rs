@@ -1,0 +1,206 @@
+//! Follows Burn's metric events to keep per-epoch numbers, print them, and save `metrics.json`
+//! after every epoch. In a terminal it also drives Burn's TUI.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use burn::train::LearnerSummary;
+use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+use burn::train::renderer::{
+    EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining, ProgressType, TrainingProgress,
+};
+
+use crate::metrics::{EpochMetrics, RunMetrics};
+
+/// Running weighted mean of one metric over an epoch.
+#[derive(Default, Clone, Copy)]
+struct Mean {
+    sum: f64,
+    weight: f64,
+}
+
+impl Mean {
+    fn add(&mut self, entry: &NumericEntry) {
+        let (value, weight) = match entry {
+            NumericEntry::Value(v) => (*v, 1.0),
+            NumericEntry::Aggregated { aggregated_value, count } => (*aggregated_value, *count as f64),
+        };
+        self.sum += value * weight;
+        self.weight += weight;
+    }
+
+    fn get(&self) -> f64 {
+        if self.weight > 0.0 { self.sum / self.weight } else { f64::NAN }
+    }
+}
+
+/// One phase (train or valid) of the current epoch.
+#[derive(Default)]
+struct Phase {
+    means: HashMap<String, Mean>,
+    items: usize,
+}
+
+/// The renderer handed to Burn's Learner.
+pub struct Recorder {
+    tui: Option<Box<dyn MetricsRenderer>>,
+    print_lines: bool,
+    names: HashMap<MetricId, String>,
+    train: Phase,
+    valid: Phase,
+    epoch_started: Instant,
+    train_seconds: Option<f64>,
+    metrics: Arc<Mutex<RunMetrics>>,
+    metrics_path: PathBuf,
+}
+
+impl Recorder {
+    /// Records into `metrics` (saved to `metrics_path` after each epoch). With `tui`, Burn's terminal UI
+    /// shows progress; otherwise one plain line per epoch is printed.
+    pub fn new(
+        metrics: Arc<Mutex<RunMetrics>>,
+        metrics_path: PathBuf,
+        tui: Option<Box<dyn MetricsRenderer>>,
+    ) -> Self {
+        Self {
+            print_lines: tui.is_none(),
+            tui,
+            names: HashMap::new(),
+            train: Phase::default(),
+            valid: Phase::default(),
+            epoch_started: Instant::now(),
+            train_seconds: None,
+            metrics,
+            metrics_path,
+        }
+    }
+
+    fn record(phase: &mut Phase, names: &HashMap<MetricId, String>, state: &MetricState) {
+        if let MetricState::Numeric(entry, numeric) = state
+            && let Some(name) = names.get(&entry.metric_id)
+        {
+            phase.means.entry(name.clone()).or_default().add(numeric);
+        }
+    }
+
+    fn finish_epoch(&mut self, epoch: usize, num_epochs: usize) {
+        let wall_seconds = self.epoch_started.elapsed().as_secs_f64();
+        let train_seconds = self.train_seconds.take().unwrap_or(wall_seconds);
+        let get = |phase: &Phase, name: &str| phase.means.get(name).map_or(f64::NAN, Mean::get);
+        let record = EpochMetrics {
+            epoch,
+            train_loss: get(&self.train, "Loss"),
+            train_accuracy: get(&self.train, "Accuracy"),
+            valid_loss: get(&self.valid, "Loss"),
+            valid_accuracy: get(&self.valid, "Accuracy"),
+            train_seconds,
+            wall_seconds,
+            train_samples_per_second: self.train.items as f64 / train_seconds,
+        };
+        if self.print_lines {
+            println!("{}", record.line(num_epochs));
+        }
+        let mut metrics = self.metrics.lock().expect("metrics lock");
+        metrics.push_epoch(record);
+        if let Err(e) = metrics.save(&self.metrics_path) {
+            eprintln!("warning: {e}");
+        }
+        drop(metrics);
+        self.train = Phase::default();
+        self.valid = Phase::default();
+        self.epoch_started = Instant::now();
+    }
+}
+
+impl MetricsRendererTraining for Recorder {
+    fn update_train(&mut self, state: MetricState) {
+        Self::record(&mut self.train, &self.names, &state);
+        if let Some(tui) = &mut self.tui {
+            tui.update_train(state);
+        }
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        Self::record(&mut self.valid, &self.names, &state);
+        if let Some(tui) = &mut self.tui {
+            tui.update_valid(state);
+        }
+    }
+
+    fn render_train(&mut self, item: TrainingProgress, indicators: Vec<ProgressType>) {
+        if let Some(progress) = &item.progress {
+            self.train.items = progress.items_processed;
+        }
+        if let Some(tui) = &mut self.tui {
+            tui.render_train(item, indicators);
+        }
+    }
+
+    fn render_valid(&mut self, item: TrainingProgress, indicators: Vec<ProgressType>) {
+        if self.train_seconds.is_none() {
+            self.train_seconds = Some(self.epoch_started.elapsed().as_secs_f64());
+        }
+        let done = item
+            .progress
+            .as_ref()
+            .is_some_and(|p| p.items_processed >= p.items_total);
+        let (epoch, num_epochs) = (
+            item.global_progress.items_processed,
+            item.global_progress.items_total,
+        );
+        if let Some(tui) = &mut self.tui {
+            tui.render_valid(item, indicators);
+        }
+        if done {
+            self.finish_epoch(epoch, num_epochs);
+        }
+    }
+
+    fn on_train_end(
+        &mut self,
+        summary: Option<LearnerSummary>,
+    ) -> Result<(), Box<dyn core::error::Error>> {
+        match &mut self.tui {
+            Some(tui) => tui.on_train_end(summary),
+            None => {
+                if let Some(summary) = summary {
+                    println!("{summary}");
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl MetricsRendererEvaluation for Recorder {
+    fn update_test(&mut self, name: EvaluationName, state: MetricState) {
+        if let Some(tui) = &mut self.tui {
+            tui.update_test(name, state);
+        }
+    }
+
+    fn render_test(&mut self, item: EvaluationProgress, indicators: Vec<ProgressType>) {
+        if let Some(tui) = &mut self.tui {
+            tui.render_test(item, indicators);
+        }
+    }
+}
+
+impl MetricsRenderer for Recorder {
+    fn manual_close(&mut self) {
+        if let Some(tui) = &mut self.tui {
+            tui.manual_close();
+        }
+    }
+
+    fn register_metric(&mut self, definition: MetricDefinition) {
+        self.names
+            .insert(definition.metric_id.clone(), definition.name.clone());
+        if let Some(tui) = &mut self.tui {
+            tui.register_metric(definition);
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! One training run, from a config to a run directory, on any autodiff backend.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use burn::data::dataloader::DataLoader;
+use burn::data::dataset::Dataset;
+use burn::module::Module;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, Optimizer, SgdConfig, decay::WeightDecayConfig};
+use burn::record::{DefaultRecorder, Recorder as _};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::train::metric::{AccuracyMetric, LossMetric};
+use burn::train::renderer::MetricsRenderer;
+use burn::train::renderer::tui::TuiMetricsRendererWrapper;
+use burn::train::{Learner, SupervisedTraining};
+use data::{
+    EpochLoader, MnistBatch, MnistBatcher, MnistDataset, MnistFiles, Split, train_validation_split,
+};
+use model::{Evaluation, LstmClassifier};
+
+use crate::artifacts::{RunDir, sha256_file, write_atomically};
+use crate::config::{OptimizerConfig, TrainConfig};
+use crate::metrics::{DataFile, RunMetrics, TestMetrics};
+use crate::recorder::Recorder;
+use crate::step::Trainable;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// Burn's terminal UI when stdout is a terminal, one line per epoch otherwise.
+    Auto,
+    /// One line per epoch.
+    Lines,
+}
+
+/// What to run and where.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The effective config (saved as the run's `config.json`).
+    pub config: TrainConfig,
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Continue from the run directory's last checkpoint instead of starting afresh.
+    pub resume: bool,
+    /// Replace a finished or interrupted run in `run_dir` instead of refusing to.
+    pub overwrite: bool,
+    /// Name of the backend, recorded in `metrics.json`.
+    pub backend: String,
+    /// How progress is shown.
+    pub display: Display,
+}
+
+/// What a finished run leaves behind.
+#[derive(Debug)]
+pub struct RunOutcome<B: Backend> {
+    /// The trained classifier.
+    pub model: LstmClassifier<B>,
+    /// Everything measured (also in `metrics.json`).
+    pub metrics: RunMetrics,
+    /// Where it was written.
+    pub run_dir: RunDir,
+}
+
+/// Why a run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The config has an unusable value.
+    #[error("invalid config: {0}")]
+    Config(String),
+    /// MNIST could not be found.
+    #[error(transparent)]
+    Source(#[from] data::SourceError),
+    /// MNIST could not be read.
+    #[error(transparent)]
+    Data(#[from] data::MnistError),
+    /// The validation split is impossible.
+    #[error(transparent)]
+    Split(#[from] data::SplitError),
+    /// The images do not fit the model.
+    #[error("{what} images are {rows}x{cols}, but the model reads {input_size} features per row; set model.input_size to {cols} or use 28x28 MNIST files")]
+    ImageSize {
+        /// Which split.
+        what: &'static str,
+        /// Image rows.
+        rows: usize,
+        /// Image columns.
+        cols: usize,
+        /// The model's input size.
+        input_size: usize,
+    },
+    /// A file or directory could not be written or read.
+    #[error("{path}: {message}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What went wrong, and what to do.
+        message: String,
+    },
+    /// `--resume` cannot continue this directory.
+    #[error("cannot resume {path}: {message}")]
+    Resume {
+        /// The run directory.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+}
+
+fn io_error(path: &Path, message: impl std::fmt::Display) -> TrainError {
+    TrainError::Io {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+/// Trains a classifier as `options` say, on `device`, writing the run directory as it goes.
+pub fn train<B: AutodiffBackend>(
+    options: RunOptions,
+    device: B::Device,
+) -> Result<RunOutcome<B::InnerBackend>, TrainError> {
+    let config = &options.config;
+    config.validate().map_err(TrainError::Config)?;
+    let run_dir = RunDir::new(&options.run_dir);
+    let start_epoch = prepare_run_dir(&run_dir, &options)?;
+
+    let files = MnistFiles::locate(config.data.dir.as_deref())?;
+    let (train_set, valid_set, test_set, validation) = datasets(config, &files)?;
+
+    let metrics = Arc::new(Mutex::new(initial_metrics(
+        &run_dir,
+        &options,
+        &files,
+        &validation,
+        train_set.len(),
+        valid_set.len(),
+        start_epoch,
+    )?));
+
+    B::seed(&device, config.seed);
+    let model = Trainable {
+        model: config
+            .model
+            .init::<B>(&device)
+            .map_err(|e| TrainError::Config(e.to_string()))?,
+    };
+
+    let batcher = Arc::new(MnistBatcher::new(
+        train_set.rows(),
+        train_set.cols(),
+        config.data.mean,
+        config.data.std,
+    ));
+    let train_loader: Arc<dyn DataLoader<B, MnistBatch<B>>> = Arc::new(
+        EpochLoader::new(Arc::new(train_set), batcher.clone(), config.batch_size, device.clone())
+            .shuffled(config.seed)
+            .starting_at_epoch(start_epoch + 1),
+    );
+    let valid_loader: Arc<dyn DataLoader<B::InnerBackend, MnistBatch<B::InnerBackend>>> =
+        Arc::new(EpochLoader::new(
+            Arc::new(valid_set),
+            batcher.clone(),
+            config.eval_batch_size,
+            device.clone(),
+        ));
+
+    let parts = LearnerParts {
+        run_dir: run_dir.root.clone(),
+        train_loader,
+        valid_loader,
+        num_epochs: config.num_epochs,
+        start_epoch,
+        tui: options.display == Display::Auto && std::io::stdout().is_terminal(),
+        metrics: metrics.clone(),
+        metrics_path: run_dir.metrics(),
+    };
+
+    let lr = config.optimizer.learning_rate();
+    let trained = match config.optimizer {
+        OptimizerConfig::Sgd {
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay,
+            ..
+        } => {
+            let momentum = (momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(momentum)
+                    .with_dampening(dampening)
+                    .with_nesterov(nesterov)
+            });
+            let optim = SgdConfig::new()
+                .with_momentum(momentum)
+                .with_weight_decay(weight_decay_config(weight_decay))
+                .init();
+            fit(parts, model, optim, lr)
+        }
+        OptimizerConfig::Adam {
+            beta_1,
+            beta_2,
+            epsilon,
+            weight_decay,
+            ..
+        } => {
+            let optim = AdamConfig::new()
+                .with_beta_1(beta_1 as f32)
+                .with_beta_2(beta_2 as f32)
+                .with_epsilon(epsilon as f32)
+                .with_weight_decay(weight_decay_config(weight_decay))
+                .init();
+            fit(parts, model, optim, lr)
+        }
+    };
+
+    save_model(&run_dir, &trained)?;
+    let mut metrics = metrics.lock().expect("metrics lock").clone();
+    if let Some(test_set) = test_set {
+        let result = evaluate::<B::InnerBackend>(&trained, &test_set, &batcher, config.eval_batch_size, &device);
+        println!(
+            "test: loss {:.4} accuracy {:.2}% ({} images)",
+            result.loss, result.accuracy, result.items
+        );
+        metrics.test = Some(TestMetrics {
+            loss: result.loss,
+            accuracy: result.accuracy,
+            items: result.items,
+        });
+    }
+    metrics
+        .save(&run_dir.metrics())
+        .map_err(|e| io_error(&run_dir.metrics(), e))?;
+    Ok(RunOutcome {
+        model: trained,
+        metrics,
+        run_dir,
+    })
+}
+
+fn weight_decay_config(penalty: f64) -> Option<WeightDecayConfig> {
+    (penalty > 0.0).then(|| WeightDecayConfig::new(penalty as f32))
+}
+
+/// What Burn's Learner needs besides the model and optimizer.
+struct LearnerParts<B: AutodiffBackend> {
+    run_dir: PathBuf,
+    train_loader: Arc<dyn DataLoader<B, MnistBatch<B>>>,
+    valid_loader: Arc<dyn DataLoader<B::InnerBackend, MnistBatch<B::InnerBackend>>>,
+    num_epochs: usize,
+    start_epoch: usize,
+    tui: bool,
+    metrics: Arc<Mutex<RunMetrics>>,
+    metrics_path: PathBuf,
+}
+
+/// Runs Burn's Learner with one concrete optimizer type.
+fn fit<B, O>(
+    parts: LearnerParts<B>,
+    model: Trainable<B>,
+    optim: O,
+    lr: f64,
+) -> LstmClassifier<B::InnerBackend>
+where
+    B: AutodiffBackend,
+    O: Optimizer<Trainable<B>, B> + 'static,
+{
+    let mut training = SupervisedTraining::new(&parts.run_dir, parts.train_loader, parts.valid_loader)
+        .metrics((AccuracyMetric::new(), LossMetric::new()))
+        .with_file_checkpointer(DefaultRecorder::new())
+        .num_epochs(parts.num_epochs)
+        .summary();
+    if parts.start_epoch > 0 {
+        training = training.checkpoint(parts.start_epoch);
+    }
+    let tui = parts.tui.then(|| {
+        Box::new(TuiMetricsRendererWrapper::new(
+            training.interrupter(),
+            (parts.start_epoch > 0).then_some(parts.start_epoch),
+        )) as Box<dyn MetricsRenderer>
+    });
+    let training = training.renderer(Recorder::new(parts.metrics, parts.metrics_path, tui));
+    training.launch(Learner::new(model, optim, lr)).model.model
+}
+
+/// Checks and creates the run directory. Returns the epoch to resume after (0 for a fresh run).
+fn prepare_run_dir(run_dir: &RunDir, options: &RunOptions) -> Result<usize, TrainError> {
+    let root = &run_dir.root;
+    if options.resume {
+        let Some(epoch) = run_dir.last_checkpoint() else {
+            return Err(TrainError::Resume {
+                path: root.clone(),
+                message: format!(
+                    "no complete checkpoint under {}; start a fresh run instead",
+                    run_dir.checkpoints().display()
+                ),
+            });
+        };
+        if epoch >= options.config.num_epochs {
+            return Err(TrainError::Resume {
+                path: root.clone(),
+                message: format!(
+                    "the run already completed epoch {epoch} of {}; raise --epochs to train further",
+                    options.config.num_epochs
+                ),
+            });
+        }
+        write_config(run_dir, &options.config)?;
+        return Ok(epoch);
+    }
+    let occupied = run_dir.config().exists() || run_dir.checkpoints().exists();
+    if occupied && !options.overwrite {
+        return Err(io_error(
+            root,
+            "already holds a run; pass --resume to continue it, --overwrite to replace it, or --artifacts DIR to use another directory",
+        ));
+    }
+    if occupied {
+        for sub in ["checkpoint", "train", "valid"] {
+            let path = root.join(sub);
+            if path.exists() {
+                std::fs::remove_dir_all(&path).map_err(|e| io_error(&path, e))?;
+            }
+        }
+        for file in [run_dir.model_file(), run_dir.metrics()] {
+            if file.exists() {
+                std::fs::remove_file(&file).map_err(|e| io_error(&file, e))?;
+            }
+        }
+    }
+    std::fs::create_dir_all(root).map_err(|e| {
+        io_error(root, format!("cannot create the run directory ({e}); choose a writable --artifacts DIR"))
+    })?;
+    write_config(run_dir, &options.config)?;
+    Ok(0)
+}
+
+fn write_config(run_dir: &RunDir, config: &TrainConfig) -> Result<(), TrainError> {
+    let path = run_dir.config();
+    write_atomically(&path, config.to_string().as_bytes()).map_err(|e| {
+        io_error(&path, format!("cannot write the config ({e}); choose a writable --artifacts DIR"))
+    })
+}
+
+type Datasets = (MnistDataset, MnistDataset, Option<MnistDataset>, String);
+
+/// Train, validation and (when validation is held out) test sets, with the config's limits applied.
+fn datasets(config: &TrainConfig, files: &MnistFiles) -> Result<Datasets, TrainError> {
+    let train_full = files.load(Split::Train)?;
+    let test = files.load(Split::Test)?;
+    for (what, set) in [("training", &train_full), ("test", &test)] {
+        if set.cols() != config.model.input_size {
+            return Err(TrainError::ImageSize {
+                what,
+                rows: set.rows(),
+                cols: set.cols(),
+                input_size: config.model.input_size,
+            });
+        }
+    }
+    let data = &config.data;
+    let limit = |set: MnistDataset, limit: Option<usize>| match limit {
+        Some(n) => set.take(n),
+        None => set,
+    };
+    let (train, valid, test, validation) = if data.validation_size > 0 {
+        let (train, valid) = train_validation_split(&train_full, data.validation_size, data.split_seed)?;
+        let what = format!(
+            "{} training images held out (split seed {})",
+            data.validation_size, data.split_seed
+        );
+        (train, valid, Some(limit(test, data.eval_limit)), what)
+    } else {
+        (train_full, test, None, "the test set".to_string())
+    };
+    Ok((
+        limit(train, data.train_limit),
+        limit(valid, data.eval_limit),
+        test,
+        validation,
+    ))
+}
+
+fn initial_metrics(
+    run_dir: &RunDir,
+    options: &RunOptions,
+    files: &MnistFiles,
+    validation: &str,
+    train_items: usize,
+    valid_items: usize,
+    start_epoch: usize,
+) -> Result<RunMetrics, TrainError> {
+    let data_files = files
+        .all()
+        .into_iter()
+        .map(|path| {
+            Ok(DataFile {
+                path: path.to_path_buf(),
+                sha256: sha256_file(path).map_err(|e| io_error(path, e))?,
+            })
+        })
+        .collect::<Result<Vec<_>, TrainError>>()?;
+    let mut epochs = Vec::new();
+    if start_epoch > 0 {
+        let previous = RunMetrics::load(&run_dir.metrics()).map_err(|message| TrainError::Resume {
+            path: run_dir.root.clone(),
+            message,
+        })?;
+        epochs = previous.epochs;
+        epochs.retain(|e| e.epoch <= start_epoch);
+    }
+    Ok(RunMetrics {
+        crate_version: env!("CARGO_PKG_VERSION").to_string(),
+        backend: options.backend.clone(),
+        validation: validation.to_string(),
+        train_items,
+        valid_items,
+        data_files,
+        epochs,
+        test: None,
+    })
+}
+
+/// Saves the final model under its final name only once it is completely written.
+fn save_model<B: Backend>(run_dir: &RunDir, model: &LstmClassifier<B>) -> Result<(), TrainError> {
+    let tmp_stem = run_dir.root.join(".model-partial");
+    let tmp_file = tmp_stem.with_extension("mpk");
+    DefaultRecorder::new()
+        .record(model.clone().into_record(), tmp_stem)
+        .map_err(|e| io_error(&tmp_file, format!("cannot save the model: {e:?}")))?;
+    std::fs::rename(&tmp_file, run_dir.model_file()).map_err(|e| io_error(&run_dir.model_file(), e))
+}
+
+fn evaluate<B: Backend>(
+    model: &LstmClassifier<B>,
+    set: &MnistDataset,
+    batcher: &Arc<MnistBatcher>,
+    batch_size: usize,
+    device: &B::Device,
+) -> Evaluation {
+    let loader: EpochLoader<B, _, MnistBatch<B>> =
+        EpochLoader::new(Arc::new(set.clone()), batcher.clone(), batch_size, device.clone());
+    model.evaluate(loader.iter().map(|batch| (batch.images, batch.targets)))
+}

@@ -1,0 +1,48 @@
+//! The classifier as Burn's Learner sees it: one training step and one inference step per batch.
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
+use data::MnistBatch;
+use model::LstmClassifier;
+
+/// Wraps the model crate's classifier so that this crate can implement Burn's step traits for it.
+///
+/// Its record nests the classifier's under `model`; the final record is saved from the inner
+/// classifier, so other crates load it without knowing this type.
+#[derive(Module, Debug)]
+pub struct Trainable<B: Backend> {
+    /// The classifier being trained.
+    pub model: LstmClassifier<B>,
+}
+
+impl<B: Backend> Trainable<B> {
+    /// Logits and mean cross-entropy for a batch.
+    pub fn classify(&self, batch: MnistBatch<B>) -> ClassificationOutput<B> {
+        let logits = self.model.forward(batch.images);
+        let loss = CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits.clone(), batch.targets.clone());
+        ClassificationOutput::new(loss, logits, batch.targets)
+    }
+}
+
+impl<B: AutodiffBackend> TrainStep for Trainable<B> {
+    type Input = MnistBatch<B>;
+    type Output = ClassificationOutput<B>;
+
+    fn step(&self, batch: MnistBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
+        let output = self.classify(batch);
+        TrainOutput::new(self, output.loss.backward(), output)
+    }
+}
+
+impl<B: Backend> InferenceStep for Trainable<B> {
+    type Input = MnistBatch<B>;
+    type Output = ClassificationOutput<B>;
+
+    fn step(&self, batch: MnistBatch<B>) -> ClassificationOutput<B> {
+        self.classify(batch)
+    }
+}
