@@ -37,8 +37,16 @@ impl<B: Backend> LstmClassifier<B> {
             items += n;
         }
         Evaluation {
-            loss: if items > 0 { loss_sum / items as f64 } else { f64::NAN },
-            accuracy: if items > 0 { 100.0 * correct as f64 / items as f64 } else { f64::NAN },
+            loss: if items > 0 {
+                loss_sum / items as f64
+            } else {
+                f64::NAN
+            },
+            accuracy: if items > 0 {
+                100.0 * correct as f64 / items as f64
+            } else {
+                f64::NAN
+            },
             items,
         }
     }

@@ -57,12 +57,17 @@ impl RunDir {
         let dir = std::fs::read_dir(self.checkpoints()).ok()?;
         dir.filter_map(|entry| {
             let name = entry.ok()?.file_name().into_string().ok()?;
-            name.strip_prefix("model-")?.strip_suffix(".mpk")?.parse::<usize>().ok()
+            name.strip_prefix("model-")?
+                .strip_suffix(".mpk")?
+                .parse::<usize>()
+                .ok()
         })
         .filter(|epoch| {
-            ["optim", "scheduler"]
-                .iter()
-                .all(|kind| self.checkpoints().join(format!("{kind}-{epoch}.mpk")).is_file())
+            ["optim", "scheduler"].iter().all(|kind| {
+                self.checkpoints()
+                    .join(format!("{kind}-{epoch}.mpk"))
+                    .is_file()
+            })
         })
         .max()
     }
@@ -71,8 +76,14 @@ impl RunDir {
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so the
 /// file under its final name is always complete.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
@@ -91,5 +102,9 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher)?;
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }

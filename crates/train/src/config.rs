@@ -65,9 +65,8 @@ impl OptimizerConfig {
     /// The step size.
     pub fn learning_rate(&self) -> f64 {
         match self {
-            OptimizerConfig::Sgd { learning_rate, .. } | OptimizerConfig::Adam { learning_rate, .. } => {
-                *learning_rate
-            }
+            OptimizerConfig::Sgd { learning_rate, .. }
+            | OptimizerConfig::Adam { learning_rate, .. } => *learning_rate,
         }
     }
 }
@@ -142,10 +141,12 @@ impl TrainConfig {
                 known,
             });
         }
-        config.validate().map_err(|message| ConfigFileError::Value {
-            path: path.to_path_buf(),
-            message,
-        })?;
+        config
+            .validate()
+            .map_err(|message| ConfigFileError::Value {
+                path: path.to_path_buf(),
+                message,
+            })?;
         Ok(config)
     }
 
@@ -166,22 +167,66 @@ impl TrainConfig {
             if ok && value.is_finite() {
                 Ok(())
             } else {
-                Err(format!("field `optimizer.{field}` is {value}: it must be {allowed}"))
+                Err(format!(
+                    "field `optimizer.{field}` is {value}: it must be {allowed}"
+                ))
             }
         };
         match self.optimizer {
-            OptimizerConfig::Sgd { learning_rate, momentum, dampening, weight_decay, .. } => {
-                check("learning_rate", learning_rate, learning_rate > 0.0, "positive")?;
-                check("momentum", momentum, (0.0..1.0).contains(&momentum), "in [0, 1)")?;
-                check("dampening", dampening, (0.0..=1.0).contains(&dampening), "in [0, 1]")?;
-                check("weight_decay", weight_decay, weight_decay >= 0.0, "0 or positive")
+            OptimizerConfig::Sgd {
+                learning_rate,
+                momentum,
+                dampening,
+                weight_decay,
+                ..
+            } => {
+                check(
+                    "learning_rate",
+                    learning_rate,
+                    learning_rate > 0.0,
+                    "positive",
+                )?;
+                check(
+                    "momentum",
+                    momentum,
+                    (0.0..1.0).contains(&momentum),
+                    "in [0, 1)",
+                )?;
+                check(
+                    "dampening",
+                    dampening,
+                    (0.0..=1.0).contains(&dampening),
+                    "in [0, 1]",
+                )?;
+                check(
+                    "weight_decay",
+                    weight_decay,
+                    weight_decay >= 0.0,
+                    "0 or positive",
+                )
             }
-            OptimizerConfig::Adam { learning_rate, beta_1, beta_2, epsilon, weight_decay } => {
-                check("learning_rate", learning_rate, learning_rate > 0.0, "positive")?;
+            OptimizerConfig::Adam {
+                learning_rate,
+                beta_1,
+                beta_2,
+                epsilon,
+                weight_decay,
+            } => {
+                check(
+                    "learning_rate",
+                    learning_rate,
+                    learning_rate > 0.0,
+                    "positive",
+                )?;
                 check("beta_1", beta_1, (0.0..1.0).contains(&beta_1), "in [0, 1)")?;
                 check("beta_2", beta_2, (0.0..1.0).contains(&beta_2), "in [0, 1)")?;
                 check("epsilon", epsilon, epsilon > 0.0, "positive")?;
-                check("weight_decay", weight_decay, weight_decay >= 0.0, "0 or positive")
+                check(
+                    "weight_decay",
+                    weight_decay,
+                    weight_decay >= 0.0,
+                    "0 or positive",
+                )
             }
         }
     }
@@ -193,7 +238,11 @@ fn unknown_key(given: &Value, known: &Value, prefix: &str) -> Option<(String, St
         return None;
     };
     for (key, value) in given {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         match known.get(key) {
             Some(known_value) => {
                 if let Some(found) = unknown_key(value, known_value, &path) {

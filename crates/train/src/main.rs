@@ -57,7 +57,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         .config
         .clone()
         .unwrap_or_else(|| PathBuf::from("configs/seed.json"));
-    let run_dir = args.artifacts.clone().unwrap_or_else(|| default_run_dir(&config_path));
+    let run_dir = args
+        .artifacts
+        .clone()
+        .unwrap_or_else(|| default_run_dir(&config_path));
     let mut config = if args.resume {
         if args.seed.is_some() {
             bail!("--seed cannot change a run being resumed; start a new run with --artifacts DIR");
@@ -72,7 +75,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         TrainConfig::load(&saved)?
     } else {
         TrainConfig::load(&config_path).with_context(|| {
-            format!("pass --config FILE with one of the configs in configs/ (tried {})", config_path.display())
+            format!(
+                "pass --config FILE with one of the configs in configs/ (tried {})",
+                config_path.display()
+            )
         })?
     };
     if let Some(epochs) = args.epochs {
@@ -98,7 +104,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             resume: args.resume,
             overwrite: args.overwrite,
             backend: backend::NAME.to_string(),
-            display: if args.plain { Display::Lines } else { Display::Auto },
+            display: if args.plain {
+                Display::Lines
+            } else {
+                Display::Auto
+            },
         },
         Default::default(),
     )?;
@@ -121,6 +131,11 @@ fn describe(config: &TrainConfig) -> String {
     let m = &config.model;
     format!(
         "LSTM {}->{} x{} layers, {} classes, batch {}, {} epochs",
-        m.input_size, m.hidden_size, m.num_layers, m.num_classes, config.batch_size, config.num_epochs
+        m.input_size,
+        m.hidden_size,
+        m.num_layers,
+        m.num_classes,
+        config.batch_size,
+        config.num_epochs
     )
 }

@@ -95,7 +95,8 @@ impl RunMetrics {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{} is not a valid metrics file: {e}", path.display()))
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a valid metrics file: {e}", path.display()))
     }
 
     /// Writes it atomically (a crash leaves the previous version, never half a file).

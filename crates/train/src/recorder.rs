@@ -26,14 +26,21 @@ impl Mean {
     fn add(&mut self, entry: &NumericEntry) {
         let (value, weight) = match entry {
             NumericEntry::Value(v) => (*v, 1.0),
-            NumericEntry::Aggregated { aggregated_value, count } => (*aggregated_value, *count as f64),
+            NumericEntry::Aggregated {
+                aggregated_value,
+                count,
+            } => (*aggregated_value, *count as f64),
         };
         self.sum += value * weight;
         self.weight += weight;
     }
 
     fn get(&self) -> f64 {
-        if self.weight > 0.0 { self.sum / self.weight } else { f64::NAN }
+        if self.weight > 0.0 {
+            self.sum / self.weight
+        } else {
+            f64::NAN
+        }
     }
 }
 

@@ -79,7 +79,9 @@ pub enum TrainError {
     #[error(transparent)]
     Split(#[from] data::SplitError),
     /// The images do not fit the model.
-    #[error("{what} images are {rows}x{cols}, but the model reads {input_size} features per row; set model.input_size to {cols} or use 28x28 MNIST files")]
+    #[error(
+        "{what} images are {rows}x{cols}, but the model reads {input_size} features per row; set model.input_size to {cols} or use 28x28 MNIST files"
+    )]
     ImageSize {
         /// Which split.
         what: &'static str,
@@ -153,9 +155,14 @@ pub fn train<B: AutodiffBackend>(
         config.data.std,
     ));
     let train_loader: Arc<dyn DataLoader<B, MnistBatch<B>>> = Arc::new(
-        EpochLoader::new(Arc::new(train_set), batcher.clone(), config.batch_size, device.clone())
-            .shuffled(config.seed)
-            .starting_at_epoch(start_epoch + 1),
+        EpochLoader::new(
+            Arc::new(train_set),
+            batcher.clone(),
+            config.batch_size,
+            device.clone(),
+        )
+        .shuffled(config.seed)
+        .starting_at_epoch(start_epoch + 1),
     );
     let valid_loader: Arc<dyn DataLoader<B::InnerBackend, MnistBatch<B::InnerBackend>>> =
         Arc::new(EpochLoader::new(
@@ -217,7 +224,13 @@ pub fn train<B: AutodiffBackend>(
     save_model(&run_dir, &trained)?;
     let mut metrics = metrics.lock().expect("metrics lock").clone();
     if let Some(test_set) = test_set {
-        let result = evaluate::<B::InnerBackend>(&trained, &test_set, &batcher, config.eval_batch_size, &device);
+        let result = evaluate::<B::InnerBackend>(
+            &trained,
+            &test_set,
+            &batcher,
+            config.eval_batch_size,
+            &device,
+        );
         println!(
             "test: loss {:.4} accuracy {:.2}% ({} images)",
             result.loss, result.accuracy, result.items
@@ -265,11 +278,12 @@ where
     B: AutodiffBackend,
     O: Optimizer<Trainable<B>, B> + 'static,
 {
-    let mut training = SupervisedTraining::new(&parts.run_dir, parts.train_loader, parts.valid_loader)
-        .metrics((AccuracyMetric::new(), LossMetric::new()))
-        .with_file_checkpointer(DefaultRecorder::new())
-        .num_epochs(parts.num_epochs)
-        .summary();
+    let mut training =
+        SupervisedTraining::new(&parts.run_dir, parts.train_loader, parts.valid_loader)
+            .metrics((AccuracyMetric::new(), LossMetric::new()))
+            .with_file_checkpointer(DefaultRecorder::new())
+            .num_epochs(parts.num_epochs)
+            .summary();
     if parts.start_epoch > 0 {
         training = training.checkpoint(parts.start_epoch);
     }
@@ -329,7 +343,10 @@ fn prepare_run_dir(run_dir: &RunDir, options: &RunOptions) -> Result<usize, Trai
         }
     }
     std::fs::create_dir_all(root).map_err(|e| {
-        io_error(root, format!("cannot create the run directory ({e}); choose a writable --artifacts DIR"))
+        io_error(
+            root,
+            format!("cannot create the run directory ({e}); choose a writable --artifacts DIR"),
+        )
     })?;
     write_config(run_dir, &options.config)?;
     Ok(0)
@@ -338,7 +355,10 @@ fn prepare_run_dir(run_dir: &RunDir, options: &RunOptions) -> Result<usize, Trai
 fn write_config(run_dir: &RunDir, config: &TrainConfig) -> Result<(), TrainError> {
     let path = run_dir.config();
     write_atomically(&path, config.to_string().as_bytes()).map_err(|e| {
-        io_error(&path, format!("cannot write the config ({e}); choose a writable --artifacts DIR"))
+        io_error(
+            &path,
+            format!("cannot write the config ({e}); choose a writable --artifacts DIR"),
+        )
     })
 }
 
@@ -364,7 +384,8 @@ fn datasets(config: &TrainConfig, files: &MnistFiles) -> Result<Datasets, TrainE
         None => set,
     };
     let (train, valid, test, validation) = if data.validation_size > 0 {
-        let (train, valid) = train_validation_split(&train_full, data.validation_size, data.split_seed)?;
+        let (train, valid) =
+            train_validation_split(&train_full, data.validation_size, data.split_seed)?;
         let what = format!(
             "{} training images held out (split seed {})",
             data.validation_size, data.split_seed
@@ -402,10 +423,11 @@ fn initial_metrics(
         .collect::<Result<Vec<_>, TrainError>>()?;
     let mut epochs = Vec::new();
     if start_epoch > 0 {
-        let previous = RunMetrics::load(&run_dir.metrics()).map_err(|message| TrainError::Resume {
-            path: run_dir.root.clone(),
-            message,
-        })?;
+        let previous =
+            RunMetrics::load(&run_dir.metrics()).map_err(|message| TrainError::Resume {
+                path: run_dir.root.clone(),
+                message,
+            })?;
         epochs = previous.epochs;
         epochs.retain(|e| e.epoch <= start_epoch);
     }
@@ -438,7 +460,11 @@ fn evaluate<B: Backend>(
     batch_size: usize,
     device: &B::Device,
 ) -> Evaluation {
-    let loader: EpochLoader<B, _, MnistBatch<B>> =
-        EpochLoader::new(Arc::new(set.clone()), batcher.clone(), batch_size, device.clone());
+    let loader: EpochLoader<B, _, MnistBatch<B>> = EpochLoader::new(
+        Arc::new(set.clone()),
+        batcher.clone(),
+        batch_size,
+        device.clone(),
+    );
     model.evaluate(loader.iter().map(|batch| (batch.images, batch.targets)))
 }

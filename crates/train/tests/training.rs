@@ -1,0 +1,198 @@
+//! Real training on a small subset of real MNIST (found through MNIST_DIR): it learns, it is
+//! deterministic, and a resumed run ends exactly where an uninterrupted one does.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::record::{DefaultRecorder, Recorder};
+use model::LstmClassifier;
+use train::{Display, OptimizerConfig, RunOptions, TrainConfig, TrainError};
+
+type B = Autodiff<burn::backend::Flex>;
+
+/// Backends seed a process-wide RNG: runs in one test binary must not interleave.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn small_config(epochs: usize) -> TrainConfig {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/seed.json");
+    let mut config = TrainConfig::load(path).unwrap();
+    assert!(
+        std::env::var_os("MNIST_DIR").is_some(),
+        "set MNIST_DIR to the directory holding real MNIST (e.g. ../shared/data/mnist)"
+    );
+    config.data.train_limit = Some(3000);
+    config.data.eval_limit = Some(1000);
+    config.num_epochs = epochs;
+    config.optimizer = OptimizerConfig::Adam {
+        learning_rate: 0.01,
+        beta_1: 0.9,
+        beta_2: 0.999,
+        epsilon: 1e-8,
+        weight_decay: 0.0,
+    };
+    config
+}
+
+fn run_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("train-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn options(config: TrainConfig, dir: &Path, resume: bool) -> RunOptions {
+    RunOptions {
+        config,
+        run_dir: dir.to_path_buf(),
+        resume,
+        overwrite: false,
+        backend: "ndarray".into(),
+        display: Display::Lines,
+    }
+}
+
+fn weights(dir: &Path) -> Vec<f32> {
+    let record = DefaultRecorder::new()
+        .load::<<LstmClassifier<NdArray> as burn::module::Module<NdArray>>::Record>(
+            dir.join("model.mpk"),
+            &Default::default(),
+        )
+        .unwrap();
+    let model: LstmClassifier<NdArray> = model::ModelConfig::new(28, 10, 2, 10)
+        .init(&Default::default())
+        .unwrap();
+    let model = burn::module::Module::load_record(model, record);
+    model::pytorch::StateDict::from_classifier(&model)
+        .tensors
+        .values()
+        .flat_map(|t| match t {
+            model::pytorch::HostTensor::Float { values, .. } => values.clone(),
+            model::pytorch::HostTensor::Int { .. } => Vec::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn one_epoch_on_a_subset_beats_chance_clearly() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = run_dir("learns");
+    let outcome =
+        train::train::<B>(options(small_config(1), &dir, false), Default::default()).unwrap();
+    let epoch = &outcome.metrics.epochs[0];
+    assert!(
+        epoch.valid_accuracy > 40.0,
+        "valid accuracy {}% after one epoch",
+        epoch.valid_accuracy
+    );
+    assert!(
+        epoch.train_loss.is_finite() && epoch.valid_loss < 2.0,
+        "{epoch:?}"
+    );
+    // The run directory describes itself.
+    for file in [
+        "config.json",
+        "model.mpk",
+        "metrics.json",
+        "checkpoint/model-1.mpk",
+        "checkpoint/optim-1.mpk",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let saved = TrainConfig::load(dir.join("config.json")).unwrap();
+    assert_eq!(saved, small_config(1));
+    let metrics = train::RunMetrics::load(&dir.join("metrics.json")).unwrap();
+    assert_eq!(metrics.data_files.len(), 4);
+    assert!(metrics.data_files.iter().all(|f| f.sha256.len() == 64));
+    assert_eq!((metrics.train_items, metrics.valid_items), (3000, 1000));
+}
+
+#[test]
+fn same_seed_gives_the_same_run() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (a, b) = (run_dir("det-a"), run_dir("det-b"));
+    let first = train::train::<B>(options(small_config(2), &a, false), Default::default()).unwrap();
+    let second =
+        train::train::<B>(options(small_config(2), &b, false), Default::default()).unwrap();
+    let numbers = |m: &train::RunMetrics| {
+        m.epochs
+            .iter()
+            .map(|e| (e.train_loss, e.valid_loss, e.valid_accuracy))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(numbers(&first.metrics), numbers(&second.metrics));
+    assert_eq!(weights(&a), weights(&b));
+
+    let mut other = small_config(2);
+    other.seed = 1;
+    let c = run_dir("det-c");
+    let third = train::train::<B>(options(other, &c, false), Default::default()).unwrap();
+    assert_ne!(numbers(&first.metrics), numbers(&third.metrics));
+}
+
+#[test]
+fn resumed_run_ends_like_an_uninterrupted_one() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let whole = run_dir("whole");
+    let full =
+        train::train::<B>(options(small_config(3), &whole, false), Default::default()).unwrap();
+
+    // Stop after epoch 1 (its checkpoint is what a killed run leaves), then resume to 3 epochs.
+    let split = run_dir("split");
+    train::train::<B>(options(small_config(1), &split, false), Default::default()).unwrap();
+    let resumed =
+        train::train::<B>(options(small_config(3), &split, true), Default::default()).unwrap();
+
+    let numbers = |m: &train::RunMetrics| {
+        m.epochs
+            .iter()
+            .map(|e| (e.epoch, e.train_loss, e.valid_loss, e.valid_accuracy))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(numbers(&resumed.metrics), numbers(&full.metrics));
+    assert_eq!(weights(&split), weights(&whole));
+}
+
+#[test]
+fn a_finished_run_is_not_overwritten_by_accident() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = run_dir("occupied");
+    train::train::<B>(options(small_config(1), &dir, false), Default::default()).unwrap();
+    let err =
+        train::train::<B>(options(small_config(1), &dir, false), Default::default()).unwrap_err();
+    assert!(
+        matches!(err, TrainError::Io { .. }) && err.to_string().contains("--resume"),
+        "{err}"
+    );
+    let err =
+        train::train::<B>(options(small_config(1), &dir, true), Default::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("already completed epoch 1"),
+        "{err}"
+    );
+    let err = train::train::<B>(
+        options(small_config(1), &run_dir("empty"), true),
+        Default::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, TrainError::Resume { .. }), "{err}");
+}
+
+#[test]
+fn held_out_validation_also_reports_the_test_set() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut config = small_config(1);
+    config.data.validation_size = 5000;
+    config.data.eval_limit = Some(500);
+    let dir = run_dir("heldout");
+    let outcome = train::train::<B>(options(config, &dir, false), Default::default()).unwrap();
+    assert_eq!(
+        (outcome.metrics.train_items, outcome.metrics.valid_items),
+        (3000, 500)
+    );
+    let test = outcome
+        .metrics
+        .test
+        .expect("test metrics when validation is held out");
+    assert_eq!(test.items, 500);
+    assert!(test.accuracy > 30.0, "{test:?}");
+}
