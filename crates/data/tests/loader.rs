@@ -14,7 +14,12 @@ fn loader(batch_size: usize) -> EpochLoader<B, data::MnistItem, MnistBatch<B>> {
     let dataset = MnistDataset::from_parts((0..10).collect(), vec![0; 10], 1, 1);
     // mean 0, std 1/255: normalized value = raw pixel.
     let batcher = MnistBatcher::new(1, 1, 0.0, 1.0 / 255.0);
-    EpochLoader::new(Arc::new(dataset), Arc::new(batcher), batch_size, Default::default())
+    EpochLoader::new(
+        Arc::new(dataset),
+        Arc::new(batcher),
+        batch_size,
+        Default::default(),
+    )
 }
 
 fn epoch(loader: &dyn DataLoader<B, MnistBatch<B>>) -> (Vec<usize>, Vec<u32>) {
@@ -55,12 +60,18 @@ fn starting_at_an_epoch_reproduces_that_epoch() {
     let resumed = loader(3).shuffled(7).starting_at_epoch(3);
     assert_eq!(epoch(&resumed).1, orders[2]);
     // Moving to another device continues the same epoch count.
-    let moved = loader(3).shuffled(7).starting_at_epoch(2).to_device(&Default::default());
+    let moved = loader(3)
+        .shuffled(7)
+        .starting_at_epoch(2)
+        .to_device(&Default::default());
     assert_eq!(epoch(moved.as_ref()).1, orders[1]);
     assert_eq!(epoch(moved.as_ref()).1, orders[2]);
 }
 
 #[test]
 fn a_different_seed_gives_a_different_order() {
-    assert_ne!(epoch(&loader(3).shuffled(1)).1, epoch(&loader(3).shuffled(2)).1);
+    assert_ne!(
+        epoch(&loader(3).shuffled(1)).1,
+        epoch(&loader(3).shuffled(2)).1
+    );
 }

@@ -1,7 +1,6 @@
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{ElementConversion, Int, Tensor, backend::Backend};
 
-use crate::LstmClassifier;
+use crate::{LstmClassifier, cross_entropy};
 
 /// Loss and accuracy of a classifier over a labelled set.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,9 +27,7 @@ impl<B: Backend> LstmClassifier<B> {
                 continue;
             }
             let logits = self.forward(inputs);
-            let loss = CrossEntropyLossConfig::new()
-                .init(&logits.device())
-                .forward(logits.clone(), targets.clone());
+            let loss = cross_entropy(logits.clone(), targets.clone());
             loss_sum += loss.into_scalar().elem::<f64>() * n as f64;
             let hits = logits.argmax(1).reshape([n]).equal(targets).int().sum();
             correct += hits.into_scalar().elem::<i64>() as usize;

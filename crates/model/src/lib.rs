@@ -10,6 +10,7 @@
 mod classifier;
 mod config;
 mod evaluation;
+mod loss;
 mod lstm;
 pub mod parity;
 pub mod pytorch;
@@ -17,4 +18,5 @@ pub mod pytorch;
 pub use classifier::LstmClassifier;
 pub use config::{ConfigError, ModelConfig};
 pub use evaluation::Evaluation;
+pub use loss::cross_entropy;
 pub use lstm::{LstmLayer, LstmState, StackedLstm};

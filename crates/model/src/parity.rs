@@ -6,13 +6,12 @@
 //! and momentum from the metadata keys `lr` and `momentum`, dampening 0) on the mean cross-entropy.
 
 use burn::module::AutodiffModule;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::{ElementConversion, Tensor, backend::AutodiffBackend};
 
-use crate::LstmClassifier;
 use crate::pytorch::{HostTensor, ImportError, StateDict};
+use crate::{LstmClassifier, cross_entropy};
 
 /// Largest accepted |Burn − PyTorch| on the initial logits.
 pub const LOGITS_TOLERANCE: f32 = 1e-5;
@@ -76,10 +75,9 @@ pub fn check<B: AutodiffBackend>(
 
     let logits = model.forward(input.clone());
     let logits_max_abs_diff = max_abs_diff(logits.clone(), expected_logits);
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
     let loss_abs_diff = match reference.tensors.get("loss") {
         Some(HostTensor::Float { values, .. }) if values.len() == 1 => {
-            let loss = loss_fn.forward(logits, targets.clone());
+            let loss = cross_entropy(logits, targets.clone());
             Some((loss.into_scalar().elem::<f32>() - values[0]).abs())
         }
         _ => None,
@@ -95,7 +93,7 @@ pub fn check<B: AutodiffBackend>(
         }))
         .init::<B, LstmClassifier<B>>();
     for _ in 0..2 {
-        let loss = loss_fn.forward(model.forward(input.clone()), targets.clone());
+        let loss = cross_entropy(model.forward(input.clone()), targets.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(lr, model, grads);
     }

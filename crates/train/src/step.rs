@@ -1,11 +1,10 @@
 //! The classifier as Burn's Learner sees it: one training step and one inference step per batch.
 
 use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::MnistBatch;
-use model::LstmClassifier;
+use model::{LstmClassifier, cross_entropy};
 
 /// Wraps the model crate's classifier so that this crate can implement Burn's step traits for it.
 ///
@@ -21,9 +20,7 @@ impl<B: Backend> Trainable<B> {
     /// Logits and mean cross-entropy for a batch.
     pub fn classify(&self, batch: MnistBatch<B>) -> ClassificationOutput<B> {
         let logits = self.model.forward(batch.images);
-        let loss = CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits.clone(), batch.targets.clone());
+        let loss = cross_entropy(logits.clone(), batch.targets.clone());
         ClassificationOutput::new(loss, logits, batch.targets)
     }
 }

@@ -118,7 +118,8 @@ fn missing_field_wrong_type_and_bad_json_are_refused() {
 
 #[test]
 fn senseless_values_are_refused() {
-    let cases: [(&str, fn(&mut serde_json::Value)); 7] = [
+    type Mutation = fn(&mut serde_json::Value);
+    let cases: [(&str, Mutation); 7] = [
         ("hidden_size", |j| j["model"]["hidden_size"] = 0.into()),
         ("num_layers", |j| j["model"]["num_layers"] = 0.into()),
         ("batch_size", |j| j["batch_size"] = 0.into()),

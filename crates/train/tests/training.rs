@@ -9,7 +9,7 @@ use burn::record::{DefaultRecorder, Recorder};
 use model::LstmClassifier;
 use train::{Display, OptimizerConfig, RunOptions, TrainConfig, TrainError};
 
-type B = Autodiff<burn::backend::Flex>;
+type B = Autodiff<NdArray>;
 
 /// Backends seed a process-wide RNG: runs in one test binary must not interleave.
 static SERIAL: Mutex<()> = Mutex::new(());

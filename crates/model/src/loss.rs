@@ -1,0 +1,20 @@
+use burn::tensor::{Int, Tensor, backend::Backend};
+
+/// Mean cross-entropy of `logits` `[batch, classes]` against class indices `targets` `[batch]`,
+/// computed as PyTorch's `F.cross_entropy` does (log-softmax with the row maximum subtracted).
+///
+/// Written out rather than taken from `burn::nn::loss` for reproducibility: Burn's version reaches
+/// `float_recip` in the backward pass of `log`, and NdArray's SIMD reciprocal is approximate on the
+/// aligned part of a buffer only, so gradients changed in the last bits from run to run with the heap
+/// layout. Here the gradient of `log(s)` is `1/s` computed by an exact division in the forward pass.
+pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+    let [batch, _] = logits.dims();
+    let shifted = logits.clone() - logits.detach().max_dim(1);
+    let sum_exp = shifted.clone().exp().sum_dim(1);
+    let constant = sum_exp.clone().detach();
+    let inverse = constant.ones_like() / constant.clone();
+    // Value log(s); derivative with respect to s is `inverse`, an exact 1/s.
+    let log_sum_exp = constant.clone().log() + (sum_exp - constant) * inverse;
+    let picked = shifted.gather(1, targets.reshape([batch, 1]));
+    (log_sum_exp - picked).mean()
+}
