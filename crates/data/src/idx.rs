@@ -15,20 +15,20 @@ pub const LABELS_MAGIC: u32 = 0x0000_0801;
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
     /// The file could not be opened or read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file starts like gzip but does not decompress.
-    #[error("{path} is a corrupt gzip stream ({source}); download the file again")]
+    #[error("{path} is a corrupt gzip stream ({cause}); download the file again")]
     Gzip {
         /// The file.
         path: PathBuf,
         /// The decoder's error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is shorter than its header.
     #[error(
@@ -118,9 +118,9 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>, IdxError> {
 
 /// Reads the whole file, decompressing it when it starts with the gzip magic bytes.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let io = |source| IdxError::Io {
+    let io = |cause| IdxError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let raw = std::fs::read(path).map_err(io)?;
     if !raw.starts_with(&[0x1f, 0x8b]) {
@@ -129,9 +129,9 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, IdxError> {
     let mut out = Vec::with_capacity(raw.len() * 4);
     GzDecoder::new(raw.as_slice())
         .read_to_end(&mut out)
-        .map_err(|source| IdxError::Gzip {
+        .map_err(|cause| IdxError::Gzip {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
     Ok(out)
 }

@@ -19,12 +19,12 @@ use crate::{ConfigError, LstmClassifier, LstmLayer, ModelConfig, StackedLstm};
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// The file could not be read at all.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The bytes are not a valid safetensors file.
     #[error(
@@ -95,12 +95,12 @@ pub enum ImportError {
         problem: String,
     },
     /// The sizes read from the tensors do not make a valid model.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Config {
         /// The file.
         path: PathBuf,
         /// The invalid size.
-        source: ConfigError,
+        cause: ConfigError,
     },
     /// The safetensors encoder refused to write.
     #[error("cannot encode safetensors for {path}: {message}")]
@@ -155,9 +155,9 @@ impl StateDict {
     /// Reads a `.safetensors` file.
     pub fn read(path: impl AsRef<Path>) -> Result<Self, ImportError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| ImportError::Read {
+        let bytes = std::fs::read(path).map_err(|cause| ImportError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Self::from_bytes(&bytes, path)
     }
@@ -257,9 +257,9 @@ impl StateDict {
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), ImportError> {
         let path = path.as_ref();
         let bytes = self.to_bytes()?;
-        std::fs::write(path, bytes).map_err(|source| ImportError::Read {
+        std::fs::write(path, bytes).map_err(|cause| ImportError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })
     }
 
@@ -394,9 +394,9 @@ impl StateDict {
             num_classes,
             bias: self.tensors.contains_key(&format!("{prefix}.bias_ih_l0")),
         };
-        config.validate().map_err(|source| ImportError::Config {
+        config.validate().map_err(|cause| ImportError::Config {
             path: self.source.clone(),
-            source,
+            cause,
         })?;
         Ok(config)
     }

@@ -75,12 +75,12 @@ impl OptimizerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not valid JSON, or a field is missing or of the wrong type.
     #[error("config {path}: {message}")]
@@ -116,9 +116,9 @@ impl TrainConfig {
     /// Reads a JSON config, refusing unknown keys and values that make no sense.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigFileError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigFileError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Self::from_json(&text, path)
     }

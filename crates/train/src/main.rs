@@ -5,7 +5,7 @@ mod backend;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
 use train::{Display, RunDir, RunOptions, TrainConfig};
 
@@ -74,12 +74,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         TrainConfig::load(&saved)?
     } else {
-        TrainConfig::load(&config_path).with_context(|| {
-            format!(
-                "pass --config FILE with one of the configs in configs/ (tried {})",
-                config_path.display()
-            )
-        })?
+        TrainConfig::load(&config_path)?
     };
     if let Some(epochs) = args.epochs {
         config.num_epochs = epochs;

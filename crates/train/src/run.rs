@@ -124,11 +124,11 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<RunOutcome<B::InnerBackend>, TrainError> {
     let config = &options.config;
     config.validate().map_err(TrainError::Config)?;
-    let run_dir = RunDir::new(&options.run_dir);
-    let start_epoch = prepare_run_dir(&run_dir, &options)?;
-
+    // Data problems are reported before the run directory is touched.
     let files = MnistFiles::locate(config.data.dir.as_deref())?;
     let (train_set, valid_set, test_set, validation) = datasets(config, &files)?;
+    let run_dir = RunDir::new(&options.run_dir);
+    let start_epoch = prepare_run_dir(&run_dir, &options)?;
 
     let metrics = Arc::new(Mutex::new(initial_metrics(
         &run_dir,
