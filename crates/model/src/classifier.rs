@@ -19,7 +19,7 @@ impl ModelConfig {
     /// Builds a freshly initialized classifier (PyTorch's initialization), after validating the sizes.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<LstmClassifier<B>, ConfigError> {
         self.validate()?;
-        Ok(LstmClassifier {
+        let model = LstmClassifier {
             lstm: StackedLstm::new(
                 self.input_size,
                 self.hidden_size,
@@ -29,11 +29,29 @@ impl ModelConfig {
             ),
             // Burn's Linear default (Kaiming uniform, gain 1/√3) is PyTorch's U(-1/√in, 1/√in).
             fc: LinearConfig::new(self.hidden_size, self.num_classes).init(device),
-        })
+        };
+        model.materialize();
+        Ok(model)
     }
 }
 
 impl<B: Backend> LstmClassifier<B> {
+    /// Draws every parameter now, in PyTorch's order (per layer: weight_ih, weight_hh, bias_ih, bias_hh;
+    /// then the head). Burn initializes parameters lazily, on first use; a clone taken before that
+    /// (to save a fresh model, say) would draw its own, different values.
+    fn materialize(&self) {
+        for layer in &self.lstm.layers {
+            let _ = (layer.weight_ih.val(), layer.weight_hh.val());
+            for bias in [&layer.bias_ih, &layer.bias_hh].into_iter().flatten() {
+                let _ = bias.val();
+            }
+        }
+        let _ = self.fc.weight.val();
+        if let Some(bias) = &self.fc.bias {
+            let _ = bias.val();
+        }
+    }
+
     /// Logits `[batch, classes]` for sequences `[batch, time, features]`.
     pub fn forward(&self, input: Tensor<B, 3>) -> Tensor<B, 2> {
         let states = self.lstm.final_states(input);

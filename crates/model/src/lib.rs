@@ -14,9 +14,11 @@ mod loss;
 mod lstm;
 pub mod parity;
 pub mod pytorch;
+mod record;
 
 pub use classifier::LstmClassifier;
 pub use config::{ConfigError, ModelConfig};
 pub use evaluation::Evaluation;
 pub use loss::cross_entropy;
 pub use lstm::{LstmLayer, LstmState, StackedLstm};
+pub use record::{ModelRecorder, RecordError};

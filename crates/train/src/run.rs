@@ -6,10 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
-use burn::module::Module;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, Optimizer, SgdConfig, decay::WeightDecayConfig};
-use burn::record::{DefaultRecorder, Recorder as _};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::renderer::MetricsRenderer;
@@ -18,6 +16,7 @@ use burn::train::{Learner, SupervisedTraining};
 use data::{
     EpochLoader, MnistBatch, MnistBatcher, MnistDataset, MnistFiles, Split, train_validation_split,
 };
+use model::ModelRecorder;
 use model::{Evaluation, LstmClassifier};
 
 use crate::artifacts::{RunDir, sha256_file, write_atomically};
@@ -281,7 +280,7 @@ where
     let mut training =
         SupervisedTraining::new(&parts.run_dir, parts.train_loader, parts.valid_loader)
             .metrics((AccuracyMetric::new(), LossMetric::new()))
-            .with_file_checkpointer(DefaultRecorder::new())
+            .with_file_checkpointer(ModelRecorder::new())
             .num_epochs(parts.num_epochs)
             .summary();
     if parts.start_epoch > 0 {
@@ -447,9 +446,7 @@ fn initial_metrics(
 fn save_model<B: Backend>(run_dir: &RunDir, model: &LstmClassifier<B>) -> Result<(), TrainError> {
     let tmp_stem = run_dir.root.join(".model-partial");
     let tmp_file = tmp_stem.with_extension("mpk");
-    DefaultRecorder::new()
-        .record(model.clone().into_record(), tmp_stem)
-        .map_err(|e| io_error(&tmp_file, format!("cannot save the model: {e:?}")))?;
+    model.save(&tmp_stem).map_err(|e| io_error(&tmp_file, e))?;
     std::fs::rename(&tmp_file, run_dir.model_file()).map_err(|e| io_error(&run_dir.model_file(), e))
 }
 

@@ -1,0 +1,180 @@
+//! Saving and loading trained classifiers as Burn records, with the shape checks Burn's recorders skip.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::record::{FileRecorder, Recorder};
+use burn::tensor::backend::Backend;
+
+use crate::classifier::LstmClassifierRecord;
+use crate::{LstmClassifier, ModelConfig};
+
+/// The recorder for final models: Burn's named MessagePack, full precision (`.mpk`). Records are
+/// backend-independent: one saved from any backend loads on every other.
+pub type ModelRecorder = burn::record::DefaultRecorder;
+
+/// Why a saved model could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The file is missing, unreadable or not a record of this model type.
+    #[error("cannot load model record {path}: {message}")]
+    Load {
+        /// The record file.
+        path: PathBuf,
+        /// The recorder's complaint.
+        message: String,
+    },
+    /// The record holds a model of another architecture than the config describes.
+    #[error(
+        "model record {path} does not match its config: {what} is {found:?} in the record but {expected:?} for the config ({config}); was the record saved with another config?"
+    )]
+    Mismatch {
+        /// The record file.
+        path: PathBuf,
+        /// Which tensor (or the layer count).
+        what: String,
+        /// Shape the config implies.
+        expected: Vec<usize>,
+        /// Shape in the record.
+        found: Vec<usize>,
+        /// The config's sizes, in words.
+        config: String,
+    },
+    /// The record could not be written.
+    #[error("cannot save model record {path}: {message}")]
+    Save {
+        /// The destination.
+        path: PathBuf,
+        /// The recorder's complaint.
+        message: String,
+    },
+}
+
+impl ModelConfig {
+    /// Loads a record saved with [`LstmClassifier::save`], checking every tensor against this config
+    /// before building the model, so that a record of another architecture is an error, not a panic.
+    pub fn load<B: Backend>(
+        &self,
+        path: impl AsRef<Path>,
+        device: &B::Device,
+    ) -> Result<LstmClassifier<B>, RecordError> {
+        let path = path.as_ref();
+        let record: LstmClassifierRecord<B> = ModelRecorder::new()
+            .load(path.to_path_buf(), device)
+            .map_err(|e| RecordError::Load {
+                path: path.to_path_buf(),
+                message: recorder_message(e),
+            })?;
+        self.check(&record, path)?;
+        let model = self.init::<B>(device).map_err(|e| RecordError::Load {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(model.load_record(record))
+    }
+
+    fn check<B: Backend>(
+        &self,
+        record: &LstmClassifierRecord<B>,
+        path: &Path,
+    ) -> Result<(), RecordError> {
+        let mismatch =
+            |what: String, expected: Vec<usize>, found: Vec<usize>| RecordError::Mismatch {
+                path: path.to_path_buf(),
+                what,
+                expected,
+                found,
+                config: format!(
+                    "input {}, hidden {}, {} layers, {} classes, bias {}",
+                    self.input_size, self.hidden_size, self.num_layers, self.num_classes, self.bias
+                ),
+            };
+        let layers = &record.lstm.layers;
+        if layers.len() != self.num_layers {
+            return Err(mismatch(
+                "the number of LSTM layers".into(),
+                vec![self.num_layers],
+                vec![layers.len()],
+            ));
+        }
+        let (h, g) = (self.hidden_size, 4 * self.hidden_size);
+        for (k, layer) in layers.iter().enumerate() {
+            let input = if k == 0 { self.input_size } else { h };
+            let checks = [
+                (
+                    "weight_ih",
+                    vec![input, g],
+                    Some(layer.weight_ih.shape().to_vec()),
+                ),
+                (
+                    "weight_hh",
+                    vec![h, g],
+                    Some(layer.weight_hh.shape().to_vec()),
+                ),
+                (
+                    "bias_ih",
+                    vec![g],
+                    layer.bias_ih.as_ref().map(|b| b.shape().to_vec()),
+                ),
+                (
+                    "bias_hh",
+                    vec![g],
+                    layer.bias_hh.as_ref().map(|b| b.shape().to_vec()),
+                ),
+            ];
+            for (name, expected, found) in checks {
+                let what = format!("lstm.layers.{k}.{name}");
+                match found {
+                    Some(found) if found != expected => {
+                        return Err(mismatch(what, expected, found));
+                    }
+                    None if self.bias => return Err(mismatch(what, expected, Vec::new())),
+                    Some(found) if !self.bias && name.starts_with("bias") => {
+                        return Err(mismatch(what, Vec::new(), found));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let fc_weight = record.fc.weight.shape().to_vec();
+        if fc_weight != [h, self.num_classes] {
+            return Err(mismatch(
+                "fc.weight".into(),
+                vec![h, self.num_classes],
+                fc_weight,
+            ));
+        }
+        if let Some(bias) = &record.fc.bias {
+            let found = bias.shape().to_vec();
+            if found != [self.num_classes] {
+                return Err(mismatch("fc.bias".into(), vec![self.num_classes], found));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<B: Backend> LstmClassifier<B> {
+    /// Saves the model as `<path>.mpk` (the extension is always `.mpk`); load it with [`ModelConfig::load`].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), RecordError> {
+        let path = path.as_ref();
+        ModelRecorder::new()
+            .record(self.clone().into_record(), path.to_path_buf())
+            .map_err(|e| RecordError::Save {
+                path: path.with_extension(<ModelRecorder as FileRecorder<B>>::file_extension()),
+                message: recorder_message(e),
+            })
+    }
+}
+
+fn recorder_message(error: burn::record::RecorderError) -> String {
+    match error {
+        burn::record::RecorderError::FileNotFound(message) => format!("file not found ({message})"),
+        burn::record::RecorderError::DeserializeError(message) => {
+            format!(
+                "not a readable model record ({message}); the file is corrupt or holds something else"
+            )
+        }
+        other => other.to_string(),
+    }
+}
