@@ -1,0 +1,39 @@
+//! Bringing a PyTorch-trained model over: a state_dict becomes a run directory.
+
+use std::path::Path;
+
+use burn::tensor::backend::Backend;
+use data::DataConfig;
+use model::ModelConfig;
+use model::pytorch::StateDict;
+
+use crate::InferError;
+
+/// Reads a PyTorch state_dict of the reference architecture (safetensors; sizes read from the tensors)
+/// and writes `out` as a run directory: `config.json` (model sizes, MNIST normalization) and `model.mpk`.
+pub fn import_pytorch<B: Backend>(
+    file: &Path,
+    out: &Path,
+    device: &B::Device,
+) -> Result<ModelConfig, InferError> {
+    let state = StateDict::read(file)?;
+    let model = state.to_classifier::<B>(device)?;
+    let config = model.config();
+    std::fs::create_dir_all(out).map_err(|e| InferError::Write {
+        path: out.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let json = serde_json::json!({
+        "model": config,
+        "data": DataConfig::new(),
+        "imported_from": file.display().to_string(),
+    });
+    let path = out.join("config.json");
+    let text = serde_json::to_string_pretty(&json).expect("config serializes");
+    std::fs::write(&path, text).map_err(|e| InferError::Write {
+        path,
+        message: e.to_string(),
+    })?;
+    model.save(out.join("model"))?;
+    Ok(config)
+}

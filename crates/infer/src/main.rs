@@ -1,0 +1,218 @@
+//! `infer`: evaluate a trained run on MNIST, classify digit pictures, import PyTorch weights.
+
+mod backend;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use burn::data::dataloader::DataLoader;
+use burn::data::dataset::Dataset;
+use clap::{Parser, Subcommand};
+use data::{EpochLoader, MnistBatch, MnistBatcher, MnistFiles, Split};
+use infer::{Prediction, Run, import_pytorch, predict, preprocess};
+
+/// Use trained LSTM digit classifiers: evaluate, predict, import from PyTorch.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Accuracy and loss of a run's model on the 10 000 MNIST test images.
+    Eval {
+        /// The run directory (written by `train` or `import-pytorch`).
+        #[arg(long, value_name = "DIR", default_value = "artifacts/reference")]
+        run: PathBuf,
+        /// Directory holding the MNIST IDX files (else the run's data.dir, MNIST_DIR, burn-dataset's cache).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Images per batch (the result does not depend on it).
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Classify pictures of single digits (PNG or JPEG, any size).
+    ///
+    /// Pictures should show one digit, light on a dark background like MNIST (pass --invert for dark
+    /// ink on light paper). They are converted the way MNIST was made: grey levels, the digit scaled
+    /// into a 20x20 box and centred by its centre of mass in a 28x28 image.
+    Predict {
+        /// The run directory.
+        #[arg(long, value_name = "DIR", default_value = "artifacts/reference")]
+        run: PathBuf,
+        /// Picture files.
+        #[arg(value_name = "IMAGE", required_unless_present = "index")]
+        images: Vec<PathBuf>,
+        /// Dark digits on a light background: invert before converting.
+        #[arg(long)]
+        invert: bool,
+        /// Classify MNIST test image N instead (needs MNIST, see eval's --data-dir).
+        #[arg(long, value_name = "N", conflicts_with = "images")]
+        index: Option<usize>,
+        /// Directory holding the MNIST IDX files, for --index.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn a PyTorch state_dict (safetensors, names of nn.LSTM + fc) into a run directory.
+    ImportPytorch {
+        /// The `.safetensors` file.
+        file: PathBuf,
+        /// The run directory to write.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let device = Default::default();
+    match args.command {
+        Command::Eval {
+            run,
+            data_dir,
+            batch_size,
+            json,
+        } => {
+            if batch_size == 0 {
+                bail!("--batch-size must be at least 1");
+            }
+            let run = Run::open(&run)?;
+            let model = run.load_model::<backend::Backend>(&device)?;
+            let test = test_set(&run, data_dir)?;
+            let batcher = MnistBatcher::new(test.rows(), test.cols(), run.data.mean, run.data.std);
+            let loader: EpochLoader<backend::Backend, _, MnistBatch<backend::Backend>> =
+                EpochLoader::new(
+                    std::sync::Arc::new(test),
+                    std::sync::Arc::new(batcher),
+                    batch_size,
+                    device,
+                );
+            let result = model.evaluate(loader.iter().map(|b| (b.images, b.targets)));
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"accuracy": result.accuracy, "loss": result.loss, "items": result.items, "backend": backend::NAME})
+                );
+            } else {
+                println!("accuracy: {:.2}%", result.accuracy);
+                println!("loss: {:.4}", result.loss);
+                println!("images: {}", result.items);
+            }
+        }
+        Command::Predict {
+            run,
+            images,
+            invert,
+            index,
+            data_dir,
+            json,
+        } => {
+            let run = Run::open(&run)?;
+            let model = run.load_model::<backend::Backend>(&device)?;
+            let (names, pixels): (Vec<String>, Vec<Vec<u8>>) = match index {
+                Some(index) => {
+                    let test = test_set(&run, data_dir)?;
+                    let item = test.get(index).with_context(|| {
+                        format!(
+                            "--index {index} is out of range: the test set has {} images",
+                            test.len()
+                        )
+                    })?;
+                    (
+                        vec![format!("test image {index} (label {})", item.label)],
+                        vec![item.pixels],
+                    )
+                }
+                None => {
+                    let mut loaded = Vec::new();
+                    for path in &images {
+                        loaded.push((
+                            path.display().to_string(),
+                            preprocess::load_image(path, invert)?,
+                        ));
+                    }
+                    loaded.into_iter().unzip()
+                }
+            };
+            let side = preprocess::SIDE;
+            if run.model.input_size != side {
+                bail!(
+                    "this model reads rows of {} pixels; pictures are converted to {side}x{side}",
+                    run.model.input_size
+                );
+            }
+            let batcher = MnistBatcher::new(side, side, run.data.mean, run.data.std);
+            let predictions = predict(&model, &batcher, &pixels, &device);
+            for (name, prediction) in names.iter().zip(&predictions) {
+                print_prediction(name, prediction, json);
+            }
+        }
+        Command::ImportPytorch { file, out } => {
+            let config = import_pytorch::<backend::Backend>(&file, &out, &device)?;
+            println!(
+                "imported {} (input {}, hidden {}, {} layers, {} classes) into {}",
+                file.display(),
+                config.input_size,
+                config.hidden_size,
+                config.num_layers,
+                config.num_classes,
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn test_set(run: &Run, data_dir: Option<PathBuf>) -> anyhow::Result<data::MnistDataset> {
+    let dir = data_dir.or_else(|| run.data.dir.clone());
+    let files = MnistFiles::locate(dir.as_deref())?;
+    let test = files.load(Split::Test)?;
+    if test.cols() != run.model.input_size {
+        bail!(
+            "the test images are {}x{} but the model reads {} features per row",
+            test.rows(),
+            test.cols(),
+            run.model.input_size
+        );
+    }
+    Ok(test)
+}
+
+fn print_prediction(name: &str, prediction: &Prediction, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"image": name, "digit": prediction.digit, "probabilities": prediction.probabilities})
+        );
+    } else {
+        let probabilities: Vec<String> = prediction
+            .probabilities
+            .iter()
+            .enumerate()
+            .map(|(class, p)| format!("{class}:{p:.3}"))
+            .collect();
+        println!(
+            "{name}: {}  [{}]",
+            prediction.digit,
+            probabilities.join(" ")
+        );
+    }
+}

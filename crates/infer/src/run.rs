@@ -1,0 +1,69 @@
+//! A run directory as inference sees it: the model and data sections of `config.json`, and `model.mpk`.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use data::DataConfig;
+use model::{LstmClassifier, ModelConfig};
+use serde_json::Value;
+
+use crate::InferError;
+
+/// A trained model's run directory, opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The network sizes from `config.json`.
+    pub model: ModelConfig,
+    /// Normalization and data location from `config.json`.
+    pub data: DataConfig,
+}
+
+impl Run {
+    /// Reads `<dir>/config.json` (as written by `train` or `infer import-pytorch`).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, InferError> {
+        let dir = dir.as_ref().to_path_buf();
+        let path = dir.join("config.json");
+        let bad = |message: String| InferError::RunConfig {
+            path: path.clone(),
+            message,
+        };
+        if !dir.is_dir() {
+            return Err(InferError::NotARun {
+                dir,
+                message: "no such directory".into(),
+            });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| InferError::NotARun {
+            dir: dir.clone(),
+            message: format!("cannot read config.json ({e}); a run directory is what `train` writes (e.g. artifacts/seed)"),
+        })?;
+        let json: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let section = |name: &str| {
+            json.get(name)
+                .cloned()
+                .ok_or_else(|| bad(format!("no `{name}` section")))
+        };
+        let model: ModelConfig = serde_json::from_value(section("model")?)
+            .map_err(|e| bad(format!("section `model`: {e}")))?;
+        let data: DataConfig = serde_json::from_value(section("data")?)
+            .map_err(|e| bad(format!("section `data`: {e}")))?;
+        model.validate().map_err(|e| bad(e.to_string()))?;
+        data.validate().map_err(|e| bad(e.to_string()))?;
+        Ok(Self { dir, model, data })
+    }
+
+    /// The model record file.
+    pub fn model_file(&self) -> PathBuf {
+        self.dir.join("model.mpk")
+    }
+
+    /// Loads the trained classifier, checking the record against the config.
+    pub fn load_model<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<LstmClassifier<B>, InferError> {
+        Ok(self.model.load(self.model_file(), device)?)
+    }
+}

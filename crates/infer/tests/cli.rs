@@ -1,0 +1,86 @@
+//! The `infer` command as a user runs it, on the committed reference model.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn infer(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_infer"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn eval_of_the_committed_model_matches_its_training_metrics() {
+    let (ok, stdout, stderr) = infer(&["eval", "--run", "artifacts/reference", "--json"]);
+    assert!(ok, "{stderr}");
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let metrics: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("artifacts/reference/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    let last = metrics["epochs"].as_array().unwrap().last().unwrap();
+    let (ours, trained) = (
+        result["accuracy"].as_f64().unwrap(),
+        last["valid_accuracy"].as_f64().unwrap(),
+    );
+    assert!(
+        (ours - trained).abs() < 1e-9,
+        "eval {ours}% vs training's {trained}%"
+    );
+    let (ours, trained) = (
+        result["loss"].as_f64().unwrap(),
+        last["valid_loss"].as_f64().unwrap(),
+    );
+    assert!(
+        (ours - trained).abs() < 1e-4,
+        "eval loss {ours} vs training's {trained}"
+    );
+    assert_eq!(result["items"], 10_000);
+
+    let (ok, stdout, _) = infer(&["eval", "--run", "artifacts/reference"]);
+    assert!(
+        ok && stdout.starts_with("accuracy: ") && stdout.contains("\nloss: "),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn predict_by_test_index() {
+    let (ok, stdout, stderr) = infer(&["predict", "--run", "artifacts/reference", "--index", "0"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with("test image 0 (label 7): 7  ["),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_input_is_one_clear_error_line() {
+    let (ok, _, stderr) = infer(&["eval", "--run", "artifacts/no-such-run"]);
+    assert!(
+        !ok && stderr.starts_with("error: ") && stderr.contains("artifacts/no-such-run"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let (ok, _, stderr) = infer(&["predict", "--run", "artifacts/reference", "Cargo.toml"]);
+    assert!(
+        !ok && stderr.contains("cannot read image Cargo.toml"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = infer(&["import-pytorch", "README.md", "--out", "/tmp/never"]);
+    assert!(
+        !ok && stderr.contains("not a valid safetensors file"),
+        "{stderr}"
+    );
+}
