@@ -62,6 +62,14 @@ pub enum OptimizerConfig {
 }
 
 impl OptimizerConfig {
+    /// The L2 penalty.
+    pub fn weight_decay(&self) -> f64 {
+        match self {
+            OptimizerConfig::Sgd { weight_decay, .. }
+            | OptimizerConfig::Adam { weight_decay, .. } => *weight_decay,
+        }
+    }
+
     /// The step size.
     pub fn learning_rate(&self) -> f64 {
         match self {
@@ -172,20 +180,26 @@ impl TrainConfig {
                 ))
             }
         };
+        let learning_rate = self.optimizer.learning_rate();
+        check(
+            "learning_rate",
+            learning_rate,
+            learning_rate > 0.0,
+            "positive",
+        )?;
+        let weight_decay = self.optimizer.weight_decay();
+        check(
+            "weight_decay",
+            weight_decay,
+            weight_decay >= 0.0,
+            "0 or positive",
+        )?;
         match self.optimizer {
             OptimizerConfig::Sgd {
-                learning_rate,
                 momentum,
                 dampening,
-                weight_decay,
                 ..
             } => {
-                check(
-                    "learning_rate",
-                    learning_rate,
-                    learning_rate > 0.0,
-                    "positive",
-                )?;
                 check(
                     "momentum",
                     momentum,
@@ -197,36 +211,17 @@ impl TrainConfig {
                     dampening,
                     (0.0..=1.0).contains(&dampening),
                     "in [0, 1]",
-                )?;
-                check(
-                    "weight_decay",
-                    weight_decay,
-                    weight_decay >= 0.0,
-                    "0 or positive",
                 )
             }
             OptimizerConfig::Adam {
-                learning_rate,
                 beta_1,
                 beta_2,
                 epsilon,
-                weight_decay,
+                ..
             } => {
-                check(
-                    "learning_rate",
-                    learning_rate,
-                    learning_rate > 0.0,
-                    "positive",
-                )?;
                 check("beta_1", beta_1, (0.0..1.0).contains(&beta_1), "in [0, 1)")?;
                 check("beta_2", beta_2, (0.0..1.0).contains(&beta_2), "in [0, 1)")?;
-                check("epsilon", epsilon, epsilon > 0.0, "positive")?;
-                check(
-                    "weight_decay",
-                    weight_decay,
-                    weight_decay >= 0.0,
-                    "0 or positive",
-                )
+                check("epsilon", epsilon, epsilon > 0.0, "positive")
             }
         }
     }

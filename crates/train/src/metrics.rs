@@ -19,11 +19,12 @@ pub struct EpochMetrics {
     pub valid_loss: f64,
     /// Validation accuracy, %.
     pub valid_accuracy: f64,
-    /// Seconds spent in the training pass.
+    /// Seconds from the start of the epoch to the first validation batch: the training pass, plus one
+    /// validation batch (Burn reports no boundary between the two).
     pub train_seconds: f64,
     /// Seconds for the whole epoch: training, validation and checkpoint.
     pub wall_seconds: f64,
-    /// Training samples per second of the training pass.
+    /// Training samples divided by `train_seconds`.
     pub train_samples_per_second: f64,
 }
 
