@@ -7,6 +7,7 @@
 mod import;
 mod predict;
 pub mod preprocess;
+pub mod report;
 mod run;
 
 use std::path::PathBuf;

@@ -10,7 +10,7 @@ use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use clap::{Parser, Subcommand};
 use data::{EpochLoader, MnistBatch, MnistBatcher, MnistFiles, Split};
-use infer::{Prediction, Run, import_pytorch, predict, preprocess};
+use infer::{Prediction, Run, import_pytorch, predict, preprocess, report};
 
 /// Use trained LSTM digit classifiers: evaluate, predict, import from PyTorch.
 #[derive(Parser)]
@@ -61,6 +61,15 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Draw the run's curves (curves.png) and test-set confusion matrix (confusion.png) into its directory.
+    Report {
+        /// The run directory.
+        #[arg(long, value_name = "DIR", default_value = "artifacts/reference")]
+        run: PathBuf,
+        /// Directory holding the MNIST IDX files (for the confusion matrix).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
     },
     /// Turn a PyTorch state_dict (safetensors, names of nn.LSTM + fc) into a run directory.
     ImportPytorch {
@@ -164,6 +173,35 @@ fn run(args: Args) -> anyhow::Result<()> {
             for (name, prediction) in names.iter().zip(&predictions) {
                 print_prediction(name, prediction, json);
             }
+        }
+        Command::Report { run, data_dir } => {
+            let run = Run::open(&run)?;
+            let metrics = run.dir.join("metrics.json");
+            if metrics.is_file() {
+                let curves = run.dir.join("curves.png");
+                report::draw_curves(&report::read_curves(&metrics)?, &curves)?;
+                println!("{}", curves.display());
+            } else {
+                eprintln!(
+                    "note: {} has no metrics.json (not trained here): no curves",
+                    run.dir.display()
+                );
+            }
+            let model = run.load_model::<backend::Backend>(&device)?;
+            let test = test_set(&run, data_dir)?;
+            let batcher = MnistBatcher::new(test.rows(), test.cols(), run.data.mean, run.data.std);
+            let loader: EpochLoader<backend::Backend, _, MnistBatch<backend::Backend>> =
+                EpochLoader::new(
+                    std::sync::Arc::new(test),
+                    std::sync::Arc::new(batcher),
+                    1000,
+                    device,
+                );
+            let matrix =
+                report::confusion_matrix(&model, loader.iter().map(|b| (b.images, b.targets)));
+            let confusion = run.dir.join("confusion.png");
+            report::draw_confusion(&matrix, &confusion)?;
+            println!("{}", confusion.display());
         }
         Command::ImportPytorch { file, out } => {
             let config = import_pytorch::<backend::Backend>(&file, &out, &device)?;

@@ -84,3 +84,32 @@ fn bad_input_is_one_clear_error_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn report_draws_curves_and_confusion_matrix() {
+    let dir = std::env::temp_dir().join(format!("infer-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["config.json", "model.mpk", "metrics.json"] {
+        std::fs::copy(
+            repo().join("artifacts/reference").join(file),
+            dir.join(file),
+        )
+        .unwrap();
+    }
+    let (ok, stdout, stderr) = infer(&["report", "--run", dir.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    for (name, (width, height)) in [("curves.png", (1200, 480)), ("confusion.png", (670, 670))] {
+        let path = dir.join(name);
+        assert!(stdout.contains(path.to_str().unwrap()), "{stdout}");
+        let image = image::open(&path).unwrap();
+        assert_eq!((image.width(), image.height()), (width, height), "{name}");
+        // Not a blank canvas: some pixels are far from white.
+        let ink = image
+            .to_rgb8()
+            .pixels()
+            .filter(|p| p.0.iter().any(|&c| c < 128))
+            .count();
+        assert!(ink > 1000, "{name}: {ink} dark pixels");
+    }
+}
