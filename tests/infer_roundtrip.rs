@@ -192,3 +192,27 @@ fn pictures_are_classified_like_the_digits_they_show() {
         "{err}"
     );
 }
+
+#[test]
+fn a_torch_save_state_dict_imports_like_its_safetensors_twin() {
+    let pt = repo().join("tests/fixtures/pytorch-lstm-h10-l2.pt");
+    let safetensors = repo().join("../shared/fixtures/pytorch-lstm-h10-l2.safetensors");
+    let from_pt = StateDict::read_any(&pt).unwrap();
+    let reference = StateDict::read(&safetensors).unwrap();
+    assert_eq!(from_pt.tensors.len(), 10);
+    for (name, tensor) in &from_pt.tensors {
+        assert_eq!(Some(tensor), reference.tensors.get(name), "{name}");
+    }
+    let out = temp("import-pt");
+    let device = Default::default();
+    infer::import_pytorch::<B>(&pt, &out, &device).unwrap();
+    let model = Run::open(&out).unwrap().load_model::<B>(&device).unwrap();
+    let input = reference
+        .float_tensor::<B, 3>("input", [8, 28, 28], "", &device)
+        .unwrap();
+    let expected = reference
+        .float_tensor::<B, 2>("logits", [8, 10], "", &device)
+        .unwrap();
+    let diff: f32 = (model.forward(input) - expected).abs().max().into_scalar();
+    assert!(diff <= 1e-5, "{diff}");
+}

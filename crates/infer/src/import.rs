@@ -9,14 +9,15 @@ use model::pytorch::StateDict;
 
 use crate::InferError;
 
-/// Reads a PyTorch state_dict of the reference architecture (safetensors; sizes read from the tensors)
+/// Reads a PyTorch state_dict of the reference architecture (safetensors, or `.pt`/`.pth` from
+/// `torch.save`; sizes read from the tensors)
 /// and writes `out` as a run directory: `config.json` (model sizes, MNIST normalization) and `model.mpk`.
 pub fn import_pytorch<B: Backend>(
     file: &Path,
     out: &Path,
     device: &B::Device,
 ) -> Result<ModelConfig, InferError> {
-    let state = StateDict::read(file)?;
+    let state = StateDict::read_any(file)?;
     let model = state.to_classifier::<B>(device)?;
     let config = model.config();
     std::fs::create_dir_all(out).map_err(|e| InferError::Write {

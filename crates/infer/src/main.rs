@@ -71,9 +71,9 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Turn a PyTorch state_dict (safetensors, names of nn.LSTM + fc) into a run directory.
+    /// Turn a PyTorch state_dict (safetensors, or .pt/.pth from torch.save; names of nn.LSTM + fc) into a run directory.
     ImportPytorch {
-        /// The `.safetensors` file.
+        /// The `.safetensors` (or `.pt`/`.pth`) file.
         file: PathBuf,
         /// The run directory to write.
         #[arg(long, value_name = "DIR")]

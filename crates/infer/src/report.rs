@@ -91,7 +91,8 @@ pub fn draw_curves(points: &[EpochPoint], out: &Path) -> Result<(), InferError> 
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
         let (left, right) = root.split_horizontally(width / 2);
         let last = points.iter().map(|p| p.epoch).fold(1.0, f64::max);
-        let panels: [(&DrawingArea<_, _>, &str, fn(&EpochPoint) -> (f64, f64)); 2] = [
+        type Pick = fn(&EpochPoint) -> (f64, f64);
+        let panels: [(&DrawingArea<_, _>, &str, Pick); 2] = [
             (&left, "cross-entropy loss", |p| {
                 (p.train_loss, p.valid_loss)
             }),

@@ -80,7 +80,7 @@ fn bad_input_is_one_clear_error_line() {
     );
     let (ok, _, stderr) = infer(&["import-pytorch", "README.md", "--out", "/tmp/never"]);
     assert!(
-        !ok && stderr.contains("not a valid safetensors file"),
+        !ok && stderr.contains("cannot be read as a PyTorch state_dict"),
         "{stderr}"
     );
 }

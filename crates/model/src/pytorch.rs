@@ -26,9 +26,9 @@ pub enum ImportError {
         /// The I/O error.
         cause: std::io::Error,
     },
-    /// The bytes are not a valid safetensors file.
+    /// The bytes are not a valid safetensors (or, for `.pt`/`.pth`, PyTorch pickle) file.
     #[error(
-        "{path} is not a valid safetensors file ({message}); export the state_dict with safetensors.torch.save_file"
+        "{path} cannot be read as a PyTorch state_dict ({message}); save one with safetensors.torch.save_file(model.state_dict(), path) or torch.save(model.state_dict(), path)"
     )]
     Format {
         /// The file.
@@ -160,6 +160,57 @@ impl StateDict {
             cause,
         })?;
         Self::from_bytes(&bytes, path)
+    }
+
+    /// Reads a state_dict saved with `torch.save(model.state_dict(), path)` (`.pt`/`.pth`), without Python.
+    pub fn read_pytorch(path: impl AsRef<Path>) -> Result<Self, ImportError> {
+        let path = path.as_ref();
+        let format = |message: String| ImportError::Format {
+            path: path.to_path_buf(),
+            message,
+        };
+        let reader =
+            burn_store::pytorch::PytorchReader::new(path).map_err(|e| format(e.to_string()))?;
+        let mut tensors = BTreeMap::new();
+        for (name, snapshot) in reader.into_tensors() {
+            let data = snapshot
+                .to_data()
+                .map_err(|e| format(format!("tensor `{name}`: {e}")))?;
+            let shape = data.shape.to_vec();
+            let tensor = if data.dtype.is_float() {
+                HostTensor::Float {
+                    shape,
+                    values: data
+                        .convert::<f32>()
+                        .to_vec()
+                        .map_err(|e| format(format!("tensor `{name}`: {e:?}")))?,
+                }
+            } else {
+                HostTensor::Int {
+                    shape,
+                    values: data
+                        .convert::<i64>()
+                        .to_vec()
+                        .map_err(|e| format(format!("tensor `{name}`: {e:?}")))?,
+                }
+            };
+            tensors.insert(name, tensor);
+        }
+        Ok(Self {
+            source: path.to_path_buf(),
+            tensors,
+            metadata: HashMap::new(),
+        })
+    }
+
+    /// Reads either format, by extension: `.pt`/`.pth`/`.bin` through PyTorch's pickle format, anything
+    /// else as safetensors.
+    pub fn read_any(path: impl AsRef<Path>) -> Result<Self, ImportError> {
+        let path = path.as_ref();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("pt" | "pth" | "bin") => Self::read_pytorch(path),
+            _ => Self::read(path),
+        }
     }
 
     /// Parses safetensors bytes; `source` only names them in errors.
