@@ -33,7 +33,6 @@ fn save_then_load_gives_the_same_outputs() {
         .assert_eq(&loaded.forward(input).into_data(), true);
 }
 
-#[cfg(feature = "flex")]
 #[test]
 fn a_record_saved_on_one_backend_loads_on_another() {
     let device = Default::default();
