@@ -105,15 +105,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             let run = Run::open(&run)?;
             let model = run.load_model::<backend::Backend>(&device)?;
-            let test = test_set(&run, data_dir)?;
-            let batcher = MnistBatcher::new(test.rows(), test.cols(), run.data.mean, run.data.std);
-            let loader: EpochLoader<backend::Backend, _, MnistBatch<backend::Backend>> =
-                EpochLoader::new(
-                    std::sync::Arc::new(test),
-                    std::sync::Arc::new(batcher),
-                    batch_size,
-                    device,
-                );
+            let loader = test_loader(&run, data_dir, batch_size)?;
             let result = model.evaluate(loader.iter().map(|b| (b.images, b.targets)));
             if json {
                 println!(
@@ -188,15 +180,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 );
             }
             let model = run.load_model::<backend::Backend>(&device)?;
-            let test = test_set(&run, data_dir)?;
-            let batcher = MnistBatcher::new(test.rows(), test.cols(), run.data.mean, run.data.std);
-            let loader: EpochLoader<backend::Backend, _, MnistBatch<backend::Backend>> =
-                EpochLoader::new(
-                    std::sync::Arc::new(test),
-                    std::sync::Arc::new(batcher),
-                    1000,
-                    device,
-                );
+            let loader = test_loader(&run, data_dir, 1000)?;
             let matrix =
                 report::confusion_matrix(&model, loader.iter().map(|b| (b.images, b.targets)));
             let confusion = run.dir.join("confusion.png");
@@ -232,6 +216,22 @@ fn test_set(run: &Run, data_dir: Option<PathBuf>) -> anyhow::Result<data::MnistD
         );
     }
     Ok(test)
+}
+
+/// The test set in order, normalized as the run was trained, in batches of `batch_size`.
+fn test_loader(
+    run: &Run,
+    data_dir: Option<PathBuf>,
+    batch_size: usize,
+) -> anyhow::Result<EpochLoader<backend::Backend, data::MnistItem, MnistBatch<backend::Backend>>> {
+    let test = test_set(run, data_dir)?;
+    let batcher = MnistBatcher::new(test.rows(), test.cols(), run.data.mean, run.data.std);
+    Ok(EpochLoader::new(
+        std::sync::Arc::new(test),
+        std::sync::Arc::new(batcher),
+        batch_size,
+        Default::default(),
+    ))
 }
 
 fn print_prediction(name: &str, prediction: &Prediction, json: bool) {
