@@ -48,6 +48,20 @@ fn short_run(dir: &Path) -> train::RunOutcome<B> {
     train::train::<Autodiff<B>>(options, Default::default()).unwrap()
 }
 
+/// The shared fixture's input batch and PyTorch's logits on it.
+fn reference_batch(
+    reference: &StateDict,
+) -> (burn::tensor::Tensor<B, 3>, burn::tensor::Tensor<B, 2>) {
+    let device = Default::default();
+    let input = reference
+        .float_tensor::<B, 3>("input", [8, 28, 28], "", &device)
+        .unwrap();
+    let logits = reference
+        .float_tensor::<B, 2>("logits", [8, 10], "", &device)
+        .unwrap();
+    (input, logits)
+}
+
 #[test]
 fn a_trained_record_loads_in_another_crate_with_identical_predictions() {
     let dir = temp("train");
@@ -125,13 +139,7 @@ fn pytorch_weights_imported_as_a_run_predict_like_pytorch() {
     let device = Default::default();
     infer::import_pytorch::<B>(&fixture, &out, &device).unwrap();
     let model = Run::open(&out).unwrap().load_model::<B>(&device).unwrap();
-    let reference = StateDict::read(&fixture).unwrap();
-    let input = reference
-        .float_tensor::<B, 3>("input", [8, 28, 28], "", &device)
-        .unwrap();
-    let expected = reference
-        .float_tensor::<B, 2>("logits", [8, 10], "", &device)
-        .unwrap();
+    let (input, expected) = reference_batch(&StateDict::read(&fixture).unwrap());
     let logits = model.forward(input);
     let diff: f32 = (logits.clone() - expected.clone())
         .abs()
@@ -207,12 +215,7 @@ fn a_torch_save_state_dict_imports_like_its_safetensors_twin() {
     let device = Default::default();
     infer::import_pytorch::<B>(&pt, &out, &device).unwrap();
     let model = Run::open(&out).unwrap().load_model::<B>(&device).unwrap();
-    let input = reference
-        .float_tensor::<B, 3>("input", [8, 28, 28], "", &device)
-        .unwrap();
-    let expected = reference
-        .float_tensor::<B, 2>("logits", [8, 10], "", &device)
-        .unwrap();
+    let (input, expected) = reference_batch(&reference);
     let diff: f32 = (model.forward(input) - expected).abs().max().into_scalar();
     assert!(diff <= 1e-5, "{diff}");
 }

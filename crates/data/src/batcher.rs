@@ -19,31 +19,30 @@ pub struct MnistBatch<B: Backend> {
 /// one upload per tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MnistBatcher {
-    mean: f32,
-    std: f32,
     rows: usize,
     cols: usize,
+    /// The normalized value of every grey level, computed once rather than per pixel or per batch.
+    table: [f32; 256],
 }
 
 impl MnistBatcher {
     /// A batcher for `rows × cols` images with the given normalization (MNIST: 28, 28, 0.1307, 0.3081).
     pub fn new(rows: usize, cols: usize, mean: f64, std: f64) -> Self {
+        let (mean, std) = (mean as f32, std as f32);
         Self {
-            mean: mean as f32,
-            std: std as f32,
             rows,
             cols,
+            table: std::array::from_fn(|p| (p as f32 / 255.0 - mean) / std),
         }
     }
 
     /// The normalized value of one raw pixel.
     pub fn normalize(&self, pixel: u8) -> f32 {
-        (pixel as f32 / 255.0 - self.mean) / self.std
+        self.table[pixel as usize]
     }
 
     /// Normalized pixels of `items`, row-major, `[items.len() * rows * cols]`.
     fn pixels(&self, items: &[MnistItem]) -> Vec<f32> {
-        let table: Vec<f32> = (0..=255u8).map(|p| self.normalize(p)).collect();
         let size = self.rows * self.cols;
         let mut out = Vec::with_capacity(items.len() * size);
         for item in items {
@@ -55,7 +54,7 @@ impl MnistBatcher {
                 self.rows,
                 self.cols
             );
-            out.extend(item.pixels.iter().map(|&p| table[p as usize]));
+            out.extend(item.pixels.iter().map(|&p| self.table[p as usize]));
         }
         out
     }
