@@ -86,7 +86,7 @@ fn a_trained_record_loads_in_another_crate_with_identical_predictions() {
         let items: Vec<_> = (start..start + 100).map(|i| test.get(i).unwrap()).collect();
         let batch: data::MnistBatch<B> =
             burn::data::dataloader::batcher::Batcher::batch(&batcher, items, &device);
-        (batch.images, batch.targets)
+        (batch.sequences, batch.targets)
     });
     let evaluation = loaded.evaluate(batches);
     let reported = outcome.metrics.epochs.last().unwrap();

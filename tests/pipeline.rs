@@ -37,7 +37,7 @@ fn batcher_and_imported_model_reproduce_pytorch_on_real_mnist() {
     let batch: MnistBatch<B> = MnistBatcher::new(28, 28, 0.1307, 0.3081).batch(items, &device);
     let targets: Vec<i64> = batch.targets.clone().into_data().to_vec().unwrap();
     assert_eq!(targets, vec![7, 2, 1, 0, 4, 1, 4, 9]);
-    let input_diff: f32 = (batch.images.clone() - expected_input)
+    let input_diff: f32 = (batch.sequences.clone() - expected_input)
         .abs()
         .max()
         .into_scalar();
@@ -47,7 +47,7 @@ fn batcher_and_imported_model_reproduce_pytorch_on_real_mnist() {
     );
 
     let model = reference.to_classifier::<B>(&device).unwrap();
-    let logits_diff: f32 = (model.forward(batch.images) - expected_logits)
+    let logits_diff: f32 = (model.forward(batch.sequences) - expected_logits)
         .abs()
         .max()
         .into_scalar();

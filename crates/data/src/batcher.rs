@@ -1,39 +1,64 @@
-//! Turning MNIST items into normalized tensors, one batch at a time.
+//! Turning MNIST items into normalized sequence tensors, one batch at a time.
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
+use crate::SequenceLayout;
 use crate::mnist::MnistItem;
 
-/// A batch of images read row by row: `images` `[batch, rows, cols]` normalized, `targets` `[batch]`.
+/// A batch of images read as sequences: `sequences` `[batch, steps, features]` normalized, `targets` `[batch]`.
 #[derive(Debug, Clone)]
 pub struct MnistBatch<B: Backend> {
-    /// Normalized pixels, one sequence of `rows` time steps of `cols` features per image.
-    pub images: Tensor<B, 3>,
+    /// Normalized pixels: per image, `steps` time steps of `features` values (rows: 28 × 28; pixels: 784 × 1).
+    pub sequences: Tensor<B, 3>,
     /// Class indices.
     pub targets: Tensor<B, 1, Int>,
 }
 
 /// Scales pixels to [0, 1], then normalizes with `(x - mean) / std` (torchvision's `ToTensor` +
-/// `Normalize`), and stacks images as row sequences. Normalization runs on the host and each batch is
-/// one upload per tensor.
+/// `Normalize`), and lays images out as sequences. Normalization and reordering run on the host and
+/// each batch is one upload per tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MnistBatcher {
     rows: usize,
     cols: usize,
+    layout: SequenceLayout,
     /// The normalized value of every grey level, computed once rather than per pixel or per batch.
     table: [f32; 256],
 }
 
 impl MnistBatcher {
-    /// A batcher for `rows × cols` images with the given normalization (MNIST: 28, 28, 0.1307, 0.3081).
+    /// A batcher for `rows × cols` images read row by row, with the given normalization (MNIST: 28,
+    /// 28, 0.1307, 0.3081).
     pub fn new(rows: usize, cols: usize, mean: f64, std: f64) -> Self {
         let (mean, std) = (mean as f32, std as f32);
         Self {
             rows,
             cols,
+            layout: SequenceLayout::Rows,
             table: std::array::from_fn(|p| (p as f32 / 255.0 - mean) / std),
         }
+    }
+
+    /// The same batcher reading images in another order. A permutation must cover `rows × cols` pixels.
+    pub fn with_layout(mut self, layout: SequenceLayout) -> Self {
+        if let SequenceLayout::PermutedPixels(permutation) = &layout {
+            assert_eq!(
+                permutation.len(),
+                self.rows * self.cols,
+                "a permutation of {} pixels given to a {}x{} batcher",
+                permutation.len(),
+                self.rows,
+                self.cols
+            );
+        }
+        self.layout = layout;
+        self
+    }
+
+    /// `(steps, features)` of every sequence this batcher makes.
+    pub fn sequence_shape(&self) -> (usize, usize) {
+        self.layout.mode().shape(self.rows, self.cols)
     }
 
     /// The normalized value of one raw pixel.
@@ -41,8 +66,8 @@ impl MnistBatcher {
         self.table[pixel as usize]
     }
 
-    /// Normalized pixels of `items`, row-major, `[items.len() * rows * cols]`.
-    fn pixels(&self, items: &[MnistItem]) -> Vec<f32> {
+    /// Normalized pixels of `items` in reading order, `[items.len() * rows * cols]`.
+    fn values(&self, items: &[MnistItem]) -> Vec<f32> {
         let size = self.rows * self.cols;
         let mut out = Vec::with_capacity(items.len() * size);
         for item in items {
@@ -54,7 +79,17 @@ impl MnistBatcher {
                 self.rows,
                 self.cols
             );
-            out.extend(item.pixels.iter().map(|&p| self.table[p as usize]));
+            match &self.layout {
+                SequenceLayout::Rows | SequenceLayout::Pixels => {
+                    out.extend(item.pixels.iter().map(|&p| self.table[p as usize]));
+                }
+                SequenceLayout::PermutedPixels(permutation) => out.extend(
+                    permutation
+                        .order()
+                        .iter()
+                        .map(|&i| self.table[item.pixels[i as usize] as usize]),
+                ),
+            }
         }
         out
     }
@@ -63,10 +98,11 @@ impl MnistBatcher {
 impl<B: Backend> Batcher<B, MnistItem, MnistBatch<B>> for MnistBatcher {
     fn batch(&self, items: Vec<MnistItem>, device: &B::Device) -> MnistBatch<B> {
         let n = items.len();
-        let pixels = self.pixels(&items);
+        let (steps, features) = self.sequence_shape();
+        let values = self.values(&items);
         let labels: Vec<i64> = items.iter().map(|item| item.label as i64).collect();
         MnistBatch {
-            images: Tensor::from_data(TensorData::new(pixels, [n, self.rows, self.cols]), device),
+            sequences: Tensor::from_data(TensorData::new(values, [n, steps, features]), device),
             targets: Tensor::from_data(TensorData::new(labels, [n]), device),
         }
     }

@@ -1,8 +1,11 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use burn::config::Config;
 
-/// How MNIST is found, normalized and split. Saved as part of a run's config.
+use crate::{Permutation, PermutationError, SequenceLayout, SequenceMode};
+
+/// How MNIST is found, normalized, read as a sequence and split. Saved as part of a run's config.
 #[derive(Config, Debug, PartialEq)]
 pub struct DataConfig {
     /// Directory holding the four IDX files; `null` searches `MNIST_DIR`, then burn-dataset's cache.
@@ -13,6 +16,13 @@ pub struct DataConfig {
     /// Standard deviation divided by after subtracting the mean (MNIST's: 0.3081).
     #[config(default = 0.3081)]
     pub std: f64,
+    /// How an image becomes a sequence: `rows` (28 steps × 28 pixels), `pixels` (784 steps × 1) or
+    /// `permuted_pixels` (784 steps in a fixed random order).
+    #[config(default = "SequenceMode::Rows")]
+    pub sequence: SequenceMode,
+    /// Seed of the pixel permutation of `permuted_pixels`; the run saves the permutation itself too.
+    #[config(default = 0)]
+    pub permutation_seed: u64,
     /// Training images held out for validation; 0 validates on the test set, as the reference program does.
     #[config(default = 0)]
     pub validation_size: usize,
@@ -38,6 +48,30 @@ pub struct DataConfigError {
 }
 
 impl DataConfig {
+    /// The name of the file in which a `permuted_pixels` run keeps its permutation.
+    pub const PERMUTATION_FILE: &str = "permutation.json";
+
+    /// The reading order for `rows × cols` images. For `permuted_pixels` it is the permutation saved
+    /// in `saved` when that file exists (a run's own), else the one drawn from `permutation_seed`.
+    pub fn sequence_layout(
+        &self,
+        rows: usize,
+        cols: usize,
+        saved: Option<&Path>,
+    ) -> Result<SequenceLayout, PermutationError> {
+        Ok(match self.sequence {
+            SequenceMode::Rows => SequenceLayout::Rows,
+            SequenceMode::Pixels => SequenceLayout::Pixels,
+            SequenceMode::PermutedPixels => {
+                let permutation = match saved.filter(|path| path.exists()) {
+                    Some(path) => Permutation::load(path, rows * cols)?,
+                    None => Permutation::from_seed(rows * cols, self.permutation_seed),
+                };
+                SequenceLayout::PermutedPixels(Arc::new(permutation))
+            }
+        })
+    }
+
     /// Checks values that make no sense (a non-positive or non-finite std, empty limits, …).
     pub fn validate(&self) -> Result<(), DataConfigError> {
         let err = |field, value: String, reason| {

@@ -1,6 +1,6 @@
 //! MNIST for sequence models: IDX reading, locating the files, a reproducible train/validation split,
-//! and a Burn [`Batcher`](burn::data::dataloader::batcher::Batcher) that normalizes images into row
-//! sequences.
+//! and a Burn [`Batcher`](burn::data::dataloader::batcher::Batcher) that normalizes images into
+//! sequences: rows, pixels, or permuted pixels ([`SequenceMode`]).
 //!
 //! This crate knows nothing of models.
 
@@ -9,6 +9,7 @@ mod config;
 pub mod idx;
 mod loader;
 mod mnist;
+mod sequence;
 mod source;
 mod split;
 
@@ -16,6 +17,7 @@ pub use batcher::{MnistBatch, MnistBatcher};
 pub use config::{DataConfig, DataConfigError};
 pub use loader::EpochLoader;
 pub use mnist::{MnistDataset, MnistError, MnistItem};
+pub use sequence::{Permutation, PermutationError, SequenceLayout, SequenceMode};
 pub use source::{
     MNIST_DIR_ENV, MnistFiles, SourceError, Split, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
     TRAIN_LABELS,

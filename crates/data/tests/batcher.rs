@@ -20,12 +20,12 @@ fn pixels_are_scaled_then_normalized_with_mnist_statistics() {
         },
     ];
     let batch: MnistBatch<B> = batcher.batch(items.clone(), &Default::default());
-    assert_eq!(batch.images.dims(), [2, 2, 3]);
+    assert_eq!(batch.sequences.dims(), [2, 2, 3]);
     assert_eq!(
         batch.targets.clone().into_data().to_vec::<i64>().unwrap(),
         vec![7, 0]
     );
-    let got = batch.images.into_data().to_vec::<f32>().unwrap();
+    let got = batch.sequences.into_data().to_vec::<f32>().unwrap();
     // By hand: 0 → (0 - 0.1307) / 0.3081 = -0.424213; 255 → (1 - 0.1307) / 0.3081 = 2.821487.
     assert!((got[0] - -0.424_213).abs() < 1e-5, "{}", got[0]);
     assert!((got[1] - 2.821_487).abs() < 1e-5, "{}", got[1]);
@@ -50,7 +50,7 @@ fn other_statistics_are_honoured() {
         &Default::default(),
     );
     assert_eq!(
-        batch.images.into_data().to_vec::<f32>().unwrap(),
+        batch.sequences.into_data().to_vec::<f32>().unwrap(),
         vec![-1.0, 1.0]
     );
 }

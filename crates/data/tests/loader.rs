@@ -26,7 +26,7 @@ fn epoch(loader: &dyn DataLoader<B, MnistBatch<B>>) -> (Vec<usize>, Vec<u32>) {
     let mut sizes = Vec::new();
     let mut ids = Vec::new();
     for batch in loader.iter() {
-        let values: Vec<f32> = batch.images.into_data().to_vec().unwrap();
+        let values: Vec<f32> = batch.sequences.into_data().to_vec().unwrap();
         sizes.push(values.len());
         ids.extend(values.iter().map(|v| v.round() as u32));
     }

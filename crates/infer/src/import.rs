@@ -3,13 +3,13 @@
 use std::path::Path;
 
 use burn::tensor::backend::Backend;
-use data::DataConfig;
+use data::{DataConfig, SequenceMode};
 use model::ModelConfig;
 use model::pytorch::StateDict;
 
 use crate::InferError;
 
-/// Reads a PyTorch state_dict of the reference architecture (safetensors, or `.pt`/`.pth` from
+/// Reads a PyTorch state_dict of a recurrent classifier (any cell) (safetensors, or `.pt`/`.pth` from
 /// `torch.save`; sizes read from the tensors)
 /// and writes `out` as a run directory: `config.json` (model sizes, MNIST normalization) and `model.mpk`.
 pub fn import_pytorch<B: Backend>(
@@ -24,9 +24,15 @@ pub fn import_pytorch<B: Backend>(
         path: out.to_path_buf(),
         message: e.to_string(),
     })?;
+    // One feature per step means the model reads pixels; any other width reads rows.
+    let sequence = if config.input_size == 1 {
+        SequenceMode::Pixels
+    } else {
+        SequenceMode::Rows
+    };
     let json = serde_json::json!({
         "model": config,
-        "data": DataConfig::new(),
+        "data": DataConfig::new().with_sequence(sequence),
         "imported_from": file.display().to_string(),
     });
     let path = out.join("config.json");

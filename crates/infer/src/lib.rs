@@ -1,4 +1,4 @@
-//! Using trained LSTM classifiers from other Rust code: open a run directory written by `train`,
+//! Using trained recurrent classifiers from other Rust code: open a run directory written by `train`,
 //! load its model (checked against its config), evaluate it on MNIST, classify pictures of digits, and
 //! import PyTorch-trained weights.
 //!
@@ -63,4 +63,7 @@ pub enum InferError {
     /// MNIST could not be read.
     #[error(transparent)]
     Data(#[from] data::MnistError),
+    /// The run's pixel permutation is unreadable.
+    #[error(transparent)]
+    Permutation(#[from] data::PermutationError),
 }

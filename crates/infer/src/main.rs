@@ -9,10 +9,10 @@ use anyhow::{Context, bail};
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use clap::{Parser, Subcommand};
-use data::{EpochLoader, MnistBatch, MnistBatcher, MnistFiles, Split};
+use data::{EpochLoader, MnistBatch, MnistFiles, Split};
 use infer::{Prediction, Run, import_pytorch, predict, preprocess, report};
 
-/// Use trained LSTM digit classifiers: evaluate, predict, import from PyTorch.
+/// Use trained recurrent digit classifiers: evaluate, predict, import from PyTorch.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -71,7 +71,7 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Turn a PyTorch state_dict (safetensors, or .pt/.pth from torch.save; names of nn.LSTM + fc) into a run directory.
+    /// Turn a PyTorch state_dict (safetensors, or .pt/.pth from torch.save; names of nn.LSTM/GRU/RNN + fc) into a run directory.
     ImportPytorch {
         /// The `.safetensors` (or `.pt`/`.pth`) file.
         file: PathBuf,
@@ -106,7 +106,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             let run = Run::open(&run)?;
             let model = run.load_model::<backend::Backend>(&device)?;
             let loader = test_loader(&run, data_dir, batch_size)?;
-            let result = model.evaluate(loader.iter().map(|b| (b.images, b.targets)));
+            let result = model.evaluate(loader.iter().map(|b| (b.sequences, b.targets)));
             if json {
                 println!(
                     "{}",
@@ -154,13 +154,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 }
             };
             let side = preprocess::SIDE;
-            if run.model.input_size != side {
-                bail!(
-                    "this model reads rows of {} pixels; pictures are converted to {side}x{side}",
-                    run.model.input_size
-                );
-            }
-            let batcher = MnistBatcher::new(side, side, run.data.mean, run.data.std);
+            let batcher = run.batcher(side, side)?;
             let predictions = predict(&model, &batcher, &pixels, &device);
             for (name, prediction) in names.iter().zip(&predictions) {
                 print_prediction(name, prediction, json);
@@ -182,7 +176,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             let model = run.load_model::<backend::Backend>(&device)?;
             let loader = test_loader(&run, data_dir, 1000)?;
             let matrix =
-                report::confusion_matrix(&model, loader.iter().map(|b| (b.images, b.targets)));
+                report::confusion_matrix(&model, loader.iter().map(|b| (b.sequences, b.targets)));
             let confusion = run.dir.join("confusion.png");
             report::draw_confusion(&matrix, &confusion)?;
             println!("{}", confusion.display());
@@ -190,8 +184,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::ImportPytorch { file, out } => {
             let config = import_pytorch::<backend::Backend>(&file, &out, &device)?;
             println!(
-                "imported {} (input {}, hidden {}, {} layers, {} classes) into {}",
+                "imported {} ({}, input {}, hidden {}, {} layers, {} classes) into {}",
                 file.display(),
+                config.cell,
                 config.input_size,
                 config.hidden_size,
                 config.num_layers,
@@ -207,14 +202,7 @@ fn test_set(run: &Run, data_dir: Option<PathBuf>) -> anyhow::Result<data::MnistD
     let dir = data_dir.or_else(|| run.data.dir.clone());
     let files = MnistFiles::locate(dir.as_deref())?;
     let test = files.load(Split::Test)?;
-    if test.cols() != run.model.input_size {
-        bail!(
-            "the test images are {}x{} but the model reads {} features per row",
-            test.rows(),
-            test.cols(),
-            run.model.input_size
-        );
-    }
+    run.batcher(test.rows(), test.cols())?;
     Ok(test)
 }
 
@@ -225,7 +213,7 @@ fn test_loader(
     batch_size: usize,
 ) -> anyhow::Result<EpochLoader<backend::Backend, data::MnistItem, MnistBatch<backend::Backend>>> {
     let test = test_set(run, data_dir)?;
-    let batcher = MnistBatcher::new(test.rows(), test.cols(), run.data.mean, run.data.std);
+    let batcher = run.batcher(test.rows(), test.cols())?;
     Ok(EpochLoader::new(
         std::sync::Arc::new(test),
         std::sync::Arc::new(batcher),

@@ -4,7 +4,7 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use data::{MnistBatch, MnistBatcher, MnistItem};
-use model::LstmClassifier;
+use model::RecurrentClassifier;
 
 /// The model's answer for one image.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,7 +17,7 @@ pub struct Prediction {
 
 /// Classifies `images` (raw 0..=255 grey levels, `rows × cols` each), normalized by `batcher`.
 pub fn predict<B: Backend>(
-    model: &LstmClassifier<B>,
+    model: &RecurrentClassifier<B>,
     batcher: &MnistBatcher,
     images: &[Vec<u8>],
     device: &B::Device,
@@ -34,7 +34,7 @@ pub fn predict<B: Backend>(
         .collect();
     let batch: MnistBatch<B> = batcher.batch(items, device);
     let classes = model.config().num_classes;
-    let probabilities: Vec<f32> = softmax(model.forward(batch.images), 1)
+    let probabilities: Vec<f32> = softmax(model.forward(batch.sequences), 1)
         .into_data()
         .convert::<f32>()
         .to_vec()

@@ -220,7 +220,7 @@ fn save_png(pixels: Vec<u8>, width: u32, height: u32, out: &Path) -> Result<(), 
 }
 
 /// Counts `matrix[true][predicted]` over `(sequences, labels)` batches.
-pub fn confusion_matrix<B, I>(model: &model::LstmClassifier<B>, batches: I) -> Vec<Vec<usize>>
+pub fn confusion_matrix<B, I>(model: &model::RecurrentClassifier<B>, batches: I) -> Vec<Vec<usize>>
 where
     B: burn::tensor::backend::Backend,
     I: IntoIterator<

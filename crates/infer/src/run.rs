@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
-use data::DataConfig;
-use model::{LstmClassifier, ModelConfig};
+use data::{DataConfig, MnistBatcher};
+use model::{ModelConfig, RecurrentClassifier};
 use serde_json::Value;
 
 use crate::InferError;
@@ -59,11 +59,32 @@ impl Run {
         self.dir.join("model.mpk")
     }
 
+    /// The batcher that turns `rows × cols` images into the sequences this model was trained on
+    /// (normalization and reading order, with the run's own pixel permutation if it has one).
+    pub fn batcher(&self, rows: usize, cols: usize) -> Result<MnistBatcher, InferError> {
+        let saved = self.dir.join(DataConfig::PERMUTATION_FILE);
+        let layout = self.data.sequence_layout(rows, cols, Some(&saved))?;
+        let batcher =
+            MnistBatcher::new(rows, cols, self.data.mean, self.data.std).with_layout(layout);
+        let (steps, features) = batcher.sequence_shape();
+        if features != self.model.input_size {
+            return Err(InferError::RunConfig {
+                path: self.dir.join("config.json"),
+                message: format!(
+                    "{rows}x{cols} images read as `{}` give {steps} steps of {features} features, but model.input_size is {}",
+                    self.data.sequence.name(),
+                    self.model.input_size
+                ),
+            });
+        }
+        Ok(batcher)
+    }
+
     /// Loads the trained classifier, checking the record against the config.
     pub fn load_model<B: Backend>(
         &self,
         device: &B::Device,
-    ) -> Result<LstmClassifier<B>, InferError> {
+    ) -> Result<RecurrentClassifier<B>, InferError> {
         Ok(self.model.load(self.model_file(), device)?)
     }
 }

@@ -2,25 +2,31 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::{ConfigError, ModelConfig, StackedLstm};
+use crate::{ConfigError, ModelConfig, RecurrentStack};
 
-/// A stacked LSTM with a linear head on the last layer's final hidden state: `[batch, time, features]` → logits.
+/// A stack of recurrent layers with a linear head on the last layer's final hidden state:
+/// `[batch, time, features]` → logits.
 ///
-/// The same network as the reference PyTorch program: `nn.LSTM(batch_first=True)` then `nn.Linear`.
+/// With the LSTM cell this is the reference PyTorch program's network: `nn.LSTM(batch_first=True)`
+/// then `nn.Linear`.
 #[derive(Module, Debug)]
-pub struct LstmClassifier<B: Backend> {
+pub struct RecurrentClassifier<B: Backend> {
     /// The recurrent stack.
-    pub lstm: StackedLstm<B>,
+    pub rnn: RecurrentStack<B>,
     /// The classification head, `hidden_size` → `num_classes` (Burn stores its weight as `[in, out]`).
     pub fc: Linear<B>,
 }
 
 impl ModelConfig {
     /// Builds a freshly initialized classifier (PyTorch's initialization), after validating the sizes.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<LstmClassifier<B>, ConfigError> {
+    pub fn init<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<RecurrentClassifier<B>, ConfigError> {
         self.validate()?;
-        let model = LstmClassifier {
-            lstm: StackedLstm::new(
+        let model = RecurrentClassifier {
+            rnn: RecurrentStack::new(
+                self.cell,
                 self.input_size,
                 self.hidden_size,
                 self.num_layers,
@@ -35,15 +41,22 @@ impl ModelConfig {
     }
 }
 
-impl<B: Backend> LstmClassifier<B> {
-    /// Draws every parameter now, in PyTorch's order (per layer: weight_ih, weight_hh, bias_ih, bias_hh;
-    /// then the head). Burn initializes parameters lazily, on first use; a clone taken before that
-    /// (to save a fresh model, say) would draw its own, different values.
+impl<B: Backend> RecurrentClassifier<B> {
+    /// Draws every parameter now, in PyTorch's order (per layer: weight_ih, weight_hh, bias_ih, bias_hh,
+    /// then any peephole weights; then the head). Burn initializes parameters lazily, on first use; a
+    /// clone taken before that (to save a fresh model, say) would draw its own, different values.
     fn materialize(&self) {
-        for layer in &self.lstm.layers {
+        for layer in &self.rnn.layers {
             let _ = (layer.weight_ih.val(), layer.weight_hh.val());
-            for bias in [&layer.bias_ih, &layer.bias_hh].into_iter().flatten() {
-                let _ = bias.val();
+            let optional = [
+                &layer.bias_ih,
+                &layer.bias_hh,
+                &layer.weight_ci,
+                &layer.weight_cf,
+                &layer.weight_co,
+            ];
+            for param in optional.into_iter().flatten() {
+                let _ = param.val();
             }
         }
         let _ = self.fc.weight.val();
@@ -54,7 +67,7 @@ impl<B: Backend> LstmClassifier<B> {
 
     /// Logits `[batch, classes]` for sequences `[batch, time, features]`.
     pub fn forward(&self, input: Tensor<B, 3>) -> Tensor<B, 2> {
-        let states = self.lstm.final_states(input);
+        let states = self.rnn.final_states(input);
         let last = states
             .into_iter()
             .last()
@@ -65,17 +78,18 @@ impl<B: Backend> LstmClassifier<B> {
     /// Logits after every time step, `[batch, time, classes]`: the head applied to the last layer's
     /// hidden state as the sequence is read. The final step equals [`forward`](Self::forward).
     pub fn forward_per_step(&self, input: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.fc.forward(self.lstm.output_sequence(input))
+        self.fc.forward(self.rnn.output_sequence(input))
     }
 
     /// The sizes this classifier was built with, read back from its parameters.
     pub fn config(&self) -> ModelConfig {
-        let first = &self.lstm.layers[0];
+        let first = &self.rnn.layers[0];
         let [hidden_size, num_classes] = self.fc.weight.dims();
         ModelConfig {
+            cell: first.cell(),
             input_size: first.input_size(),
             hidden_size,
-            num_layers: self.lstm.layers.len(),
+            num_layers: self.rnn.layers.len(),
             num_classes,
             bias: first.bias_ih.is_some(),
         }

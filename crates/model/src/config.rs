@@ -1,17 +1,22 @@
 use burn::config::Config;
 
-/// Sizes of an [`LstmClassifier`](crate::LstmClassifier): everything needed to build one.
+use crate::Cell;
+
+/// Cell and sizes of a [`RecurrentClassifier`](crate::RecurrentClassifier): everything needed to build one.
 #[derive(Config, Debug, PartialEq)]
 pub struct ModelConfig {
+    /// The recurrent cell of every layer: `lstm`, `peephole_lstm`, `gru` or `rnn`.
+    #[config(default = "Cell::Lstm")]
+    pub cell: Cell,
     /// Features per time step (28 for MNIST read row by row).
     pub input_size: usize,
-    /// Hidden (and cell) state size of every LSTM layer.
+    /// Hidden (and cell) state size of every layer.
     pub hidden_size: usize,
-    /// Number of stacked LSTM layers; layer k+1 reads layer k's output sequence.
+    /// Number of stacked recurrent layers; layer k+1 reads layer k's output sequence.
     pub num_layers: usize,
     /// Number of output classes of the linear head.
     pub num_classes: usize,
-    /// Whether the LSTM layers carry biases (PyTorch's `bias=True`).
+    /// Whether the recurrent layers carry biases (PyTorch's `bias=True`).
     #[config(default = true)]
     pub bias: bool,
 }

@@ -1,6 +1,6 @@
 use burn::tensor::{ElementConversion, Int, Tensor, backend::Backend};
 
-use crate::{LstmClassifier, cross_entropy};
+use crate::{RecurrentClassifier, cross_entropy};
 
 /// Loss and accuracy of a classifier over a labelled set.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -13,7 +13,7 @@ pub struct Evaluation {
     pub items: usize,
 }
 
-impl<B: Backend> LstmClassifier<B> {
+impl<B: Backend> RecurrentClassifier<B> {
     /// Evaluates on `(sequences [batch, time, features], labels [batch])` batches. The loss is the mean
     /// over examples, not over batches, so the batch size does not change the result.
     pub fn evaluate<I>(&self, batches: I) -> Evaluation

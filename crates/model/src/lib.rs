@@ -1,24 +1,29 @@
 //! Recurrent sequence classifiers for Burn, generic over the backend.
 //!
-//! The centrepiece is [`LstmClassifier`]: a stack of LSTM layers reading a `[batch, time, features]`
-//! sequence, with a linear head on the last layer's final hidden state. It computes exactly what
-//! PyTorch's `nn.LSTM` + `nn.Linear` compute, initializes the same way, and can import PyTorch
-//! state_dicts ([`pytorch`]).
+//! The centrepiece is [`RecurrentClassifier`]: a stack of recurrent layers reading a
+//! `[batch, time, features]` sequence, with a linear head on the last layer's final hidden state. The
+//! [`Cell`] is the LSTM of the reference program, the peephole LSTM, the GRU or the plain tanh RNN. The
+//! LSTM, GRU and RNN compute exactly what PyTorch's `nn.LSTM` / `nn.GRU` / `nn.RNN` + `nn.Linear`
+//! compute, initialize the same way, and can import PyTorch state_dicts ([`pytorch`]).
 //!
 //! This crate knows nothing of MNIST files or of training loops.
 
+mod cell;
 mod classifier;
 mod config;
 mod evaluation;
+mod layer;
 mod loss;
-mod lstm;
 pub mod parity;
 pub mod pytorch;
 mod record;
+mod stack;
 
-pub use classifier::LstmClassifier;
+pub use cell::Cell;
+pub use classifier::RecurrentClassifier;
 pub use config::{ConfigError, ModelConfig};
 pub use evaluation::Evaluation;
+pub use layer::{RecurrentLayer, RecurrentState};
 pub use loss::cross_entropy;
-pub use lstm::{LstmLayer, LstmState, StackedLstm};
 pub use record::{ModelRecorder, RecordError};
+pub use stack::RecurrentStack;

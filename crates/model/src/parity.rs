@@ -11,7 +11,7 @@ use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::{ElementConversion, Tensor, backend::AutodiffBackend};
 
 use crate::pytorch::{HostTensor, ImportError, StateDict};
-use crate::{LstmClassifier, cross_entropy};
+use crate::{RecurrentClassifier, cross_entropy};
 
 /// Largest accepted |Burn − PyTorch| on the initial logits.
 pub const LOGITS_TOLERANCE: f32 = 1e-5;
@@ -43,7 +43,7 @@ pub fn check<B: AutodiffBackend>(
     reference: &StateDict,
     device: &B::Device,
 ) -> Result<ParityReport, ImportError> {
-    let mut model: LstmClassifier<B> = reference.to_classifier(device)?;
+    let mut model: RecurrentClassifier<B> = reference.to_classifier(device)?;
     let config = model.config();
     let input_shape = reference.get("input", "parity check")?.shape().to_vec();
     let [n, t, f] = input_shape[..] else {
@@ -91,7 +91,7 @@ pub fn check<B: AutodiffBackend>(
                 .with_momentum(momentum)
                 .with_dampening(0.0)
         }))
-        .init::<B, LstmClassifier<B>>();
+        .init::<B, RecurrentClassifier<B>>();
     for _ in 0..2 {
         let loss = cross_entropy(model.forward(input.clone()), targets.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);

@@ -1,9 +1,12 @@
-//! PyTorch state_dicts in safetensors files: import into an [`LstmClassifier`], and export back.
+//! PyTorch state_dicts in safetensors (or `torch.save`) files: import into a [`RecurrentClassifier`],
+//! and export back.
 //!
-//! Names and packing follow `nn.LSTM` + `nn.Linear`: `<prefix>.weight_ih_l{k}` `[4H, in]`,
-//! `<prefix>.weight_hh_l{k}` `[4H, H]`, `<prefix>.bias_ih_l{k}` / `<prefix>.bias_hh_l{k}` `[4H]` (gate rows
-//! i, f, g, o), then `fc.weight` `[C, H]` and `fc.bias` `[C]`. The prefix is whatever precedes
-//! `.weight_ih_l0` (`lstm` in the reference program). Sizes are read from the tensors, never assumed.
+//! Names and packing follow `nn.LSTM` / `nn.GRU` / `nn.RNN` + `nn.Linear`: `<prefix>.weight_ih_l{k}`
+//! `[G·H, in]`, `<prefix>.weight_hh_l{k}` `[G·H, H]`, `<prefix>.bias_ih_l{k}` / `<prefix>.bias_hh_l{k}`
+//! `[G·H]` (G = 4 gates i, f, g, o for the LSTMs; 3 gates r, z, n for the GRU; 1 for the tanh RNN), the
+//! peephole LSTM's `<prefix>.weight_c{i,f,o}_l{k}` `[H]`, then `fc.weight` `[C, H]` and `fc.bias` `[C]`.
+//! The prefix is whatever precedes `.weight_ih_l0` (`lstm` or `rnn`). The cell comes from the file's
+//! `cell` metadata when present, else from the gate count; sizes are read from the tensors, never assumed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -13,7 +16,8 @@ use burn::nn::Linear;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::{ConfigError, LstmClassifier, LstmLayer, ModelConfig, StackedLstm};
+use crate::layer::LayerParams;
+use crate::{Cell, ConfigError, ModelConfig, RecurrentClassifier, RecurrentLayer, RecurrentStack};
 
 /// Why a state_dict could not be read or turned into a model. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -74,11 +78,11 @@ pub enum ImportError {
         /// What would be accepted.
         expected: &'static str,
     },
-    /// No LSTM weights were found at all.
+    /// No recurrent weights were found at all.
     #[error(
-        "{path} holds no LSTM: no tensor named `<prefix>.weight_ih_l0`; present tensors: {present}"
+        "{path} holds no recurrent layer: no tensor named `<prefix>.weight_ih_l0`; present tensors: {present}"
     )]
-    NoLstm {
+    NoRecurrent {
         /// The file.
         path: PathBuf,
         /// The names that are there.
@@ -404,32 +408,45 @@ impl StateDict {
         self.tensors
             .keys()
             .find_map(|name| name.strip_suffix(".weight_ih_l0"))
-            .ok_or_else(|| ImportError::NoLstm {
+            .ok_or_else(|| ImportError::NoRecurrent {
                 path: self.source.clone(),
                 present: self.names(),
             })
     }
 
-    /// The model sizes implied by the tensors' shapes (layers counted from `weight_ih_l{k}`).
+    /// The cell and sizes implied by the metadata and the tensors' shapes (layers counted from
+    /// `weight_ih_l{k}`).
     pub fn model_config(&self) -> Result<ModelConfig, ImportError> {
         let prefix = self.recurrent_prefix()?;
-        let first = self.get(&format!("{prefix}.weight_ih_l0"), "LSTM")?.shape();
-        let hh = self.get(&format!("{prefix}.weight_hh_l0"), "LSTM")?.shape();
+        let ih_name = format!("{prefix}.weight_ih_l0");
+        let first = self.get(&ih_name, "recurrent layer")?.shape();
+        let hh = self
+            .get(&format!("{prefix}.weight_hh_l0"), "recurrent layer")?
+            .shape();
         let fc = self.get("fc.weight", "classification head")?.shape();
-        let (&[gates, input_size], &[_, hidden_size], &[num_classes, _]) = (first, hh, fc) else {
+        let (&[rows, input_size], &[_, hidden_size], &[num_classes, _]) = (first, hh, fc) else {
             return Err(self.shape_error(
-                &format!("{prefix}.weight_ih_l0"),
+                &ih_name,
                 &[0, 0],
                 first,
-                "LSTM and fc weights are 2-D",
+                "recurrent and fc weights are 2-D",
             ));
         };
-        if gates != 4 * hidden_size {
+        let gates = if hidden_size == 0 {
+            0
+        } else {
+            rows / hidden_size
+        };
+        let cell = self.cell(prefix, gates)?;
+        if rows != cell.gates() * hidden_size {
             return Err(self.shape_error(
-                &format!("{prefix}.weight_ih_l0"),
-                &[4 * hidden_size, input_size],
+                &ih_name,
+                &[cell.gates() * hidden_size, input_size],
                 first,
-                "an LSTM packs 4 gates of hidden_size rows, hidden_size read from weight_hh_l0",
+                &format!(
+                    "a {cell} layer packs {} gates of hidden_size rows, hidden_size read from weight_hh_l0",
+                    cell.gates()
+                ),
             ));
         }
         let num_layers = (0..)
@@ -439,6 +456,7 @@ impl StateDict {
             })
             .count();
         let config = ModelConfig {
+            cell,
             input_size,
             hidden_size,
             num_layers,
@@ -452,18 +470,47 @@ impl StateDict {
         Ok(config)
     }
 
+    /// The cell: the `cell` metadata when present, else guessed from the gate count (and the
+    /// presence of peephole weights).
+    fn cell(&self, prefix: &str, gates: usize) -> Result<Cell, ImportError> {
+        if let Some(name) = self.metadata.get("cell") {
+            return Cell::from_name(name).ok_or_else(|| ImportError::Metadata {
+                path: self.source.clone(),
+                key: "cell".into(),
+                problem: format!(
+                    "is `{name}`, not one of lstm, peephole_lstm (or peephole), gru, rnn"
+                ),
+            });
+        }
+        let peephole = self.tensors.contains_key(&format!("{prefix}.weight_ci_l0"));
+        match (gates, peephole) {
+            (4, true) => Ok(Cell::PeepholeLstm),
+            (4, false) => Ok(Cell::Lstm),
+            (3, _) => Ok(Cell::Gru),
+            (1, _) => Ok(Cell::Rnn),
+            _ => Err(ImportError::Metadata {
+                path: self.source.clone(),
+                key: "cell".into(),
+                problem: format!(
+                    "is missing, and {gates} gates per hidden unit in {prefix}.weight_ih_l0 fit no cell (4: LSTM, 3: GRU, 1: RNN)"
+                ),
+            }),
+        }
+    }
+
     /// Builds the classifier these weights describe, checking every tensor's shape.
     pub fn to_classifier<B: Backend>(
         &self,
         device: &B::Device,
-    ) -> Result<LstmClassifier<B>, ImportError> {
+    ) -> Result<RecurrentClassifier<B>, ImportError> {
         let config = self.model_config()?;
         let prefix = self.recurrent_prefix()?;
-        let (h, g) = (config.hidden_size, 4 * config.hidden_size);
+        let cell = config.cell;
+        let (h, g) = (config.hidden_size, cell.gates() * config.hidden_size);
         let layers = (0..config.num_layers)
             .map(|k| {
                 let input = if k == 0 { config.input_size } else { h };
-                let why = format!("layer {k} of an LSTM with hidden size {h}");
+                let why = format!("layer {k} of a {cell} stack with hidden size {h}");
                 let weight = |kind: &str, cols: usize| {
                     self.float_tensor::<B, 2>(
                         &format!("{prefix}.{kind}_l{k}"),
@@ -473,26 +520,28 @@ impl StateDict {
                     )
                     .map(|w| Param::from_tensor(w.transpose()))
                 };
-                let bias = |kind: &str| {
-                    config
-                        .bias
-                        .then(|| {
-                            self.float_tensor::<B, 1>(
-                                &format!("{prefix}.{kind}_l{k}"),
-                                [g],
-                                &why,
-                                device,
-                            )
-                            .map(Param::from_tensor)
-                        })
-                        .transpose()
+                let vector = |kind: &str, len: usize| {
+                    self.float_tensor::<B, 1>(&format!("{prefix}.{kind}_l{k}"), [len], &why, device)
+                        .map(Param::from_tensor)
                 };
-                Ok(LstmLayer::from_params(
-                    weight("weight_ih", input)?,
-                    weight("weight_hh", h)?,
-                    bias("bias_ih")?,
-                    bias("bias_hh")?,
-                ))
+                let bias = |kind: &str| config.bias.then(|| vector(kind, g)).transpose();
+                let peepholes = (cell == Cell::PeepholeLstm)
+                    .then(|| {
+                        Ok::<_, ImportError>([
+                            vector("weight_ci", h)?,
+                            vector("weight_cf", h)?,
+                            vector("weight_co", h)?,
+                        ])
+                    })
+                    .transpose()?;
+                let params = LayerParams {
+                    weight_ih: weight("weight_ih", input)?,
+                    weight_hh: weight("weight_hh", h)?,
+                    bias_ih: bias("bias_ih")?,
+                    bias_hh: bias("bias_hh")?,
+                    peepholes,
+                };
+                Ok(RecurrentLayer::from_params(cell, params))
             })
             .collect::<Result<Vec<_>, ImportError>>()?;
         let why = format!(
@@ -502,8 +551,8 @@ impl StateDict {
         let fc_weight =
             self.float_tensor::<B, 2>("fc.weight", [config.num_classes, h], &why, device)?;
         let fc_bias = self.float_tensor::<B, 1>("fc.bias", [config.num_classes], &why, device)?;
-        Ok(LstmClassifier {
-            lstm: StackedLstm { layers },
+        Ok(RecurrentClassifier {
+            rnn: RecurrentStack { layers },
             fc: Linear {
                 weight: Param::from_tensor(fc_weight.transpose()),
                 bias: Some(Param::from_tensor(fc_bias)),
@@ -511,31 +560,43 @@ impl StateDict {
         })
     }
 
-    /// The state_dict PyTorch would hold for `model` (prefix `lstm`), ready to [`write`](Self::write).
-    pub fn from_classifier<B: Backend>(model: &LstmClassifier<B>) -> Self {
+    /// The state_dict PyTorch would hold for `model` (prefix `lstm` for the LSTM cells, `rnn` for the
+    /// GRU and the tanh RNN, as in the shared fixtures), ready to [`write`](Self::write).
+    pub fn from_classifier<B: Backend>(model: &RecurrentClassifier<B>) -> Self {
+        let config = model.config();
+        let prefix = if config.cell.has_cell_state() {
+            "lstm"
+        } else {
+            "rnn"
+        };
         let mut tensors = BTreeMap::new();
         let mut put = |name: String, tensor: Option<HostTensor>| {
             if let Some(tensor) = tensor {
                 tensors.insert(name, tensor);
             }
         };
-        for (k, layer) in model.lstm.layers.iter().enumerate() {
+        for (k, layer) in model.rnn.layers.iter().enumerate() {
             put(
-                format!("lstm.weight_ih_l{k}"),
+                format!("{prefix}.weight_ih_l{k}"),
                 Some(host(layer.weight_ih.val().transpose())),
             );
             put(
-                format!("lstm.weight_hh_l{k}"),
+                format!("{prefix}.weight_hh_l{k}"),
                 Some(host(layer.weight_hh.val().transpose())),
             );
-            put(
-                format!("lstm.bias_ih_l{k}"),
-                layer.bias_ih.as_ref().map(|b| host(b.val())),
-            );
-            put(
-                format!("lstm.bias_hh_l{k}"),
-                layer.bias_hh.as_ref().map(|b| host(b.val())),
-            );
+            let vectors = [
+                ("bias_ih", &layer.bias_ih),
+                ("bias_hh", &layer.bias_hh),
+                ("weight_ci", &layer.weight_ci),
+                ("weight_cf", &layer.weight_cf),
+                ("weight_co", &layer.weight_co),
+            ];
+            for (name, param) in vectors {
+                put(
+                    format!("{prefix}.{name}_l{k}"),
+                    param.as_ref().map(|p| host(p.val())),
+                );
+            }
         }
         put(
             "fc.weight".into(),
@@ -545,14 +606,13 @@ impl StateDict {
             "fc.bias".into(),
             model.fc.bias.as_ref().map(|b| host(b.val())),
         );
-        let config = model.config();
         let metadata = [
-            ("cell", "lstm".to_string()),
+            ("cell", config.cell.name().to_string()),
             ("input_size", config.input_size.to_string()),
             ("hidden_size", config.hidden_size.to_string()),
             ("num_layers", config.num_layers.to_string()),
             ("num_classes", config.num_classes.to_string()),
-            ("gate_order", "i,f,g,o".to_string()),
+            ("gate_order", config.cell.gate_order().to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -6,8 +6,8 @@ use burn::module::Module;
 use burn::record::{FileRecorder, Recorder};
 use burn::tensor::backend::Backend;
 
-use crate::classifier::LstmClassifierRecord;
-use crate::{LstmClassifier, ModelConfig};
+use crate::classifier::RecurrentClassifierRecord;
+use crate::{Cell, ModelConfig, RecurrentClassifier};
 
 /// The recorder for final models: Burn's named MessagePack, full precision (`.mpk`). Records are
 /// backend-independent: one saved from any backend loads on every other.
@@ -51,15 +51,15 @@ pub enum RecordError {
 }
 
 impl ModelConfig {
-    /// Loads a record saved with [`LstmClassifier::save`], checking every tensor against this config
+    /// Loads a record saved with [`RecurrentClassifier::save`], checking every tensor against this config
     /// before building the model, so that a record of another architecture is an error, not a panic.
     pub fn load<B: Backend>(
         &self,
         path: impl AsRef<Path>,
         device: &B::Device,
-    ) -> Result<LstmClassifier<B>, RecordError> {
+    ) -> Result<RecurrentClassifier<B>, RecordError> {
         let path = path.as_ref();
-        let record: LstmClassifierRecord<B> = ModelRecorder::new()
+        let record: RecurrentClassifierRecord<B> = ModelRecorder::new()
             .load(path.to_path_buf(), device)
             .map_err(|e| RecordError::Load {
                 path: path.to_path_buf(),
@@ -75,7 +75,7 @@ impl ModelConfig {
 
     fn check<B: Backend>(
         &self,
-        record: &LstmClassifierRecord<B>,
+        record: &RecurrentClassifierRecord<B>,
         path: &Path,
     ) -> Result<(), RecordError> {
         let mismatch =
@@ -85,53 +85,59 @@ impl ModelConfig {
                 expected,
                 found,
                 config: format!(
-                    "input {}, hidden {}, {} layers, {} classes, bias {}",
-                    self.input_size, self.hidden_size, self.num_layers, self.num_classes, self.bias
+                    "cell {}, input {}, hidden {}, {} layers, {} classes, bias {}",
+                    self.cell,
+                    self.input_size,
+                    self.hidden_size,
+                    self.num_layers,
+                    self.num_classes,
+                    self.bias
                 ),
             };
-        let layers = &record.lstm.layers;
+        let layers = &record.rnn.layers;
         if layers.len() != self.num_layers {
             return Err(mismatch(
-                "the number of LSTM layers".into(),
+                "the number of recurrent layers".into(),
                 vec![self.num_layers],
                 vec![layers.len()],
             ));
         }
-        let (h, g) = (self.hidden_size, 4 * self.hidden_size);
+        let h = self.hidden_size;
+        let g = self.cell.gates() * h;
+        let peephole = self.cell == Cell::PeepholeLstm;
+        let shape = |param: &Option<burn::module::Param<burn::tensor::Tensor<B, 1>>>| {
+            param.as_ref().map(|p| p.shape().to_vec())
+        };
         for (k, layer) in layers.iter().enumerate() {
             let input = if k == 0 { self.input_size } else { h };
+            // (name, expected shape, present in this architecture, shape in the record)
             let checks = [
                 (
                     "weight_ih",
                     vec![input, g],
+                    true,
                     Some(layer.weight_ih.shape().to_vec()),
                 ),
                 (
                     "weight_hh",
                     vec![h, g],
+                    true,
                     Some(layer.weight_hh.shape().to_vec()),
                 ),
-                (
-                    "bias_ih",
-                    vec![g],
-                    layer.bias_ih.as_ref().map(|b| b.shape().to_vec()),
-                ),
-                (
-                    "bias_hh",
-                    vec![g],
-                    layer.bias_hh.as_ref().map(|b| b.shape().to_vec()),
-                ),
+                ("bias_ih", vec![g], self.bias, shape(&layer.bias_ih)),
+                ("bias_hh", vec![g], self.bias, shape(&layer.bias_hh)),
+                ("weight_ci", vec![h], peephole, shape(&layer.weight_ci)),
+                ("weight_cf", vec![h], peephole, shape(&layer.weight_cf)),
+                ("weight_co", vec![h], peephole, shape(&layer.weight_co)),
             ];
-            for (name, expected, found) in checks {
-                let what = format!("lstm.layers.{k}.{name}");
-                match found {
-                    Some(found) if found != expected => {
+            for (name, expected, wanted, found) in checks {
+                let what = format!("rnn.layers.{k}.{name}");
+                match (wanted, found) {
+                    (true, Some(found)) if found != expected => {
                         return Err(mismatch(what, expected, found));
                     }
-                    None if self.bias => return Err(mismatch(what, expected, Vec::new())),
-                    Some(found) if !self.bias && name.starts_with("bias") => {
-                        return Err(mismatch(what, Vec::new(), found));
-                    }
+                    (true, None) => return Err(mismatch(what, expected, Vec::new())),
+                    (false, Some(found)) => return Err(mismatch(what, Vec::new(), found)),
                     _ => {}
                 }
             }
@@ -154,7 +160,7 @@ impl ModelConfig {
     }
 }
 
-impl<B: Backend> LstmClassifier<B> {
+impl<B: Backend> RecurrentClassifier<B> {
     /// Saves the model as `<path>.mpk` (the extension is always `.mpk`); load it with [`ModelConfig::load`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), RecordError> {
         let path = path.as_ref();

@@ -85,7 +85,7 @@ fn initialization_is_pytorchs() {
         .unwrap();
     let bound = 1.0 / (hidden as f32).sqrt();
     let mut lstm_values = Vec::new();
-    for layer in &model.lstm.layers {
+    for layer in &model.rnn.layers {
         for t in [layer.weight_ih.val(), layer.weight_hh.val()] {
             lstm_values.extend(t.into_data().to_vec::<f32>().unwrap());
         }

@@ -24,7 +24,7 @@ fn gradients_do_not_depend_on_memory_layout() {
             let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [64]), &device);
             let grads = cross_entropy(model.forward(input), targets).backward();
             let mut bits = Vec::new();
-            for layer in &model.lstm.layers {
+            for layer in &model.rnn.layers {
                 for param in [&layer.weight_ih, &layer.weight_hh] {
                     let grad = param
                         .grad(&grads)

@@ -126,7 +126,7 @@ fn a_file_without_lstm_weights_is_rejected() {
     let mut sd = reference();
     sd.tensors.retain(|name, _| !name.starts_with("lstm."));
     let err = sd.model_config().unwrap_err();
-    assert!(matches!(err, ImportError::NoLstm { .. }), "{err}");
+    assert!(matches!(err, ImportError::NoRecurrent { .. }), "{err}");
 }
 
 #[test]

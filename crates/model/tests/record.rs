@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use burn::backend::NdArray;
 use burn::tensor::{Distribution, Tensor};
-use model::{ModelConfig, RecordError};
+use model::{Cell, ModelConfig, RecordError};
 
 type B = NdArray;
 
@@ -70,7 +70,7 @@ fn a_record_of_another_architecture_names_both_shapes() {
     let text = err.to_string();
     assert!(matches!(err, RecordError::Mismatch { .. }), "{text}");
     assert!(
-        text.contains("lstm.layers.0.weight_ih")
+        text.contains("rnn.layers.0.weight_ih")
             && text.contains("[28, 32]")
             && text.contains("[28, 64]"),
         "{text}"
@@ -79,7 +79,10 @@ fn a_record_of_another_architecture_names_both_shapes() {
     let err = ModelConfig::new(28, 8, 3, 10)
         .load::<B>(&file, &device)
         .unwrap_err();
-    assert!(err.to_string().contains("number of LSTM layers"), "{err}");
+    assert!(
+        err.to_string().contains("number of recurrent layers"),
+        "{err}"
+    );
 
     let err = ModelConfig::new(28, 8, 2, 7)
         .load::<B>(&file, &device)
@@ -91,6 +94,42 @@ fn a_record_of_another_architecture_names_both_shapes() {
         .load::<B>(&file, &device)
         .unwrap_err();
     assert!(err.to_string().contains("bias_ih"), "{err}");
+
+    // Another cell: the GRU packs 3 gates, the peephole LSTM needs its peephole weights.
+    let err = ModelConfig::new(28, 8, 2, 10)
+        .with_cell(Cell::Gru)
+        .load::<B>(&file, &device)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("[28, 24]") && err.to_string().contains("cell gru"),
+        "{err}"
+    );
+    let err = ModelConfig::new(28, 8, 2, 10)
+        .with_cell(Cell::PeepholeLstm)
+        .load::<B>(&file, &device)
+        .unwrap_err();
+    assert!(err.to_string().contains("rnn.layers.0.weight_ci"), "{err}");
+}
+
+#[test]
+fn every_cell_round_trips_through_a_record() {
+    let device = Default::default();
+    for cell in Cell::ALL {
+        let config = ModelConfig::new(5, 4, 2, 3).with_cell(cell);
+        let model = config.init::<B>(&device).unwrap();
+        let path = dir(&format!("cell-{cell}")).join("model");
+        model.save(&path).unwrap();
+        let loaded = config
+            .load::<B>(path.with_extension("mpk"), &device)
+            .unwrap();
+        let input = Tensor::<B, 3>::random([2, 6, 5], Distribution::Default, &device);
+        let diff = (model.forward(input.clone()) - loaded.forward(input))
+            .abs()
+            .max()
+            .into_scalar();
+        assert_eq!(diff, 0.0, "{cell}");
+        assert_eq!(loaded.config(), config, "{cell}");
+    }
 }
 
 #[test]

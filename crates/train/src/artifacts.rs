@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! <run>/config.json      effective config, loadable as is
-//! <run>/model.mpk        final model record (full precision, keys of model::LstmClassifier)
+//! <run>/model.mpk        final model record (full precision, keys of model::RecurrentClassifier)
 //! <run>/metrics.json     per-epoch numbers, data checksums, versions
+//! <run>/permutation.json the pixel order of a permuted_pixels run
 //! <run>/checkpoint/      Burn's model/optim/scheduler-<epoch>.mpk, for --resume
 //! <run>/train/, valid/   Burn's per-batch metric logs
 //! <run>/experiment.log   Burn's log
@@ -45,6 +46,11 @@ impl RunDir {
     /// `metrics.json`.
     pub fn metrics(&self) -> PathBuf {
         self.root.join("metrics.json")
+    }
+
+    /// The pixel permutation of a `permuted_pixels` run.
+    pub fn permutation(&self) -> PathBuf {
+        self.root.join(data::DataConfig::PERMUTATION_FILE)
     }
 
     /// Burn's checkpoint directory.

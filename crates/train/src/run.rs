@@ -14,10 +14,11 @@ use burn::train::renderer::MetricsRenderer;
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use burn::train::{Learner, SupervisedTraining};
 use data::{
-    EpochLoader, MnistBatch, MnistBatcher, MnistDataset, MnistFiles, Split, train_validation_split,
+    EpochLoader, MnistBatch, MnistBatcher, MnistDataset, MnistFiles, SequenceLayout, Split,
+    train_validation_split,
 };
 use model::ModelRecorder;
-use model::{Evaluation, LstmClassifier};
+use model::{Evaluation, RecurrentClassifier};
 
 use crate::artifacts::{RunDir, sha256_file, write_atomically};
 use crate::config::{OptimizerConfig, TrainConfig};
@@ -55,7 +56,7 @@ pub struct RunOptions {
 #[derive(Debug)]
 pub struct RunOutcome<B: Backend> {
     /// The trained classifier.
-    pub model: LstmClassifier<B>,
+    pub model: RecurrentClassifier<B>,
     /// Everything measured (also in `metrics.json`).
     pub metrics: RunMetrics,
     /// Where it was written.
@@ -77,9 +78,9 @@ pub enum TrainError {
     /// The validation split is impossible.
     #[error(transparent)]
     Split(#[from] data::SplitError),
-    /// The images do not fit the model.
+    /// The images, read in the configured order, do not fit the model.
     #[error(
-        "{what} images are {rows}x{cols}, but the model reads {input_size} features per row; set model.input_size to {cols} or use 28x28 MNIST files"
+        "{what} images are {rows}x{cols}; read as `{mode}` they give {steps} steps of {features} features, but model.input_size is {input_size}; set model.input_size to {features}"
     )]
     ImageSize {
         /// Which split.
@@ -88,9 +89,18 @@ pub enum TrainError {
         rows: usize,
         /// Image columns.
         cols: usize,
+        /// The configured sequence mode.
+        mode: &'static str,
+        /// Time steps per image in that mode.
+        steps: usize,
+        /// Features per step in that mode.
+        features: usize,
         /// The model's input size.
         input_size: usize,
     },
+    /// A resumed run's pixel permutation is unreadable.
+    #[error(transparent)]
+    Permutation(#[from] data::PermutationError),
     /// A file or directory could not be written or read.
     #[error("{path}: {message}")]
     Io {
@@ -147,12 +157,20 @@ pub fn train<B: AutodiffBackend>(
             .map_err(|e| TrainError::Config(e.to_string()))?,
     };
 
-    let batcher = Arc::new(MnistBatcher::new(
-        train_set.rows(),
-        train_set.cols(),
-        config.data.mean,
-        config.data.std,
-    ));
+    let batcher = Arc::new(
+        MnistBatcher::new(
+            train_set.rows(),
+            train_set.cols(),
+            config.data.mean,
+            config.data.std,
+        )
+        .with_layout(sequence_layout(
+            config,
+            &run_dir,
+            options.resume,
+            (train_set.rows(), train_set.cols()),
+        )?),
+    );
     let train_loader: Arc<dyn DataLoader<B, MnistBatch<B>>> = Arc::new(
         EpochLoader::new(
             Arc::new(train_set),
@@ -272,7 +290,7 @@ fn fit<B, O>(
     model: Trainable<B>,
     optim: O,
     lr: f64,
-) -> LstmClassifier<B::InnerBackend>
+) -> RecurrentClassifier<B::InnerBackend>
 where
     B: AutodiffBackend,
     O: Optimizer<Trainable<B>, B> + 'static,
@@ -335,7 +353,11 @@ fn prepare_run_dir(run_dir: &RunDir, options: &RunOptions) -> Result<usize, Trai
                 std::fs::remove_dir_all(&path).map_err(|e| io_error(&path, e))?;
             }
         }
-        for file in [run_dir.model_file(), run_dir.metrics()] {
+        for file in [
+            run_dir.model_file(),
+            run_dir.metrics(),
+            run_dir.permutation(),
+        ] {
             if file.exists() {
                 std::fs::remove_file(&file).map_err(|e| io_error(&file, e))?;
             }
@@ -349,6 +371,25 @@ fn prepare_run_dir(run_dir: &RunDir, options: &RunOptions) -> Result<usize, Trai
     })?;
     write_config(run_dir, &options.config)?;
     Ok(0)
+}
+
+/// The reading order of the images. A `permuted_pixels` run saves its permutation, and a resumed
+/// one reads it back, so that the order never depends on the random number generator's version.
+fn sequence_layout(
+    config: &TrainConfig,
+    run_dir: &RunDir,
+    resume: bool,
+    (rows, cols): (usize, usize),
+) -> Result<SequenceLayout, TrainError> {
+    let path = run_dir.permutation();
+    let layout = config
+        .data
+        .sequence_layout(rows, cols, resume.then_some(path.as_path()))?;
+    if let SequenceLayout::PermutedPixels(permutation) = &layout {
+        write_atomically(&path, permutation.to_json().as_bytes())
+            .map_err(|e| io_error(&path, format!("cannot write the pixel permutation ({e})")))?;
+    }
+    Ok(layout)
 }
 
 fn write_config(run_dir: &RunDir, config: &TrainConfig) -> Result<(), TrainError> {
@@ -368,11 +409,15 @@ fn datasets(config: &TrainConfig, files: &MnistFiles) -> Result<Datasets, TrainE
     let train_full = files.load(Split::Train)?;
     let test = files.load(Split::Test)?;
     for (what, set) in [("training", &train_full), ("test", &test)] {
-        if set.cols() != config.model.input_size {
+        let (steps, features) = config.data.sequence.shape(set.rows(), set.cols());
+        if features != config.model.input_size {
             return Err(TrainError::ImageSize {
                 what,
                 rows: set.rows(),
                 cols: set.cols(),
+                mode: config.data.sequence.name(),
+                steps,
+                features,
                 input_size: config.model.input_size,
             });
         }
@@ -443,7 +488,10 @@ fn initial_metrics(
 }
 
 /// Saves the final model under its final name only once it is completely written.
-fn save_model<B: Backend>(run_dir: &RunDir, model: &LstmClassifier<B>) -> Result<(), TrainError> {
+fn save_model<B: Backend>(
+    run_dir: &RunDir,
+    model: &RecurrentClassifier<B>,
+) -> Result<(), TrainError> {
     let tmp_stem = run_dir.root.join(".model-partial");
     let tmp_file = tmp_stem.with_extension("mpk");
     model.save(&tmp_stem).map_err(|e| io_error(&tmp_file, e))?;
@@ -451,7 +499,7 @@ fn save_model<B: Backend>(run_dir: &RunDir, model: &LstmClassifier<B>) -> Result
 }
 
 fn evaluate<B: Backend>(
-    model: &LstmClassifier<B>,
+    model: &RecurrentClassifier<B>,
     set: &MnistDataset,
     batcher: &Arc<MnistBatcher>,
     batch_size: usize,
@@ -463,5 +511,5 @@ fn evaluate<B: Backend>(
         batch_size,
         device.clone(),
     );
-    model.evaluate(loader.iter().map(|batch| (batch.images, batch.targets)))
+    model.evaluate(loader.iter().map(|batch| (batch.sequences, batch.targets)))
 }

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::MnistBatch;
-use model::{LstmClassifier, cross_entropy};
+use model::{RecurrentClassifier, cross_entropy};
 
 /// Wraps the model crate's classifier so that this crate can implement Burn's step traits for it.
 ///
@@ -13,13 +13,13 @@ use model::{LstmClassifier, cross_entropy};
 #[derive(Module, Debug)]
 pub struct Trainable<B: Backend> {
     /// The classifier being trained.
-    pub model: LstmClassifier<B>,
+    pub model: RecurrentClassifier<B>,
 }
 
 impl<B: Backend> Trainable<B> {
     /// Logits and mean cross-entropy for a batch.
     pub fn classify(&self, batch: MnistBatch<B>) -> ClassificationOutput<B> {
-        let logits = self.model.forward(batch.images);
+        let logits = self.model.forward(batch.sequences);
         let loss = cross_entropy(logits.clone(), batch.targets.clone());
         ClassificationOutput::new(loss, logits, batch.targets)
     }

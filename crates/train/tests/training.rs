@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::record::{DefaultRecorder, Recorder};
-use model::LstmClassifier;
+use model::RecurrentClassifier;
 use train::{Display, OptimizerConfig, RunOptions, TrainConfig, TrainError};
 
 type B = Autodiff<NdArray>;
@@ -53,12 +53,12 @@ fn options(config: TrainConfig, dir: &Path, resume: bool) -> RunOptions {
 
 fn weights(dir: &Path) -> Vec<f32> {
     let record = DefaultRecorder::new()
-        .load::<<LstmClassifier<NdArray> as burn::module::Module<NdArray>>::Record>(
+        .load::<<RecurrentClassifier<NdArray> as burn::module::Module<NdArray>>::Record>(
             dir.join("model.mpk"),
             &Default::default(),
         )
         .unwrap();
-    let model: LstmClassifier<NdArray> = model::ModelConfig::new(28, 10, 2, 10)
+    let model: RecurrentClassifier<NdArray> = model::ModelConfig::new(28, 10, 2, 10)
         .init(&Default::default())
         .unwrap();
     let model = burn::module::Module::load_record(model, record);
