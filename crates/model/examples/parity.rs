@@ -54,8 +54,9 @@ fn main() -> anyhow::Result<ExitCode> {
         let reference = StateDict::read(file)?;
         let config = reference.model_config()?;
         println!(
-            "{}: input_size={} hidden_size={} num_layers={} num_classes={}",
+            "{}: cell={} input_size={} hidden_size={} num_layers={} num_classes={}",
             file.display(),
+            config.cell,
             config.input_size,
             config.hidden_size,
             config.num_layers,

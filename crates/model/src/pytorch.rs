@@ -432,11 +432,7 @@ impl StateDict {
                 "recurrent and fc weights are 2-D",
             ));
         };
-        let gates = if hidden_size == 0 {
-            0
-        } else {
-            rows / hidden_size
-        };
+        let gates = rows.checked_div(hidden_size).unwrap_or(0);
         let cell = self.cell(prefix, gates)?;
         if rows != cell.gates() * hidden_size {
             return Err(self.shape_error(

@@ -3,6 +3,7 @@
 
 mod common;
 
+use model::Cell;
 use model::parity::{self, AFTER_STEPS_TOLERANCE, LOGITS_TOLERANCE};
 use model::pytorch::StateDict;
 
@@ -37,6 +38,21 @@ fn reference_architecture_matches_pytorch() {
 }
 
 #[test]
+fn every_cell_matches_pytorch() {
+    for (name, cell) in [
+        ("lstm", Cell::Lstm),
+        ("peephole", Cell::PeepholeLstm),
+        ("gru", Cell::Gru),
+        ("rnn", Cell::Rnn),
+    ] {
+        let path = common::shared_fixture(name);
+        let config = StateDict::read(&path).unwrap().model_config().unwrap();
+        assert_eq!(config.cell, cell, "{}", path.display());
+        assert_parity(&path);
+    }
+}
+
+#[test]
 fn other_sizes_and_layer_counts_match_pytorch() {
     let files = common::repo_fixtures();
     let sizes: Vec<_> = files
@@ -51,6 +67,13 @@ fn other_sizes_and_layer_counts_match_pytorch() {
             .iter()
             .any(|c| c.input_size != 28 && c.num_classes != 10)
     );
+    // ... and every cell at other sizes than the shared h10-l2 files.
+    for cell in Cell::ALL {
+        assert!(
+            sizes.iter().any(|c| c.cell == cell && c.hidden_size != 10),
+            "no {cell} fixture of another size"
+        );
+    }
     for file in &files {
         assert_parity(file);
     }

@@ -28,7 +28,14 @@ pub fn repo_fixtures() -> Vec<PathBuf> {
 
 /// The shared reference fixture of the reference architecture (`../shared/fixtures` beside the clone).
 pub fn shared_lstm_fixture() -> PathBuf {
-    let path = repo_root().join("../shared/fixtures/pytorch-lstm-h10-l2.safetensors");
+    shared_fixture("lstm")
+}
+
+/// The shared PyTorch fixture of one cell (`lstm`, `peephole`, `gru`, `rnn`), hidden 10, 2 layers.
+pub fn shared_fixture(cell: &str) -> PathBuf {
+    let path = repo_root().join(format!(
+        "../shared/fixtures/pytorch-{cell}-h10-l2.safetensors"
+    ));
     assert!(
         path.is_file(),
         "{} is missing: the shared fixtures live in ../shared beside the repository",
