@@ -9,9 +9,64 @@ use burn::tensor::backend::Backend;
 use crate::classifier::RecurrentClassifierRecord;
 use crate::{Cell, ModelConfig, RecurrentClassifier};
 
-/// The recorder for final models: Burn's named MessagePack, full precision (`.mpk`). Records are
-/// backend-independent: one saved from any backend loads on every other.
-pub type ModelRecorder = burn::record::DefaultRecorder;
+/// The recorder for models and checkpoints: Burn's named MessagePack, full precision (`.mpk`), written
+/// atomically. Records are backend-independent: one saved from any backend loads on every other.
+pub type ModelRecorder = AtomicRecorder<burn::record::DefaultRecorder>;
+
+/// A file recorder that never leaves a partly written file under the final name: it writes
+/// `.partial-<name>` beside the destination, flushes it to disk, then renames it over the destination.
+/// A crash or `kill -9` mid-write leaves the previous file (or none), never a truncated one.
+#[derive(Debug, Clone, Default)]
+pub struct AtomicRecorder<R>(R);
+
+impl<R: Default> AtomicRecorder<R> {
+    /// An atomic version of the recorder `R`, which does the encoding.
+    pub fn new() -> Self {
+        Self(R::default())
+    }
+}
+
+impl<B: Backend, R: FileRecorder<B>> Recorder<B> for AtomicRecorder<R> {
+    type Settings = R::Settings;
+    type RecordArgs = PathBuf;
+    type RecordOutput = ();
+    type LoadArgs = PathBuf;
+
+    fn save_item<I: serde::Serialize>(
+        &self,
+        item: I,
+        file: Self::RecordArgs,
+    ) -> Result<(), burn::record::RecorderError> {
+        let extension = <R as FileRecorder<B>>::file_extension();
+        let destination = file.with_extension(extension);
+        let name = destination
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        // The inner recorder appends the extension to the stem it is given, as it would to `file`.
+        let partial_stem = destination.with_file_name(format!(".partial-{name}"));
+        let partial = partial_stem.with_extension(extension);
+        self.0.save_item(item, partial_stem)?;
+        let unknown = |e: std::io::Error| burn::record::RecorderError::Unknown(e.to_string());
+        std::fs::File::open(&partial)
+            .and_then(|f| f.sync_all())
+            .map_err(unknown)?;
+        std::fs::rename(&partial, &destination).map_err(unknown)
+    }
+
+    fn load_item<I: serde::de::DeserializeOwned>(
+        &self,
+        file: &mut Self::LoadArgs,
+    ) -> Result<I, burn::record::RecorderError> {
+        self.0.load_item(file)
+    }
+}
+
+impl<B: Backend, R: FileRecorder<B>> FileRecorder<B> for AtomicRecorder<R> {
+    fn file_extension() -> &'static str {
+        R::file_extension()
+    }
+}
 
 /// Why a saved model could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -1,17 +1,19 @@
 //! Follows Burn's metric events to keep per-epoch numbers, print them, and save `metrics.json`
-//! after every epoch. In a terminal it also drives Burn's TUI.
+//! after every epoch. It also stops the Learner on a non-finite loss or when asked to (a signal), and
+//! in a terminal drives Burn's TUI.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use burn::train::LearnerSummary;
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 use burn::train::renderer::{
     EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
+use burn::train::{Interrupter, LearnerSummary};
 
 use crate::metrics::{EpochMetrics, RunMetrics};
 
@@ -51,8 +53,43 @@ struct Phase {
     items: usize,
 }
 
+/// Why a run stopped before its last epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Halt {
+    /// The stop flag was raised (SIGINT or SIGTERM in the binary).
+    Requested {
+        /// The epoch that was cut short (1-based); the ones before it are complete.
+        epoch: usize,
+    },
+    /// A training batch produced a NaN or infinite loss.
+    NonFiniteLoss {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The batch within the epoch (1-based).
+        batch: usize,
+        /// The loss value.
+        loss: f64,
+    },
+}
+
+/// How the recorder stops the Learner.
+pub struct Stopping {
+    /// Burn's handle to stop training after the current batch.
+    pub interrupter: Interrupter,
+    /// Raised by whoever wants the run to stop (a signal handler); checked at every training batch,
+    /// so that a stop asked during validation takes effect once that epoch is complete and saved.
+    pub requested: Arc<AtomicBool>,
+    /// Where the reason is left for the caller.
+    pub halt: Arc<Mutex<Option<Halt>>>,
+    /// Epochs completed before this session (a resumed run's starting point).
+    pub start_epoch: usize,
+}
+
 /// The renderer handed to Burn's Learner.
 pub struct Recorder {
+    stopping: Stopping,
+    completed_epochs: usize,
+    batches: usize,
     tui: Option<Box<dyn MetricsRenderer>>,
     print_lines: bool,
     names: HashMap<MetricId, String>,
@@ -71,8 +108,12 @@ impl Recorder {
         metrics: Arc<Mutex<RunMetrics>>,
         metrics_path: PathBuf,
         tui: Option<Box<dyn MetricsRenderer>>,
+        stopping: Stopping,
     ) -> Self {
         Self {
+            completed_epochs: stopping.start_epoch,
+            stopping,
+            batches: 0,
             print_lines: tui.is_none(),
             tui,
             names: HashMap::new(),
@@ -116,14 +157,53 @@ impl Recorder {
             eprintln!("warning: {e}");
         }
         drop(metrics);
+        self.completed_epochs = epoch;
+        self.batches = 0;
         self.train = Phase::default();
         self.valid = Phase::default();
         self.epoch_started = Instant::now();
     }
 }
 
+impl Recorder {
+    /// Checks one training metric update: a non-finite loss, or a pending stop request, halts the run.
+    fn watch(&mut self, state: &MetricState) {
+        let MetricState::Numeric(entry, numeric) = state else {
+            return;
+        };
+        if self.names.get(&entry.metric_id).map(String::as_str) != Some("Loss") {
+            return;
+        }
+        self.batches += 1;
+        let epoch = self.completed_epochs + 1;
+        let loss = match numeric {
+            NumericEntry::Value(v) => *v,
+            NumericEntry::Aggregated {
+                aggregated_value, ..
+            } => *aggregated_value,
+        };
+        let halt = if !loss.is_finite() {
+            Halt::NonFiniteLoss {
+                epoch,
+                batch: self.batches,
+                loss,
+            }
+        } else if self.stopping.requested.load(Ordering::SeqCst) {
+            Halt::Requested { epoch }
+        } else {
+            return;
+        };
+        let mut slot = self.stopping.halt.lock().expect("halt lock");
+        if slot.is_none() {
+            *slot = Some(halt);
+            self.stopping.interrupter.stop(Some("run halted"));
+        }
+    }
+}
+
 impl MetricsRendererTraining for Recorder {
     fn update_train(&mut self, state: MetricState) {
+        self.watch(&state);
         Self::record(&mut self.train, &self.names, &state);
         if let Some(tui) = &mut self.tui {
             tui.update_train(state);

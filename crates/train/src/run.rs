@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use burn::data::dataloader::DataLoader;
@@ -23,7 +24,7 @@ use model::{Evaluation, RecurrentClassifier};
 use crate::artifacts::{RunDir, sha256_file, write_atomically};
 use crate::config::{OptimizerConfig, TrainConfig};
 use crate::metrics::{DataFile, RunMetrics, TestMetrics};
-use crate::recorder::Recorder;
+use crate::recorder::{Halt, Recorder, Stopping};
 use crate::step::Trainable;
 
 /// How progress is shown.
@@ -50,6 +51,9 @@ pub struct RunOptions {
     pub backend: String,
     /// How progress is shown.
     pub display: Display,
+    /// Raise it (from a signal handler, say) to stop the run after the current training batch;
+    /// a stop asked during validation waits for that epoch's checkpoint.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// What a finished run leaves behind.
@@ -109,6 +113,34 @@ pub enum TrainError {
         /// What went wrong, and what to do.
         message: String,
     },
+    /// The run was asked to stop (SIGINT/SIGTERM) before its last epoch.
+    #[error(
+        "interrupted during epoch {epoch}; {kept} {dir}; continue with `train --resume --artifacts {dir}`",
+        dir = run_dir.display(),
+        kept = kept(*epoch)
+    )]
+    Interrupted {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// The epoch cut short.
+        epoch: usize,
+    },
+    /// A training batch gave a NaN or infinite loss.
+    #[error(
+        "the training loss became {loss} at epoch {epoch}, batch {batch}: training stopped; {kept} {dir}. Lower optimizer.learning_rate (in {dir}/config.json to continue with `--resume`), or check data.mean and data.std",
+        dir = run_dir.display(),
+        kept = kept(*epoch)
+    )]
+    NonFiniteLoss {
+        /// The run directory.
+        run_dir: PathBuf,
+        /// The epoch (1-based).
+        epoch: usize,
+        /// The batch within it (1-based).
+        batch: usize,
+        /// The loss value.
+        loss: f64,
+    },
     /// `--resume` cannot continue this directory.
     #[error("cannot resume {path}: {message}")]
     Resume {
@@ -117,6 +149,15 @@ pub enum TrainError {
         /// Why.
         message: String,
     },
+}
+
+/// What an interrupted run keeps, in words.
+fn kept(epoch: usize) -> String {
+    match epoch {
+        0 | 1 => "no epoch was completed, nothing is checkpointed in".to_string(),
+        2 => "epoch 1 is complete and checkpointed in".to_string(),
+        e => format!("epochs 1-{} are complete and checkpointed in", e - 1),
+    }
 }
 
 fn io_error(path: &Path, message: impl std::fmt::Display) -> TrainError {
@@ -189,8 +230,11 @@ pub fn train<B: AutodiffBackend>(
             device.clone(),
         ));
 
+    let halt = Arc::new(Mutex::new(None));
     let parts = LearnerParts {
         run_dir: run_dir.root.clone(),
+        stop: options.stop.clone(),
+        halt: halt.clone(),
         train_loader,
         valid_loader,
         num_epochs: config.num_epochs,
@@ -238,6 +282,18 @@ pub fn train<B: AutodiffBackend>(
         }
     };
 
+    if let Some(halt) = halt.lock().expect("halt lock").take() {
+        let run_dir = run_dir.root.clone();
+        return Err(match halt {
+            Halt::Requested { epoch } => TrainError::Interrupted { run_dir, epoch },
+            Halt::NonFiniteLoss { epoch, batch, loss } => TrainError::NonFiniteLoss {
+                run_dir,
+                epoch,
+                batch,
+                loss,
+            },
+        });
+    }
     save_model(&run_dir, &trained)?;
     let mut metrics = metrics.lock().expect("metrics lock").clone();
     if let Some(test_set) = test_set {
@@ -275,6 +331,8 @@ fn weight_decay_config(penalty: f64) -> Option<WeightDecayConfig> {
 /// What Burn's Learner needs besides the model and optimizer.
 struct LearnerParts<B: AutodiffBackend> {
     run_dir: PathBuf,
+    stop: Arc<AtomicBool>,
+    halt: Arc<Mutex<Option<Halt>>>,
     train_loader: Arc<dyn DataLoader<B, MnistBatch<B>>>,
     valid_loader: Arc<dyn DataLoader<B::InnerBackend, MnistBatch<B::InnerBackend>>>,
     num_epochs: usize,
@@ -310,7 +368,18 @@ where
             (parts.start_epoch > 0).then_some(parts.start_epoch),
         )) as Box<dyn MetricsRenderer>
     });
-    let training = training.renderer(Recorder::new(parts.metrics, parts.metrics_path, tui));
+    let stopping = Stopping {
+        interrupter: training.interrupter(),
+        requested: parts.stop,
+        halt: parts.halt,
+        start_epoch: parts.start_epoch,
+    };
+    let training = training.renderer(Recorder::new(
+        parts.metrics,
+        parts.metrics_path,
+        tui,
+        stopping,
+    ));
     training.launch(Learner::new(model, optim, lr)).model.model
 }
 

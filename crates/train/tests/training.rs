@@ -48,6 +48,7 @@ fn options(config: TrainConfig, dir: &Path, resume: bool) -> RunOptions {
         overwrite: false,
         backend: "ndarray".into(),
         display: Display::Lines,
+        stop: Default::default(),
     }
 }
 
