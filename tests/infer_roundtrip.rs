@@ -44,6 +44,7 @@ fn short_run(dir: &Path) -> train::RunOutcome<B> {
         overwrite: false,
         backend: "ndarray".into(),
         display: Display::Lines,
+        stop: Default::default(),
     };
     train::train::<Autodiff<B>>(options, Default::default()).unwrap()
 }

@@ -1,11 +1,10 @@
 //! `infer`: evaluate a trained run on MNIST, classify digit pictures, import PyTorch weights.
 
-mod backend;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use backend::{DeviceKind, Inference};
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use clap::{Parser, Subcommand};
@@ -18,6 +17,9 @@ use infer::{Prediction, Run, import_pytorch, predict, preprocess, report};
 struct Args {
     #[command(subcommand)]
     command: Command,
+    /// Device kind for the wgpu backend (the CPU backends take auto or cpu).
+    #[arg(long, global = true, value_enum, default_value_t = DeviceKind::Auto)]
+    device: DeviceKind,
 }
 
 #[derive(Subcommand)]
@@ -92,7 +94,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let device = Default::default();
+    let device = backend::device(args.device)?;
     match args.command {
         Command::Eval {
             run,
@@ -104,8 +106,8 @@ fn run(args: Args) -> anyhow::Result<()> {
                 bail!("--batch-size must be at least 1");
             }
             let run = Run::open(&run)?;
-            let model = run.load_model::<backend::Backend>(&device)?;
-            let loader = test_loader(&run, data_dir, batch_size)?;
+            let model = run.load_model::<Inference>(&device)?;
+            let loader = test_loader(&run, data_dir, batch_size, &device)?;
             let result = model.evaluate(loader.iter().map(|b| (b.sequences, b.targets)));
             if json {
                 println!(
@@ -127,7 +129,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             json,
         } => {
             let run = Run::open(&run)?;
-            let model = run.load_model::<backend::Backend>(&device)?;
+            let model = run.load_model::<Inference>(&device)?;
             let (names, pixels): (Vec<String>, Vec<Vec<u8>>) = match index {
                 Some(index) => {
                     let test = test_set(&run, data_dir)?;
@@ -173,8 +175,8 @@ fn run(args: Args) -> anyhow::Result<()> {
                     run.dir.display()
                 );
             }
-            let model = run.load_model::<backend::Backend>(&device)?;
-            let loader = test_loader(&run, data_dir, 1000)?;
+            let model = run.load_model::<Inference>(&device)?;
+            let loader = test_loader(&run, data_dir, 1000, &device)?;
             let matrix =
                 report::confusion_matrix(&model, loader.iter().map(|b| (b.sequences, b.targets)));
             let confusion = run.dir.join("confusion.png");
@@ -182,7 +184,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             println!("{}", confusion.display());
         }
         Command::ImportPytorch { file, out } => {
-            let config = import_pytorch::<backend::Backend>(&file, &out, &device)?;
+            let config = import_pytorch::<Inference>(&file, &out, &device)?;
             println!(
                 "imported {} ({}, input {}, hidden {}, {} layers, {} classes) into {}",
                 file.display(),
@@ -211,14 +213,17 @@ fn test_loader(
     run: &Run,
     data_dir: Option<PathBuf>,
     batch_size: usize,
-) -> anyhow::Result<EpochLoader<backend::Backend, data::MnistItem, MnistBatch<backend::Backend>>> {
+    device: &backend::Device,
+) -> anyhow::Result<EpochLoader<Inference, data::MnistItem, MnistBatch<Inference>>> {
     let test = test_set(run, data_dir)?;
     let batcher = run.batcher(test.rows(), test.cols())?;
+    // The device is `Copy` on the CPU backends but not on wgpu.
+    #[allow(clippy::clone_on_copy)]
     Ok(EpochLoader::new(
         std::sync::Arc::new(test),
         std::sync::Arc::new(batcher),
         batch_size,
-        Default::default(),
+        device.clone(),
     ))
 }
 

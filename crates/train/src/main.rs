@@ -1,15 +1,18 @@
-//! `train`: trains the LSTM classifier on MNIST from a JSON config and writes a run directory.
-
-mod backend;
+//! `train`: trains a recurrent classifier on MNIST from a JSON config and writes a run directory.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::bail;
+use backend::DeviceKind;
 use clap::Parser;
-use train::{Display, RunDir, RunOptions, TrainConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Train a stacked-LSTM MNIST classifier (each image read as a sequence of rows) with Burn.
+use train::{Display, RunDir, RunOptions, TrainConfig, TrainError};
+
+/// Train a stacked recurrent MNIST classifier (LSTM by default; each image read as a sequence of rows
+/// or pixels) with Burn.
 ///
 /// Writes the run directory: effective config.json, model.mpk, metrics.json, checkpoints and
 /// Burn's logs. The backend is chosen at build time: --features ndarray (default), flex or wgpu.
@@ -40,6 +43,9 @@ struct Args {
     /// Print one line per epoch even in a terminal, instead of Burn's TUI.
     #[arg(long)]
     plain: bool,
+    /// Device kind for the wgpu backend (the CPU backends take auto or cpu).
+    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
+    device: DeviceKind,
 }
 
 fn main() -> ExitCode {
@@ -47,9 +53,28 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            match error.downcast_ref::<TrainError>() {
+                // The shell's convention for "stopped by SIGINT".
+                Some(TrainError::Interrupted { .. }) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM stop the run after the current batch, keeping every completed
+/// epoch's checkpoint; a second signal exits at once.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("second signal: exiting now; completed epochs stay checkpointed");
+            std::process::exit(130);
+        }
+        eprintln!("signal received: stopping after the current batch (again to exit at once)");
+    })?;
+    Ok(stop)
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -85,6 +110,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
+    let device = backend::device(args.device)?;
+    let stop = stop_on_signals()?;
     println!(
         "training on {} ({}): {} -> {}",
         backend::NAME,
@@ -92,7 +119,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         config_path.display(),
         run_dir.display()
     );
-    let outcome = train::train::<backend::Backend>(
+    let outcome = train::train::<backend::Training>(
         RunOptions {
             config,
             run_dir,
@@ -104,8 +131,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 Display::Auto
             },
+            stop,
         },
-        Default::default(),
+        device,
     )?;
     if let Some(last) = outcome.metrics.epochs.last() {
         println!(
@@ -125,11 +153,13 @@ fn default_run_dir(config: &Path) -> PathBuf {
 fn describe(config: &TrainConfig) -> String {
     let m = &config.model;
     format!(
-        "LSTM {}->{} x{} layers, {} classes, batch {}, {} epochs",
+        "{} {}->{} x{} layers, {} classes, {} sequences, batch {}, {} epochs",
+        m.cell,
         m.input_size,
         m.hidden_size,
         m.num_layers,
         m.num_classes,
+        config.data.sequence.name(),
         config.batch_size,
         config.num_epochs
     )
