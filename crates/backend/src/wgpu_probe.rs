@@ -19,7 +19,7 @@ pub fn open(kind: DeviceKind) -> Result<WgpuDevice, DeviceError> {
             .map(|adapter| adapter.get_info())
             .collect();
     let (wanted, device_type, device) = match kind {
-        DeviceKind::Auto => ("wgpu adapter", None, WgpuDevice::DefaultDevice),
+        DeviceKind::Auto => ("adapter", None, WgpuDevice::DefaultDevice),
         DeviceKind::Discrete => (
             "discrete GPU",
             Some(DeviceType::DiscreteGpu),

@@ -6,10 +6,12 @@
 
 mod batcher;
 mod config;
-pub mod idx;
 mod loader;
 mod mnist;
 mod sequence;
+
+/// The IDX file reader (the `idx` crate).
+pub use idx;
 mod source;
 mod split;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use burn::data::dataset::Dataset;
 
-use crate::idx::{self, IdxError};
+use idx::IdxError;
 
 /// One image and its label. `pixels` are the raw bytes (0 = background), row-major.
 #[derive(Debug, Clone, PartialEq)]

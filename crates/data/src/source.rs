@@ -39,6 +39,18 @@ pub enum SourceError {
         /// Where the directory came from, and what to do.
         hint: String,
     },
+    /// Something other than a file sits where an IDX file should be.
+    #[error(
+        "{path} is not a file (a directory?); the IDX file {name} must be a regular file{hint}"
+    )]
+    NotAFile {
+        /// The offending path.
+        path: PathBuf,
+        /// The canonical file name.
+        name: &'static str,
+        /// Where the directory came from, and what to do.
+        hint: String,
+    },
     /// A named directory does not exist or is not a directory.
     #[error("{dir} is not a directory{hint}")]
     NotADirectory {
@@ -138,15 +150,22 @@ impl MnistFiles {
 
     fn in_dirs(train: &Path, test: &Path, hint: &str) -> Result<Self, SourceError> {
         let find = |dir: &Path, name: &'static str| {
-            [name.to_string(), format!("{name}.gz")]
-                .into_iter()
-                .map(|file| dir.join(file))
-                .find(|path| path.is_file())
-                .ok_or_else(|| SourceError::MissingFile {
+            let candidates = [name.to_string(), format!("{name}.gz")].map(|file| dir.join(file));
+            if let Some(path) = candidates.iter().find(|path| path.is_file()) {
+                return Ok(path.clone());
+            }
+            match candidates.into_iter().find(|path| path.exists()) {
+                Some(path) => Err(SourceError::NotAFile {
+                    path,
+                    name,
+                    hint: hint.to_string(),
+                }),
+                None => Err(SourceError::MissingFile {
                     dir: dir.to_path_buf(),
                     name,
                     hint: hint.to_string(),
-                })
+                }),
+            }
         };
         Ok(Self {
             train_images: find(train, TRAIN_IMAGES)?,

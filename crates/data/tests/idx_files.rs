@@ -152,6 +152,21 @@ fn missing_file_names_the_file_and_directory() {
 }
 
 #[test]
+fn a_directory_where_a_file_should_be_is_named_as_such() {
+    let dir = tempdir("dir-not-file");
+    write_tiny_mnist(&dir);
+    std::fs::remove_file(dir.join("train-images-idx3-ubyte.gz")).unwrap();
+    let file = dir.join("train-images-idx3-ubyte");
+    std::fs::create_dir(&file).unwrap();
+    let err = MnistFiles::in_dir(&dir).unwrap_err();
+    assert!(
+        matches!(err, SourceError::NotAFile { .. }) && err.to_string().contains("not a file"),
+        "{err}"
+    );
+    assert!(err.to_string().contains(file.to_str().unwrap()), "{err}");
+}
+
+#[test]
 fn explicit_directory_that_does_not_exist_is_an_error() {
     let err = MnistFiles::locate(Some(Path::new("/no/such/mnist"))).unwrap_err();
     assert!(matches!(err, SourceError::NotADirectory { .. }), "{err}");

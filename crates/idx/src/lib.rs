@@ -1,6 +1,7 @@
 //! The IDX file format of the MNIST distribution: a big-endian header (magic, then one u32 per
 //! dimension) followed by the unsigned bytes, optionally gzip-compressed.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -87,9 +88,19 @@ pub struct IdxImages {
 
 /// Reads an IDX3 image file (raw or gzip, detected from the content).
 pub fn read_images(path: &Path) -> Result<IdxImages, IdxError> {
-    let bytes = read_maybe_gzip(path)?;
+    images_from_bytes(&read_file(path)?, path)
+}
+
+/// Reads an IDX1 label file (raw or gzip, detected from the content).
+pub fn read_labels(path: &Path) -> Result<Vec<u8>, IdxError> {
+    labels_from_bytes(&read_file(path)?, path)
+}
+
+/// Parses the bytes of an IDX3 image file (raw or gzip); `source` only names them in errors.
+pub fn images_from_bytes(bytes: &[u8], source: &Path) -> Result<IdxImages, IdxError> {
+    let bytes = gunzip_if_compressed(bytes, source)?;
     let (dims, data) = parse(
-        path,
+        source,
         &bytes,
         IMAGES_MAGIC,
         3,
@@ -103,11 +114,11 @@ pub fn read_images(path: &Path) -> Result<IdxImages, IdxError> {
     })
 }
 
-/// Reads an IDX1 label file (raw or gzip, detected from the content).
-pub fn read_labels(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let bytes = read_maybe_gzip(path)?;
+/// Parses the bytes of an IDX1 label file (raw or gzip); `source` only names them in errors.
+pub fn labels_from_bytes(bytes: &[u8], source: &Path) -> Result<Vec<u8>, IdxError> {
+    let bytes = gunzip_if_compressed(bytes, source)?;
     let (_, data) = parse(
-        path,
+        source,
         &bytes,
         LABELS_MAGIC,
         1,
@@ -118,22 +129,29 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>, IdxError> {
 
 /// Reads the whole file, decompressing it when it starts with the gzip magic bytes.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, IdxError> {
-    let io = |cause| IdxError::Io {
+    Ok(gunzip_if_compressed(&read_file(path)?, path)?.into_owned())
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, IdxError> {
+    std::fs::read(path).map_err(|cause| IdxError::Io {
         path: path.to_path_buf(),
         cause,
-    };
-    let raw = std::fs::read(path).map_err(io)?;
+    })
+}
+
+/// The bytes themselves, or their decompression when they start with the gzip magic bytes.
+fn gunzip_if_compressed<'a>(raw: &'a [u8], source: &Path) -> Result<Cow<'a, [u8]>, IdxError> {
     if !raw.starts_with(&[0x1f, 0x8b]) {
-        return Ok(raw);
+        return Ok(Cow::Borrowed(raw));
     }
     let mut out = Vec::with_capacity(raw.len() * 4);
-    GzDecoder::new(raw.as_slice())
+    GzDecoder::new(raw)
         .read_to_end(&mut out)
         .map_err(|cause| IdxError::Gzip {
-            path: path.to_path_buf(),
+            path: source.to_path_buf(),
             cause,
         })?;
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// Splits `bytes` into header dimensions and data, checking magic and sizes.
