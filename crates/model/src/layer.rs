@@ -125,33 +125,47 @@ impl<B: Backend> RecurrentLayer<B> {
         state: Option<RecurrentState<B>>,
         keep_sequence: bool,
     ) -> (Option<Tensor<B, 3>>, RecurrentState<B>) {
-        let [batch, time, features] = input.dims();
-        let width = self.cell.gates() * self.hidden_size;
-        let mut projected = input
-            .reshape([batch * time, features])
-            .matmul(self.weight_ih.val());
-        // The GRU's recurrent bias sits inside the reset gate's product, so it cannot be folded in.
-        let folded_biases = match self.cell {
-            Cell::Gru => [&self.bias_ih, &None],
-            _ => [&self.bias_ih, &self.bias_hh],
-        };
-        for bias in folded_biases.into_iter().flatten() {
-            projected = projected + bias.val().unsqueeze::<2>();
-        }
-        let projected = projected.reshape([batch, time, width]);
+        let [batch, _, _] = input.dims();
+        let (outputs, state) = self.forward_steps(split_steps(input), state);
+        let sequence = keep_sequence.then(|| stack_steps(outputs, batch, self.hidden_size, &state));
+        (sequence, state)
+    }
+
+    /// Runs the layer over a sequence given step by step (`[batch, in]` each), from `state` (zeros
+    /// when `None`); returns the hidden state after every step and the final state.
+    ///
+    /// Steps are separate tensors, not slices of one `[batch, time, ·]` tensor, because the backward
+    /// pass of a slice fills a gradient the size of the whole sequence: slicing every step of a
+    /// tracked sequence costs time quadratic in its length (784 steps for pixel-level MNIST).
+    pub fn forward_steps(
+        &self,
+        steps: Vec<Tensor<B, 2>>,
+        state: Option<RecurrentState<B>>,
+    ) -> (Vec<Tensor<B, 2>>, RecurrentState<B>) {
+        let weight_ih = self.weight_ih.val();
         let weight_hh = self.weight_hh.val();
+        // The GRU's recurrent bias sits inside the reset gate's product, so it cannot be folded in.
+        let folded_bias = match (self.cell, &self.bias_ih, &self.bias_hh) {
+            (Cell::Gru, Some(b_ih), _) => Some(b_ih.val()),
+            (_, Some(b_ih), Some(b_hh)) => Some(b_ih.val() + b_hh.val()),
+            (_, Some(b), None) | (_, None, Some(b)) => Some(b.val()),
+            (_, None, None) => None,
+        }
+        .map(|b| b.unsqueeze::<2>());
+        let batch = steps.first().map_or(0, |x| x.dims()[0]);
+        let device = weight_hh.device();
 
         let mut state = state;
-        let mut outputs = Vec::with_capacity(if keep_sequence { time } else { 0 });
-        for t in 0..time {
-            let x_t = projected.clone().narrow(1, t, 1).reshape([batch, width]);
-            let next = self.step(x_t, state.take(), &weight_hh);
-            if keep_sequence {
-                outputs.push(next.hidden.clone());
+        let mut outputs = Vec::with_capacity(steps.len());
+        for x in steps {
+            let mut projected = x.matmul(weight_ih.clone());
+            if let Some(bias) = &folded_bias {
+                projected = projected + bias.clone();
             }
+            let next = self.step(projected, state.take(), &weight_hh);
+            outputs.push(next.hidden.clone());
             state = Some(next);
         }
-        let device = projected.device();
         let state = state.unwrap_or_else(|| {
             let zeros = Tensor::zeros([batch, self.hidden_size], &device);
             RecurrentState {
@@ -159,17 +173,10 @@ impl<B: Backend> RecurrentLayer<B> {
                 cell: self.cell.has_cell_state().then_some(zeros),
             }
         });
-        let sequence = keep_sequence.then(|| {
-            if outputs.is_empty() {
-                Tensor::zeros([batch, 0, self.hidden_size], &device)
-            } else {
-                Tensor::stack(outputs, 1)
-            }
-        });
-        (sequence, state)
+        (outputs, state)
     }
 
-    /// One time step from the projected input `x` `[batch, G·H]` (biases folded in as `forward` does).
+    /// One time step from the projected input `x` `[batch, G·H]` (biases folded in as `forward_steps` does).
     fn step(
         &self,
         x: Tensor<B, 2>,
@@ -270,5 +277,27 @@ impl<B: Backend> RecurrentLayer<B> {
                 }
             }
         }
+    }
+}
+
+/// The steps of `input` `[batch, time, features]`, each `[batch, features]`.
+pub(crate) fn split_steps<B: Backend>(input: Tensor<B, 3>) -> Vec<Tensor<B, 2>> {
+    let [batch, time, features] = input.dims();
+    (0..time)
+        .map(|t| input.clone().narrow(1, t, 1).reshape([batch, features]))
+        .collect()
+}
+
+/// `[batch, time, hidden]` from per-step `[batch, hidden]` tensors (time may be 0).
+pub(crate) fn stack_steps<B: Backend>(
+    steps: Vec<Tensor<B, 2>>,
+    batch: usize,
+    hidden: usize,
+    state: &RecurrentState<B>,
+) -> Tensor<B, 3> {
+    if steps.is_empty() {
+        Tensor::zeros([batch, 0, hidden], &state.hidden.device())
+    } else {
+        Tensor::stack(steps, 1)
     }
 }

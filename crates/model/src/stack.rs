@@ -1,6 +1,7 @@
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
+use crate::layer::{split_steps, stack_steps};
 use crate::{Cell, RecurrentLayer, RecurrentState};
 
 /// A stack of [`RecurrentLayer`]s of one cell: layer k+1 reads layer k's whole output sequence
@@ -47,18 +48,20 @@ impl<B: Backend> RecurrentStack<B> {
         input: Tensor<B, 3>,
         keep_last_sequence: bool,
     ) -> (Option<Tensor<B, 3>>, Vec<RecurrentState<B>>) {
+        let [batch, _, _] = input.dims();
         let mut states = Vec::with_capacity(self.layers.len());
-        let mut sequence = Some(input);
-        let last = self.layers.len().saturating_sub(1);
-        for (k, layer) in self.layers.iter().enumerate() {
-            let keep = k < last || keep_last_sequence;
-            let input = sequence
-                .take()
-                .expect("every non-final layer keeps its sequence");
-            let (output, state) = layer.forward(input, None, keep);
-            sequence = output;
+        // Layer k+1 reads layer k's hidden states step by step, never slicing a stacked sequence.
+        let mut steps = split_steps(input);
+        for layer in &self.layers {
+            let (outputs, state) = layer.forward_steps(steps, None);
+            steps = outputs;
             states.push(state);
         }
+        let sequence = keep_last_sequence.then(|| {
+            let last = states.last().expect("a stack has at least one layer");
+            let hidden = self.layers.last().map_or(0, RecurrentLayer::hidden_size);
+            stack_steps(steps, batch, hidden, last)
+        });
         (sequence, states)
     }
 }
