@@ -20,10 +20,18 @@ fn parse(value: &serde_json::Value) -> Result<TrainConfig, ConfigFileError> {
 
 #[test]
 fn shipped_configs_load_and_seed_is_the_reference_program() {
-    for name in ["seed", "fast", "smoke"] {
-        TrainConfig::load(configs_dir().join(format!("{name}.json")))
-            .unwrap_or_else(|e| panic!("{e}"));
+    let mut shipped = 0;
+    for entry in std::fs::read_dir(configs_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let config = TrainConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            // Every shipped config fits its own sequence mode.
+            let (_, features) = config.data.sequence.shape(28, 28);
+            assert_eq!(config.model.input_size, features, "{}", path.display());
+            shipped += 1;
+        }
     }
+    assert!(shipped >= 9, "{shipped} configs");
     let seed = TrainConfig::load(configs_dir().join("seed.json")).unwrap();
     assert_eq!(
         (
@@ -114,6 +122,21 @@ fn missing_field_wrong_type_and_bad_json_are_refused() {
     json["optimizer"] = serde_json::json!({"Rmsprop": {"learning_rate": 0.1}});
     let text = parse(&json).unwrap_err().to_string();
     assert!(text.contains("unknown variant `Rmsprop`"), "{text}");
+
+    let mut json = seed_json();
+    json["model"]["cell"] = "lstmm".into();
+    let text = parse(&json).unwrap_err().to_string();
+    assert!(
+        text.contains("unknown variant `lstmm`") && text.contains("`peephole_lstm`"),
+        "{text}"
+    );
+    let mut json = seed_json();
+    json["data"]["sequence"] = "columns".into();
+    let text = parse(&json).unwrap_err().to_string();
+    assert!(
+        text.contains("unknown variant `columns`") && text.contains("`permuted_pixels`"),
+        "{text}"
+    );
 }
 
 #[test]
