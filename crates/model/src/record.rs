@@ -231,11 +231,19 @@ impl<B: Backend> RecurrentClassifier<B> {
 fn recorder_message(error: burn::record::RecorderError) -> String {
     match error {
         burn::record::RecorderError::FileNotFound(message) => format!("file not found ({message})"),
-        burn::record::RecorderError::DeserializeError(message) => {
+        other => {
+            // Burn's decoder messages can be long (whole float literals, notes about old formats):
+            // keep the first line, shortened.
+            let text = other.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let first = first.split("\\n").next().unwrap_or_default();
+            let mut detail: String = first.chars().take(100).collect();
+            if detail.len() < first.len() {
+                detail.push('…');
+            }
             format!(
-                "not a readable model record ({message}); the file is corrupt or holds something else"
+                "not a readable model record: the file is corrupt, truncated or holds something else ({detail}); restore it or train again"
             )
         }
-        other => other.to_string(),
     }
 }
