@@ -50,7 +50,7 @@ fn run(args: &[&str]) -> Output {
     output
 }
 
-/// Starts a run and waits until its first epoch is checkpointed.
+/// Starts a run and waits until its first epoch is completely checkpointed.
 fn start_and_wait_for_epoch_1(config: &Path, dir: &Path) -> Child {
     let mut child = train(&[
         "--config",
@@ -62,9 +62,11 @@ fn start_and_wait_for_epoch_1(config: &Path, dir: &Path) -> Child {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let checkpoint = dir.join("checkpoint/scheduler-1.mpk");
+    // Burn writes the three files of a checkpoint one after the other (in a background thread).
+    let checkpoint =
+        ["model", "optim", "scheduler"].map(|part| dir.join(format!("checkpoint/{part}-1.mpk")));
     let start = Instant::now();
-    while !checkpoint.exists() {
+    while !checkpoint.iter().all(|file| file.exists()) {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the run ended before its first checkpoint"
