@@ -40,6 +40,14 @@ pub struct RecurrentLayer<B: Backend> {
     hidden_size: usize,
 }
 
+/// What every step of one sequence reads: the recurrent weights, the GRU's recurrent bias as a row,
+/// and the peephole weights as rows.
+struct StepWeights<B: Backend> {
+    hh: Tensor<B, 2>,
+    gru_bias_hh: Option<Tensor<B, 2>>,
+    peepholes: Option<[Tensor<B, 2>; 3]>,
+}
+
 /// The parameters of one layer, in PyTorch layout transposed (see [`RecurrentLayer`]).
 pub(crate) struct LayerParams<B: Backend> {
     pub weight_ih: Param<Tensor<B, 2>>,
@@ -127,7 +135,8 @@ impl<B: Backend> RecurrentLayer<B> {
     ) -> (Option<Tensor<B, 3>>, RecurrentState<B>) {
         let [batch, _, _] = input.dims();
         let (outputs, state) = self.forward_steps(split_steps(input), state);
-        let sequence = keep_sequence.then(|| stack_steps(outputs, batch, self.hidden_size, &state));
+        let sequence = keep_sequence
+            .then(|| stack_steps(outputs, batch, self.hidden_size, &state.hidden.device()));
         (sequence, state)
     }
 
@@ -143,7 +152,7 @@ impl<B: Backend> RecurrentLayer<B> {
         state: Option<RecurrentState<B>>,
     ) -> (Vec<Tensor<B, 2>>, RecurrentState<B>) {
         let weight_ih = self.weight_ih.val();
-        let weight_hh = self.weight_hh.val();
+        let weights = self.step_weights();
         // The GRU's recurrent bias sits inside the reset gate's product, so it cannot be folded in.
         let folded_bias = match (self.cell, &self.bias_ih, &self.bias_hh) {
             (Cell::Gru, Some(b_ih), _) => Some(b_ih.val()),
@@ -153,7 +162,7 @@ impl<B: Backend> RecurrentLayer<B> {
         }
         .map(|b| b.unsqueeze::<2>());
         let batch = steps.first().map_or(0, |x| x.dims()[0]);
-        let device = weight_hh.device();
+        let device = weights.hh.device();
 
         let mut state = state;
         let mut outputs = Vec::with_capacity(steps.len());
@@ -162,7 +171,7 @@ impl<B: Backend> RecurrentLayer<B> {
             if let Some(bias) = &folded_bias {
                 projected = projected + bias.clone();
             }
-            let next = self.step(projected, state.take(), &weight_hh);
+            let next = self.step(projected, state.take(), &weights);
             outputs.push(next.hidden.clone());
             state = Some(next);
         }
@@ -176,15 +185,32 @@ impl<B: Backend> RecurrentLayer<B> {
         (outputs, state)
     }
 
+    /// The tensors every step reads, taken out of their parameters once per sequence rather than
+    /// once per step.
+    fn step_weights(&self) -> StepWeights<B> {
+        let row = |p: &Param<Tensor<B, 1>>| p.val().unsqueeze::<2>();
+        let peepholes = match (&self.weight_ci, &self.weight_cf, &self.weight_co) {
+            (Some(ci), Some(cf), Some(co)) => Some([row(ci), row(cf), row(co)]),
+            _ => None,
+        };
+        StepWeights {
+            hh: self.weight_hh.val(),
+            gru_bias_hh: (self.cell == Cell::Gru)
+                .then(|| self.bias_hh.as_ref().map(row))
+                .flatten(),
+            peepholes,
+        }
+    }
+
     /// One time step from the projected input `x` `[batch, G·H]` (biases folded in as `forward_steps` does).
     fn step(
         &self,
         x: Tensor<B, 2>,
         state: Option<RecurrentState<B>>,
-        weight_hh: &Tensor<B, 2>,
+        weights: &StepWeights<B>,
     ) -> RecurrentState<B> {
         let h = self.hidden_size;
-        let recurrent = |s: &RecurrentState<B>| s.hidden.clone().matmul(weight_hh.clone());
+        let recurrent = |s: &RecurrentState<B>| s.hidden.clone().matmul(weights.hh.clone());
         match self.cell {
             Cell::Lstm => {
                 let gates = match &state {
@@ -211,27 +237,25 @@ impl<B: Backend> RecurrentLayer<B> {
                     Some(s) => x + recurrent(s),
                     None => x,
                 };
-                let peephole = |w: &Option<Param<Tensor<B, 1>>>| {
-                    w.as_ref()
-                        .expect("a peephole layer has its peephole weights")
-                        .val()
-                        .unsqueeze::<2>()
-                };
+                let [w_ci, w_cf, w_co] = weights
+                    .peepholes
+                    .clone()
+                    .expect("a peephole layer has its peephole weights");
                 let mut input_pre = gates.clone().narrow(1, 0, h);
                 let mut forget_pre = gates.clone().narrow(1, h, h);
                 let candidate = gates.clone().narrow(1, 2 * h, h).tanh();
                 let output_pre = gates.narrow(1, 3 * h, h);
                 let previous = state.and_then(|s| s.cell);
                 if let Some(previous) = &previous {
-                    input_pre = input_pre + previous.clone() * peephole(&self.weight_ci);
-                    forget_pre = forget_pre + previous.clone() * peephole(&self.weight_cf);
+                    input_pre = input_pre + previous.clone() * w_ci;
+                    forget_pre = forget_pre + previous.clone() * w_cf;
                 }
                 let input_gate = sigmoid(input_pre);
                 let cell = match previous {
                     Some(previous) => sigmoid(forget_pre) * previous + input_gate * candidate,
                     None => input_gate * candidate,
                 };
-                let output_gate = sigmoid(output_pre + cell.clone() * peephole(&self.weight_co));
+                let output_gate = sigmoid(output_pre + cell.clone() * w_co);
                 let hidden = output_gate * cell.clone().tanh();
                 RecurrentState {
                     hidden,
@@ -239,8 +263,7 @@ impl<B: Backend> RecurrentLayer<B> {
                 }
             }
             Cell::Gru => {
-                let bias_hh = self.bias_hh.as_ref().map(|b| b.val().unsqueeze::<2>());
-                let hidden_part = match (&state, bias_hh) {
+                let hidden_part = match (&state, weights.gru_bias_hh.clone()) {
                     (Some(s), Some(b)) => Some(recurrent(s) + b),
                     (Some(s), None) => Some(recurrent(s)),
                     (None, Some(b)) => Some(b),
@@ -293,10 +316,10 @@ pub(crate) fn stack_steps<B: Backend>(
     steps: Vec<Tensor<B, 2>>,
     batch: usize,
     hidden: usize,
-    state: &RecurrentState<B>,
+    device: &B::Device,
 ) -> Tensor<B, 3> {
     if steps.is_empty() {
-        Tensor::zeros([batch, 0, hidden], &state.hidden.device())
+        Tensor::zeros([batch, 0, hidden], device)
     } else {
         Tensor::stack(steps, 1)
     }

@@ -60,7 +60,7 @@ impl<B: Backend> RecurrentStack<B> {
         let sequence = keep_last_sequence.then(|| {
             let last = states.last().expect("a stack has at least one layer");
             let hidden = self.layers.last().map_or(0, RecurrentLayer::hidden_size);
-            stack_steps(steps, batch, hidden, last)
+            stack_steps(steps, batch, hidden, &last.hidden.device())
         });
         (sequence, states)
     }
