@@ -13,7 +13,7 @@ mod run;
 use std::path::PathBuf;
 
 pub use import::import_pytorch;
-pub use predict::{Prediction, predict};
+pub use predict::{Prediction, Reading, predict, read_steps};
 pub use run::Run;
 
 /// Why inference could not proceed. Each message names the file and what to do.
