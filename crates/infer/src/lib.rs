@@ -9,6 +9,7 @@ mod predict;
 pub mod preprocess;
 pub mod report;
 mod run;
+pub mod serve;
 
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
 //! `infer`: evaluate a trained run on MNIST, classify digit pictures, import PyTorch weights.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,7 +10,7 @@ use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use clap::{Parser, Subcommand};
 use data::{EpochLoader, MnistBatch, MnistFiles, Split};
-use infer::{Prediction, Run, import_pytorch, predict, preprocess, report};
+use infer::{Prediction, Run, import_pytorch, predict, preprocess, report, serve};
 
 /// Use trained recurrent digit classifiers: evaluate, predict, import from PyTorch.
 #[derive(Parser)]
@@ -72,6 +73,21 @@ enum Command {
         /// Directory holding the MNIST IDX files (for the confusion matrix).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+    },
+    /// Serve a draw-a-digit web page and a JSON API (POST /api/predict, GET /api/health) for a run's model.
+    ///
+    /// The page shows the prediction, the ten probabilities and how the prediction evolves as the
+    /// network reads the drawing row by row. Pictures sent to the API are converted like `predict` does.
+    Serve {
+        /// The run directory.
+        #[arg(long, value_name = "DIR", default_value = "artifacts/reference")]
+        run: PathBuf,
+        /// Port to listen on (0 picks a free one; the address is printed).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Address to listen on; the default keeps the server to this machine.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
     },
     /// Turn a PyTorch state_dict (safetensors, or .pt/.pth from torch.save; names of nn.LSTM/GRU/RNN + fc) into a run directory.
     ImportPytorch {
@@ -183,6 +199,41 @@ fn run(args: Args) -> anyhow::Result<()> {
             report::draw_confusion(&matrix, &confusion)?;
             println!("{}", confusion.display());
         }
+        Command::Serve { run, port, host } => {
+            let run = Run::open(&run)?;
+            let config = run.model.clone();
+            let dir = run.dir.clone();
+            let app = serve::App::<Inference>::load(run, device, backend::NAME)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(async {
+                let address = SocketAddr::new(host, port);
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot listen on {address}; pass --port with a free port (0 picks one)"
+                        )
+                    })?;
+                let local = listener
+                    .local_addr()
+                    .context("cannot read the bound address")?;
+                println!(
+                    "serving {} ({}, hidden {}, {} layers) on {} at http://{local}/ (Ctrl-C stops)",
+                    dir.display(),
+                    config.cell,
+                    config.hidden_size,
+                    config.num_layers,
+                    backend::NAME
+                );
+                axum::serve(listener, app.router())
+                    .with_graceful_shutdown(stop_signal())
+                    .await
+                    .context("the server stopped with an error")
+            })?;
+        }
         Command::ImportPytorch { file, out } => {
             let config = import_pytorch::<Inference>(&file, &out, &device)?;
             println!(
@@ -198,6 +249,30 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, so that the server finishes the requests under way and exits 0.
+async fn stop_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
 }
 
 fn test_set(run: &Run, data_dir: Option<PathBuf>) -> anyhow::Result<data::MnistDataset> {
