@@ -144,7 +144,13 @@ fn a_png_is_read_like_infer_predict_reads_it() {
 fn bad_requests_get_a_4xx_and_a_message() {
     let server = Server::start(&["--run", "artifacts/reference"]);
     // Path, Content-Type, body, expected status, part of the expected message.
-    type Case = (&'static str, Option<&'static str>, Vec<u8>, u16, &'static str);
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Vec<u8>,
+        u16,
+        &'static str,
+    );
     let cases: Vec<Case> = vec![
         (
             "/api/predict",
