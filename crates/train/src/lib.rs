@@ -6,6 +6,7 @@
 pub mod artifacts;
 pub mod config;
 pub mod metrics;
+mod optimizer;
 mod recorder;
 mod run;
 mod step;
@@ -13,5 +14,6 @@ mod step;
 pub use artifacts::RunDir;
 pub use config::{ConfigFileError, OptimizerConfig, TrainConfig};
 pub use metrics::{EpochMetrics, RunMetrics};
+pub use optimizer::WithOptimizer;
 pub use run::{Display, RunOptions, RunOutcome, TrainError, train};
 pub use step::Trainable;

@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, Optimizer, SgdConfig, decay::WeightDecayConfig};
+use burn::optim::Optimizer;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::renderer::MetricsRenderer;
@@ -22,8 +21,9 @@ use model::ModelRecorder;
 use model::{Evaluation, RecurrentClassifier};
 
 use crate::artifacts::{RunDir, sha256_file, write_atomically};
-use crate::config::{OptimizerConfig, TrainConfig};
+use crate::config::TrainConfig;
 use crate::metrics::{DataFile, RunMetrics, TestMetrics};
+use crate::optimizer::WithOptimizer;
 use crate::recorder::{Halt, Recorder, Stopping};
 use crate::step::Trainable;
 
@@ -244,43 +244,7 @@ pub fn train<B: AutodiffBackend>(
         metrics_path: run_dir.metrics(),
     };
 
-    let lr = config.optimizer.learning_rate();
-    let trained = match config.optimizer {
-        OptimizerConfig::Sgd {
-            momentum,
-            dampening,
-            nesterov,
-            weight_decay,
-            ..
-        } => {
-            let momentum = (momentum > 0.0).then(|| {
-                MomentumConfig::new()
-                    .with_momentum(momentum)
-                    .with_dampening(dampening)
-                    .with_nesterov(nesterov)
-            });
-            let optim = SgdConfig::new()
-                .with_momentum(momentum)
-                .with_weight_decay(weight_decay_config(weight_decay))
-                .init();
-            fit(parts, model, optim, lr)
-        }
-        OptimizerConfig::Adam {
-            beta_1,
-            beta_2,
-            epsilon,
-            weight_decay,
-            ..
-        } => {
-            let optim = AdamConfig::new()
-                .with_beta_1(beta_1 as f32)
-                .with_beta_2(beta_2 as f32)
-                .with_epsilon(epsilon as f32)
-                .with_weight_decay(weight_decay_config(weight_decay))
-                .init();
-            fit(parts, model, optim, lr)
-        }
-    };
+    let trained = config.optimizer.with_optimizer(Fit { parts, model });
 
     if let Some(halt) = halt.lock().expect("halt lock").take() {
         let run_dir = run_dir.root.clone();
@@ -324,10 +288,6 @@ pub fn train<B: AutodiffBackend>(
     })
 }
 
-fn weight_decay_config(penalty: f64) -> Option<WeightDecayConfig> {
-    (penalty > 0.0).then(|| WeightDecayConfig::new(penalty as f32))
-}
-
 /// What Burn's Learner needs besides the model and optimizer.
 struct LearnerParts<B: AutodiffBackend> {
     run_dir: PathBuf,
@@ -340,6 +300,20 @@ struct LearnerParts<B: AutodiffBackend> {
     tui: bool,
     metrics: Arc<Mutex<RunMetrics>>,
     metrics_path: PathBuf,
+}
+
+/// Burn's Learner over the model, to be run with the config's optimizer.
+struct Fit<B: AutodiffBackend> {
+    parts: LearnerParts<B>,
+    model: Trainable<B>,
+}
+
+impl<B: AutodiffBackend> WithOptimizer<Trainable<B>, B> for Fit<B> {
+    type Output = RecurrentClassifier<B::InnerBackend>;
+
+    fn run<O: Optimizer<Trainable<B>, B> + 'static>(self, optimizer: O, lr: f64) -> Self::Output {
+        fit(self.parts, self.model, optimizer, lr)
+    }
 }
 
 /// Runs Burn's Learner with one concrete optimizer type.

@@ -1,0 +1,71 @@
+//! The optimizer a config names, built with PyTorch's semantics. Its concrete Burn type depends on the
+//! config, so the code that uses it receives it through [`WithOptimizer`].
+
+use burn::module::AutodiffModule;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, Optimizer, SgdConfig};
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::OptimizerConfig;
+
+/// Code to run with the optimizer of a config, whatever its concrete type (SGD or Adam).
+pub trait WithOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
+    /// What the code returns.
+    type Output;
+
+    /// Runs with `optimizer` and the config's `learning_rate`.
+    fn run<O: Optimizer<M, B> + 'static>(self, optimizer: O, learning_rate: f64) -> Self::Output;
+}
+
+impl OptimizerConfig {
+    /// Builds the optimizer this config describes and hands it to `code`.
+    pub fn with_optimizer<M, B, W>(&self, code: W) -> W::Output
+    where
+        M: AutodiffModule<B> + 'static,
+        B: AutodiffBackend,
+        W: WithOptimizer<M, B>,
+    {
+        let learning_rate = self.learning_rate();
+        match *self {
+            OptimizerConfig::Sgd {
+                momentum,
+                dampening,
+                nesterov,
+                weight_decay,
+                ..
+            } => {
+                let momentum = (momentum > 0.0).then(|| {
+                    MomentumConfig::new()
+                        .with_momentum(momentum)
+                        .with_dampening(dampening)
+                        .with_nesterov(nesterov)
+                });
+                let optimizer = SgdConfig::new()
+                    .with_momentum(momentum)
+                    .with_weight_decay(weight_decay_config(weight_decay))
+                    .init();
+                code.run(optimizer, learning_rate)
+            }
+            OptimizerConfig::Adam {
+                beta_1,
+                beta_2,
+                epsilon,
+                weight_decay,
+                ..
+            } => {
+                let optimizer = AdamConfig::new()
+                    .with_beta_1(beta_1 as f32)
+                    .with_beta_2(beta_2 as f32)
+                    .with_epsilon(epsilon as f32)
+                    .with_weight_decay(weight_decay_config(weight_decay))
+                    .init();
+                code.run(optimizer, learning_rate)
+            }
+        }
+    }
+}
+
+fn weight_decay_config(penalty: f64) -> Option<WeightDecayConfig> {
+    (penalty > 0.0).then(|| WeightDecayConfig::new(penalty as f32))
+}
