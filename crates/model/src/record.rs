@@ -230,7 +230,9 @@ impl<B: Backend> RecurrentClassifier<B> {
 
 fn recorder_message(error: burn::record::RecorderError) -> String {
     match error {
-        burn::record::RecorderError::FileNotFound(message) => format!("file not found ({message})"),
+        burn::record::RecorderError::FileNotFound(message) => format!(
+            "file not found ({message}); train the run first, or point at a run directory that holds its model.mpk"
+        ),
         other => {
             // Burn's decoder messages can be long (whole float literals, notes about old formats):
             // keep the first line, shortened.

@@ -139,7 +139,10 @@ fn missing_corrupt_and_truncated_records_are_errors() {
     let d = dir("corrupt");
     let err = config.load::<B>(d.join("absent.mpk"), &device).unwrap_err();
     assert!(
-        matches!(err, RecordError::Load { .. }) && err.to_string().contains("absent.mpk"),
+        matches!(err, RecordError::Load { .. })
+            && err.to_string().contains("absent.mpk")
+            && err.to_string().contains("file not found")
+            && err.to_string().contains("train the run first"),
         "{err}"
     );
 

@@ -406,6 +406,12 @@ fn prepare_run_dir(run_dir: &RunDir, options: &RunOptions) -> Result<usize, Trai
             }
         }
     }
+    if root.exists() && !root.is_dir() {
+        return Err(io_error(
+            root,
+            "is a file, not a directory; choose another --artifacts DIR",
+        ));
+    }
     std::fs::create_dir_all(root).map_err(|e| {
         io_error(
             root,

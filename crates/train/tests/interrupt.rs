@@ -207,4 +207,25 @@ fn an_unwritable_run_directory_fails_before_training() {
     );
     assert!(!String::from_utf8_lossy(&output.stdout).contains("epoch 1/"));
     assert!(start.elapsed() < Duration::from_secs(60));
+
+    // The artifacts path itself is a file.
+    let output = train(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--artifacts",
+        blocker.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is a file, not a directory") && stderr.contains("--artifacts"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&blocker).unwrap(),
+        "",
+        "the file is left alone"
+    );
 }
