@@ -1,6 +1,6 @@
 //! Using trained recurrent classifiers from other Rust code: open a run directory written by `train`,
-//! load its model (checked against its config), evaluate it on MNIST, classify pictures of digits, and
-//! import PyTorch-trained weights.
+//! load its model (checked against its config), evaluate it on MNIST, classify pictures of digits (also
+//! step by step, and over HTTP with a draw-a-digit page: [`serve`]), and import PyTorch-trained weights.
 //!
 //! Depends on the `model` and `data` crates only: a run directory is all it needs from training.
 

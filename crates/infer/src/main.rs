@@ -1,4 +1,4 @@
-//! `infer`: evaluate a trained run on MNIST, classify digit pictures, import PyTorch weights.
+//! `infer`: evaluate a trained run on MNIST, classify digit pictures, serve the draw-a-digit page, import PyTorch weights.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use data::{EpochLoader, MnistBatch, MnistFiles, Split};
 use infer::{Prediction, Run, import_pytorch, predict, preprocess, report, serve};
 
-/// Use trained recurrent digit classifiers: evaluate, predict, import from PyTorch.
+/// Use trained recurrent digit classifiers: evaluate, predict, serve a draw-a-digit page, import from PyTorch.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
