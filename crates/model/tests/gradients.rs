@@ -8,8 +8,8 @@ use burn::tensor::backend::{Backend, set_default_float_dtype};
 use burn::tensor::{Distribution, FloatDType, Int, Tensor, TensorData};
 use model::{Cell, ModelConfig, RecurrentClassifier, cross_entropy};
 
-// Flex computes every op, sigmoid included, in f64 when asked to; NdArray's sigmoid rounds through f32,
-// which would drown the finite differences in noise.
+// Flex computes every op in f64 when asked to; NdArray works in f32, which would drown the finite
+// differences in noise.
 type Inner = Flex;
 type B = Autodiff<Inner>;
 
