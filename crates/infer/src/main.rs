@@ -200,10 +200,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             println!("{}", confusion.display());
         }
         Command::Serve { run, port, host } => {
-            let run = Run::open(&run)?;
-            let config = run.model.clone();
-            let dir = run.dir.clone();
-            let app = serve::App::<Inference>::load(run, device, backend::NAME)?;
+            let app = serve::App::<Inference>::load(Run::open(&run)?, device, backend::NAME)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -220,6 +217,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 let local = listener
                     .local_addr()
                     .context("cannot read the bound address")?;
+                let (dir, config) = (&app.run().dir, &app.run().model);
                 println!(
                     "serving {} ({}, hidden {}, {} layers) on {} at http://{local}/ (Ctrl-C stops)",
                     dir.display(),

@@ -7,7 +7,7 @@ use data::{MnistBatch, MnistBatcher, MnistItem};
 use model::RecurrentClassifier;
 
 /// The model's answer for one image.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Prediction {
     /// The most probable class.
     pub digit: usize,

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::preprocess::{self, SIDE};
-use crate::{InferError, Prediction, Reading, Run, read_steps};
+use crate::{InferError, Reading, Run, read_steps};
 
 /// The largest request body accepted, in bytes: a drawn digit is a few kilobytes of PNG.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -58,6 +58,11 @@ impl<B: Backend> App<B> {
             device,
             backend,
         })
+    }
+
+    /// The run being served.
+    pub fn run(&self) -> &Run {
+        &self.run
     }
 
     /// The page and the API, with the body limit set.
@@ -204,12 +209,11 @@ async fn predict<B: Backend>(
 }
 
 fn answer(reading: &Reading, image: &[u8]) -> Value {
-    let step = |p: &Prediction| json!({"digit": p.digit, "probabilities": p.probabilities});
     let last = reading.last();
     json!({
         "digit": last.digit,
         "probabilities": last.probabilities,
-        "steps": reading.steps.iter().map(step).collect::<Vec<_>>(),
+        "steps": reading.steps,
         "image": image,
     })
 }
