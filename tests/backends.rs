@@ -8,8 +8,8 @@ use burn::backend::{Autodiff, Flex, NdArray, Wgpu};
 use burn::module::AutodiffModule;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
+use model::RecurrentAutodiffBackend;
 use model::parity;
 use model::pytorch::StateDict;
 use model::{RecurrentClassifier, cross_entropy};
@@ -32,7 +32,7 @@ struct Outputs {
     parity: parity::ParityReport,
 }
 
-fn outputs<B: AutodiffBackend>(reference: &StateDict, device: &B::Device) -> Outputs {
+fn outputs<B: RecurrentAutodiffBackend>(reference: &StateDict, device: &B::Device) -> Outputs {
     let mut model: RecurrentClassifier<B> = reference.to_classifier(device).unwrap();
     let shape = reference.get("input", "test").unwrap().shape().to_vec();
     let input: Tensor<B, 3> = reference

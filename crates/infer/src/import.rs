@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use burn::tensor::backend::Backend;
 use data::{DataConfig, SequenceMode};
 use model::ModelConfig;
+use model::RecurrentBackend;
 use model::pytorch::StateDict;
 
 use crate::InferError;
@@ -12,7 +12,7 @@ use crate::InferError;
 /// Reads a PyTorch state_dict of a recurrent classifier (any cell) (safetensors, or `.pt`/`.pth` from
 /// `torch.save`; sizes read from the tensors)
 /// and writes `out` as a run directory: `config.json` (model sizes, MNIST normalization) and `model.mpk`.
-pub fn import_pytorch<B: Backend>(
+pub fn import_pytorch<B: RecurrentBackend>(
     file: &Path,
     out: &Path,
     device: &B::Device,

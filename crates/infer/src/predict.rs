@@ -2,8 +2,8 @@
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::activation::softmax;
-use burn::tensor::backend::Backend;
 use data::{MnistBatch, MnistBatcher, MnistItem};
+use model::RecurrentBackend;
 use model::RecurrentClassifier;
 
 /// The model's answer for one image.
@@ -46,7 +46,7 @@ impl Reading {
 }
 
 /// Classifies `images` (raw 0..=255 grey levels, `rows × cols` each), normalized by `batcher`.
-pub fn predict<B: Backend>(
+pub fn predict<B: RecurrentBackend>(
     model: &RecurrentClassifier<B>,
     batcher: &MnistBatcher,
     images: &[Vec<u8>],
@@ -65,7 +65,7 @@ pub fn predict<B: Backend>(
 }
 
 /// Reads one image (raw 0..=255 grey levels) step by step, normalized and ordered by `batcher`.
-pub fn read_steps<B: Backend>(
+pub fn read_steps<B: RecurrentBackend>(
     model: &RecurrentClassifier<B>,
     batcher: &MnistBatcher,
     image: &[u8],
@@ -82,7 +82,7 @@ pub fn read_steps<B: Backend>(
     }
 }
 
-fn to_batch<B: Backend>(
+fn to_batch<B: RecurrentBackend>(
     batcher: &MnistBatcher,
     images: &[Vec<u8>],
     device: &B::Device,

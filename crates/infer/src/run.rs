@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::backend::Backend;
 use data::{DataConfig, MnistBatcher};
+use model::RecurrentBackend;
 use model::{ModelConfig, RecurrentClassifier};
 use serde_json::Value;
 
@@ -81,7 +81,7 @@ impl Run {
     }
 
     /// Loads the trained classifier, checking the record against the config.
-    pub fn load_model<B: Backend>(
+    pub fn load_model<B: RecurrentBackend>(
         &self,
         device: &B::Device,
     ) -> Result<RecurrentClassifier<B>, InferError> {

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use burn::backend::Autodiff;
-use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
+use model::RecurrentAutodiffBackend;
 use model::parity::{self, AFTER_STEPS_TOLERANCE, LOGITS_TOLERANCE, ParityReport};
 use model::pytorch::StateDict;
 
@@ -26,7 +26,7 @@ struct Args {
 }
 
 /// One backend this build enables, by name.
-fn run_backend<B: AutodiffBackend>(
+fn run_backend<B: RecurrentAutodiffBackend>(
     name: &str,
     reference: &StateDict,
     device: B::Device,

@@ -1,6 +1,7 @@
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::Tensor;
+use recurrent_ops::RecurrentBackend;
 
 use crate::{ConfigError, ModelConfig, RecurrentStack};
 
@@ -10,7 +11,7 @@ use crate::{ConfigError, ModelConfig, RecurrentStack};
 /// With the LSTM cell this is the reference PyTorch program's network: `nn.LSTM(batch_first=True)`
 /// then `nn.Linear`.
 #[derive(Module, Debug)]
-pub struct RecurrentClassifier<B: Backend> {
+pub struct RecurrentClassifier<B: RecurrentBackend> {
     /// The recurrent stack.
     pub rnn: RecurrentStack<B>,
     /// The classification head, `hidden_size` → `num_classes` (Burn stores its weight as `[in, out]`).
@@ -19,7 +20,7 @@ pub struct RecurrentClassifier<B: Backend> {
 
 impl ModelConfig {
     /// Builds a freshly initialized classifier (PyTorch's initialization), after validating the sizes.
-    pub fn init<B: Backend>(
+    pub fn init<B: RecurrentBackend>(
         &self,
         device: &B::Device,
     ) -> Result<RecurrentClassifier<B>, ConfigError> {
@@ -41,7 +42,7 @@ impl ModelConfig {
     }
 }
 
-impl<B: Backend> RecurrentClassifier<B> {
+impl<B: RecurrentBackend> RecurrentClassifier<B> {
     /// Draws every parameter now, in PyTorch's order (per layer: weight_ih, weight_hh, bias_ih, bias_hh,
     /// then any peephole weights; then the head). Burn initializes parameters lazily, on first use; a
     /// clone taken before that (to save a fresh model, say) would draw its own, different values.

@@ -1,4 +1,5 @@
-use burn::tensor::{ElementConversion, Int, Tensor, backend::Backend};
+use burn::tensor::{ElementConversion, Int, Tensor};
+use recurrent_ops::RecurrentBackend;
 
 use crate::{RecurrentClassifier, cross_entropy};
 
@@ -13,7 +14,7 @@ pub struct Evaluation {
     pub items: usize,
 }
 
-impl<B: Backend> RecurrentClassifier<B> {
+impl<B: RecurrentBackend> RecurrentClassifier<B> {
     /// Evaluates on `(sequences [batch, time, features], labels [batch])` batches. The loss is the mean
     /// over examples, not over batches, so the batch size does not change the result.
     pub fn evaluate<I>(&self, batches: I) -> Evaluation

@@ -6,9 +6,13 @@
 //! LSTM, GRU and RNN compute exactly what PyTorch's `nn.LSTM` / `nn.GRU` / `nn.RNN` + `nn.Linear`
 //! compute, initialize the same way, and can import PyTorch state_dicts ([`pytorch`]).
 //!
+//! Each layer runs as one operation of its backend: the [`RecurrentBackend`] extension of the
+//! `recurrent-ops` crate, fused kernels on NdArray and Flex, Burn tensor operations elsewhere. Code
+//! generic over the backend bounds it by [`RecurrentBackend`] (and [`RecurrentAutodiffBackend`] to
+//! train).
+//!
 //! This crate knows nothing of MNIST files or of training loops.
 
-mod cell;
 mod classifier;
 mod config;
 mod evaluation;
@@ -19,11 +23,13 @@ pub mod pytorch;
 mod record;
 mod stack;
 
-pub use cell::Cell;
 pub use classifier::RecurrentClassifier;
 pub use config::{ConfigError, ModelConfig};
 pub use evaluation::Evaluation;
-pub use layer::{RecurrentLayer, RecurrentState};
+pub use layer::RecurrentLayer;
 pub use loss::cross_entropy;
 pub use record::{ModelRecorder, RecordError};
+pub use recurrent_ops::{
+    Cell, LayerWeights, RecurrentAutodiffBackend, RecurrentBackend, RecurrentState, Sequence,
+};
 pub use stack::RecurrentStack;

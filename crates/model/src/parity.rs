@@ -8,7 +8,8 @@
 use burn::module::AutodiffModule;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
-use burn::tensor::{ElementConversion, Tensor, backend::AutodiffBackend};
+use burn::tensor::{ElementConversion, Tensor};
+use recurrent_ops::RecurrentAutodiffBackend;
 
 use crate::pytorch::{HostTensor, ImportError, StateDict};
 use crate::{RecurrentClassifier, cross_entropy};
@@ -39,7 +40,7 @@ impl ParityReport {
 
 /// Loads the reference model from `reference`, reproduces PyTorch's forward pass and two SGD steps on
 /// backend `B`, and reports the differences.
-pub fn check<B: AutodiffBackend>(
+pub fn check<B: RecurrentAutodiffBackend>(
     reference: &StateDict,
     device: &B::Device,
 ) -> Result<ParityReport, ImportError> {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use recurrent_ops::RecurrentBackend;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::layer::LayerParams;
@@ -495,7 +496,7 @@ impl StateDict {
     }
 
     /// Builds the classifier these weights describe, checking every tensor's shape.
-    pub fn to_classifier<B: Backend>(
+    pub fn to_classifier<B: RecurrentBackend>(
         &self,
         device: &B::Device,
     ) -> Result<RecurrentClassifier<B>, ImportError> {
@@ -558,7 +559,7 @@ impl StateDict {
 
     /// The state_dict PyTorch would hold for `model` (prefix `lstm` for the LSTM cells, `rnn` for the
     /// GRU and the tanh RNN, as in the shared fixtures), ready to [`write`](Self::write).
-    pub fn from_classifier<B: Backend>(model: &RecurrentClassifier<B>) -> Self {
+    pub fn from_classifier<B: RecurrentBackend>(model: &RecurrentClassifier<B>) -> Self {
         let config = model.config();
         let prefix = if config.cell.has_cell_state() {
             "lstm"

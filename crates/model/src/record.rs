@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::record::{FileRecorder, Recorder};
 use burn::tensor::backend::Backend;
+use recurrent_ops::RecurrentBackend;
 
 use crate::classifier::RecurrentClassifierRecord;
 use crate::{Cell, ModelConfig, RecurrentClassifier};
@@ -108,7 +109,7 @@ pub enum RecordError {
 impl ModelConfig {
     /// Loads a record saved with [`RecurrentClassifier::save`], checking every tensor against this config
     /// before building the model, so that a record of another architecture is an error, not a panic.
-    pub fn load<B: Backend>(
+    pub fn load<B: RecurrentBackend>(
         &self,
         path: impl AsRef<Path>,
         device: &B::Device,
@@ -128,7 +129,7 @@ impl ModelConfig {
         Ok(model.load_record(record))
     }
 
-    fn check<B: Backend>(
+    fn check<B: RecurrentBackend>(
         &self,
         record: &RecurrentClassifierRecord<B>,
         path: &Path,
@@ -215,7 +216,7 @@ impl ModelConfig {
     }
 }
 
-impl<B: Backend> RecurrentClassifier<B> {
+impl<B: RecurrentBackend> RecurrentClassifier<B> {
     /// Saves the model as `<path>.mpk` (the extension is always `.mpk`); load it with [`ModelConfig::load`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), RecordError> {
         let path = path.as_ref();

@@ -1,18 +1,18 @@
 use burn::module::Module;
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::Tensor;
+use recurrent_ops::{RecurrentBackend, Sequence};
 
-use crate::layer::{split_steps, stack_steps};
 use crate::{Cell, RecurrentLayer, RecurrentState};
 
 /// A stack of [`RecurrentLayer`]s of one cell: layer k+1 reads layer k's whole output sequence
 /// (PyTorch's `num_layers`).
 #[derive(Module, Debug)]
-pub struct RecurrentStack<B: Backend> {
+pub struct RecurrentStack<B: RecurrentBackend> {
     /// The layers, bottom first.
     pub layers: Vec<RecurrentLayer<B>>,
 }
 
-impl<B: Backend> RecurrentStack<B> {
+impl<B: RecurrentBackend> RecurrentStack<B> {
     /// `num_layers` PyTorch-initialized layers; the first reads `input_size` features, the rest `hidden_size`.
     pub fn new(
         cell: Cell,
@@ -48,19 +48,17 @@ impl<B: Backend> RecurrentStack<B> {
         input: Tensor<B, 3>,
         keep_last_sequence: bool,
     ) -> (Option<Tensor<B, 3>>, Vec<RecurrentState<B>>) {
-        let [batch, _, _] = input.dims();
         let mut states = Vec::with_capacity(self.layers.len());
-        // Layer k+1 reads layer k's hidden states step by step, never slicing a stacked sequence.
-        let mut steps = split_steps(input);
+        // Each layer hands the next its output in the form it made it (see `Sequence`).
+        let mut sequence = Sequence::Whole(input);
         for layer in &self.layers {
-            let (outputs, state) = layer.forward_steps(steps, None);
-            steps = outputs;
+            let (output, state) = layer.forward_sequence(sequence, None);
+            sequence = output;
             states.push(state);
         }
         let sequence = keep_last_sequence.then(|| {
             let last = states.last().expect("a stack has at least one layer");
-            let hidden = self.layers.last().map_or(0, RecurrentLayer::hidden_size);
-            stack_steps(steps, batch, hidden, &last.hidden.device())
+            sequence.into_whole(&last.hidden.device())
         });
         (sequence, states)
     }

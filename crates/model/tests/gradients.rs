@@ -4,7 +4,7 @@
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Param};
-use burn::tensor::backend::{Backend, set_default_float_dtype};
+use burn::tensor::backend::set_default_float_dtype;
 use burn::tensor::{Distribution, FloatDType, Int, Tensor, TensorData};
 use model::{Cell, ModelConfig, RecurrentClassifier, cross_entropy};
 
@@ -25,7 +25,7 @@ fn double_precision() {
 }
 
 /// The loss of `model` on a fixed batch, in f64.
-fn loss<Bk: Backend>(
+fn loss<Bk: model::RecurrentBackend>(
     model: &RecurrentClassifier<Bk>,
     input: &Tensor<Bk, 3>,
     targets: &Tensor<Bk, 1, Int>,

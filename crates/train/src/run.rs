@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use burn::optim::Optimizer;
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::renderer::MetricsRenderer;
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
@@ -18,7 +17,7 @@ use data::{
     train_validation_split,
 };
 use model::ModelRecorder;
-use model::{Evaluation, RecurrentClassifier};
+use model::{Evaluation, RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier};
 
 use crate::artifacts::{RunDir, sha256_file, write_atomically};
 use crate::config::TrainConfig;
@@ -58,7 +57,7 @@ pub struct RunOptions {
 
 /// What a finished run leaves behind.
 #[derive(Debug)]
-pub struct RunOutcome<B: Backend> {
+pub struct RunOutcome<B: RecurrentBackend> {
     /// The trained classifier.
     pub model: RecurrentClassifier<B>,
     /// Everything measured (also in `metrics.json`).
@@ -168,7 +167,7 @@ fn io_error(path: &Path, message: impl std::fmt::Display) -> TrainError {
 }
 
 /// Trains a classifier as `options` say, on `device`, writing the run directory as it goes.
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: RecurrentAutodiffBackend>(
     options: RunOptions,
     device: B::Device,
 ) -> Result<RunOutcome<B::InnerBackend>, TrainError> {
@@ -289,7 +288,7 @@ pub fn train<B: AutodiffBackend>(
 }
 
 /// What Burn's Learner needs besides the model and optimizer.
-struct LearnerParts<B: AutodiffBackend> {
+struct LearnerParts<B: RecurrentAutodiffBackend> {
     run_dir: PathBuf,
     stop: Arc<AtomicBool>,
     halt: Arc<Mutex<Option<Halt>>>,
@@ -303,12 +302,12 @@ struct LearnerParts<B: AutodiffBackend> {
 }
 
 /// Burn's Learner over the model, to be run with the config's optimizer.
-struct Fit<B: AutodiffBackend> {
+struct Fit<B: RecurrentAutodiffBackend> {
     parts: LearnerParts<B>,
     model: Trainable<B>,
 }
 
-impl<B: AutodiffBackend> WithOptimizer<Trainable<B>, B> for Fit<B> {
+impl<B: RecurrentAutodiffBackend> WithOptimizer<Trainable<B>, B> for Fit<B> {
     type Output = RecurrentClassifier<B::InnerBackend>;
 
     fn run<O: Optimizer<Trainable<B>, B> + 'static>(self, optimizer: O, lr: f64) -> Self::Output {
@@ -324,7 +323,7 @@ fn fit<B, O>(
     lr: f64,
 ) -> RecurrentClassifier<B::InnerBackend>
 where
-    B: AutodiffBackend,
+    B: RecurrentAutodiffBackend,
     O: Optimizer<Trainable<B>, B> + 'static,
 {
     let mut training =
@@ -537,7 +536,7 @@ fn initial_metrics(
 }
 
 /// Saves the final model under its final name only once it is completely written.
-fn save_model<B: Backend>(
+fn save_model<B: RecurrentBackend>(
     run_dir: &RunDir,
     model: &RecurrentClassifier<B>,
 ) -> Result<(), TrainError> {
@@ -547,7 +546,7 @@ fn save_model<B: Backend>(
     std::fs::rename(&tmp_file, run_dir.model_file()).map_err(|e| io_error(&run_dir.model_file(), e))
 }
 
-fn evaluate<B: Backend>(
+fn evaluate<B: RecurrentBackend>(
     model: &RecurrentClassifier<B>,
     set: &MnistDataset,
     batcher: &Arc<MnistBatcher>,

@@ -1,22 +1,21 @@
 //! The classifier as Burn's Learner sees it: one training step and one inference step per batch.
 
 use burn::module::Module;
-use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::MnistBatch;
-use model::{RecurrentClassifier, cross_entropy};
+use model::{RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier, cross_entropy};
 
 /// Wraps the model crate's classifier so that this crate can implement Burn's step traits for it.
 ///
 /// Its record nests the classifier's under `model`; the final record is saved from the inner
 /// classifier, so other crates load it without knowing this type.
 #[derive(Module, Debug)]
-pub struct Trainable<B: Backend> {
+pub struct Trainable<B: RecurrentBackend> {
     /// The classifier being trained.
     pub model: RecurrentClassifier<B>,
 }
 
-impl<B: Backend> Trainable<B> {
+impl<B: RecurrentBackend> Trainable<B> {
     /// Logits and mean cross-entropy for a batch.
     pub fn classify(&self, batch: MnistBatch<B>) -> ClassificationOutput<B> {
         let logits = self.model.forward(batch.sequences);
@@ -25,7 +24,7 @@ impl<B: Backend> Trainable<B> {
     }
 }
 
-impl<B: AutodiffBackend> TrainStep for Trainable<B> {
+impl<B: RecurrentAutodiffBackend> TrainStep for Trainable<B> {
     type Input = MnistBatch<B>;
     type Output = ClassificationOutput<B>;
 
@@ -35,7 +34,7 @@ impl<B: AutodiffBackend> TrainStep for Trainable<B> {
     }
 }
 
-impl<B: Backend> InferenceStep for Trainable<B> {
+impl<B: RecurrentBackend> InferenceStep for Trainable<B> {
     type Input = MnistBatch<B>;
     type Output = ClassificationOutput<B>;
 

@@ -1,0 +1,137 @@
+//! The backend extension: one recurrent layer over one sequence as a single operation.
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{DType, Tensor};
+
+use crate::{Cell, LayerWeights, RecurrentState, Sequence, fallback};
+
+/// A Burn backend that runs a whole recurrent layer over a whole sequence as one operation.
+///
+/// Every method has a default body built from Burn tensor operations, so `impl RecurrentBackend for
+/// MyBackend {}` is a complete implementation. Backends with native kernels (NdArray and Flex here)
+/// override [`recurrent_layer`](Self::recurrent_layer) for inference and the `fused_*` methods, which
+/// `Autodiff<B>` uses to record one node per layer with a hand-written backward through time.
+pub trait RecurrentBackend: Backend {
+    /// Runs the layer over `input` `[batch, time, in]` from `state` (zeros when `None`); returns the
+    /// hidden state after every step `[batch, time, H]` and the final state.
+    fn recurrent_layer(
+        weights: &LayerWeights<Self>,
+        input: Sequence<Self>,
+        state: Option<RecurrentState<Self>>,
+    ) -> (Sequence<Self>, RecurrentState<Self>) {
+        fallback::layer(weights, input, state)
+    }
+
+    /// Whether [`fused_layer_forward`](Self::fused_layer_forward) and
+    /// [`fused_layer_backward`](Self::fused_layer_backward) run natively for this cell and element
+    /// type. When true, `Autodiff<Self>` records one node per layer; otherwise it differentiates the
+    /// [`fallback`] operation by operation.
+    fn fused_layer_available(_cell: Cell, _dtype: DType) -> bool {
+        false
+    }
+
+    /// The layer as one operation: the [packed](FusedOutput::packed) output, and what the backward
+    /// reads when `keep_residuals` is true. The default runs the [`fallback`] and keeps nothing.
+    fn fused_layer_forward(layer: &FusedLayer<Self>, keep_residuals: bool) -> FusedOutput<Self> {
+        let _ = keep_residuals;
+        fallback::forward(layer)
+    }
+
+    /// Gradients of the layer's inputs from `grad`, the gradient of the packed output of
+    /// [`fused_layer_forward`](Self::fused_layer_forward) (run with `keep_residuals`); the input's
+    /// gradient only when `input_grad`. The default recomputes the [`fallback`] under
+    /// `Autodiff<Self>` and differentiates it.
+    fn fused_layer_backward(
+        layer: &FusedLayer<Self>,
+        output: &FusedOutput<Self>,
+        grad: Tensor<Self, 3>,
+        input_grad: bool,
+    ) -> LayerGrads<Self> {
+        let _ = (output, input_grad);
+        fallback::backward(layer, grad)
+    }
+}
+
+/// Everything one layer reads for one sequence.
+#[derive(Debug, Clone)]
+pub struct FusedLayer<B: Backend> {
+    /// The layer's parameters.
+    pub weights: LayerWeights<B>,
+    /// The sequence `[batch, time, in]`.
+    pub input: Tensor<B, 3>,
+    /// The initial state; zeros when `None`.
+    pub state: Option<RecurrentState<B>>,
+}
+
+/// The output of a fused layer.
+#[derive(Debug, Clone)]
+pub struct FusedOutput<B: Backend> {
+    /// `[batch, time + S, H]`: the hidden state after every step, then the final hidden state and,
+    /// for the LSTM cells, the final cell state (S = 2; S = 1 for the GRU and the tanh RNN). One
+    /// tensor, because an autodiff operation in Burn 0.21 has one output.
+    pub packed: Tensor<B, 3>,
+    /// Whatever the backend's backward reads besides the inputs and `packed` (gate activations of
+    /// every step, say), in a layout of the backend's own.
+    pub residuals: Option<Tensor<B, 3>>,
+}
+
+/// Gradients of everything a layer reads; `None` where the layer has no such tensor.
+#[derive(Debug, Clone)]
+pub struct LayerGrads<B: Backend> {
+    /// Of the input sequence, when asked for.
+    pub input: Option<Tensor<B, 3>>,
+    /// Of the input weights.
+    pub weight_ih: Tensor<B, 2>,
+    /// Of the recurrent weights.
+    pub weight_hh: Tensor<B, 2>,
+    /// Of the input bias.
+    pub bias_ih: Option<Tensor<B, 1>>,
+    /// Of the recurrent bias.
+    pub bias_hh: Option<Tensor<B, 1>>,
+    /// Of the peephole weights.
+    pub peepholes: Option<[Tensor<B, 1>; 3]>,
+    /// Of the initial hidden state, when one was given.
+    pub hidden: Option<Tensor<B, 2>>,
+    /// Of the initial cell state, when one was given.
+    pub cell: Option<Tensor<B, 2>>,
+}
+
+/// Rows of the packed output after the `time` hidden states: the final hidden state, and the final
+/// cell state for cells that have one.
+pub fn packed_extra_rows(cell: Cell) -> usize {
+    1 + usize::from(cell.has_cell_state())
+}
+
+/// Packs a layer's output sequence `[batch, time, H]` and final state into one `[batch, time + S, H]`
+/// tensor (see [`FusedOutput::packed`]).
+pub fn pack<B: Backend>(sequence: Tensor<B, 3>, state: RecurrentState<B>) -> Tensor<B, 3> {
+    let mut parts = vec![sequence, state.hidden.unsqueeze_dim(1)];
+    parts.extend(state.cell.map(|c| c.unsqueeze_dim(1)));
+    Tensor::cat(parts, 1)
+}
+
+/// The output sequence and the final state out of a packed output (see [`FusedOutput::packed`]).
+pub fn unpack<B: Backend>(packed: Tensor<B, 3>, cell: Cell) -> (Tensor<B, 3>, RecurrentState<B>) {
+    let [batch, rows, hidden] = packed.dims();
+    let time = rows - packed_extra_rows(cell);
+    let row = |t: usize| packed.clone().narrow(1, t, 1).reshape([batch, hidden]);
+    let state = RecurrentState {
+        hidden: row(time),
+        cell: cell.has_cell_state().then(|| row(time + 1)),
+    };
+    (packed.narrow(1, 0, time), state)
+}
+
+/// An autodiff backend over a [`RecurrentBackend`] that is one itself: the bound training code
+/// needs (`B::InnerBackend`, on which validation runs, is then a `RecurrentBackend` too).
+pub trait RecurrentAutodiffBackend:
+    AutodiffBackend<InnerBackend: RecurrentBackend> + RecurrentBackend
+{
+}
+
+impl<B> RecurrentAutodiffBackend for B
+where
+    B: AutodiffBackend + RecurrentBackend,
+    B::InnerBackend: RecurrentBackend,
+{
+}

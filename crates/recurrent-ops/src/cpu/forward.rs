@@ -1,0 +1,285 @@
+//! The forward pass of a fused layer.
+
+use super::chunks::{rows_per_chunk, run, split, split_mut};
+use super::gemm::{Mat, matmul, small_matmul, transpose};
+use super::math::{sigmoid_in_place, tanh_in_place};
+use super::{Dims, Forward, Initial, Params, residual_width};
+use crate::Cell;
+
+/// The rows of one chunk of the batch, and the parts of every buffer that belong to them.
+struct Chunk<'a> {
+    rows: usize,
+    x: &'a [f32],
+    h0: Option<&'a [f32]>,
+    c0: Option<&'a [f32]>,
+    packed: &'a mut [f32],
+    residuals: &'a mut [f32],
+}
+
+/// Runs the layer over `x` `[batch, time, in]` from `initial`; keeps the residuals the backward pass
+/// reads when `keep_residuals`.
+pub fn forward(
+    dims: Dims,
+    params: &Params<'_>,
+    x: &[f32],
+    initial: Initial<'_>,
+    keep_residuals: bool,
+) -> Forward {
+    dims.check(params, x, &initial);
+    let cell = params.cell;
+    let h = dims.hidden;
+    let packed_row = dims.packed_row(cell);
+    let residual_row = if keep_residuals {
+        dims.time * residual_width(cell, h)
+    } else {
+        0
+    };
+    let mut packed = vec![0.0; dims.batch * packed_row];
+    let mut residuals = vec![0.0; dims.batch * residual_row];
+    let bias = folded_bias(params);
+
+    let rows = rows_per_chunk(dims.batch, dims.work_per_sequence(cell));
+    let count = dims.batch.div_ceil(rows);
+    let xs = split(x, dims.time * dims.input, rows, count);
+    let h0s = initial.hidden.map(|s| split(s, h, rows, count));
+    let c0s = initial.cell.map(|s| split(s, h, rows, count));
+    let tasks: Vec<Chunk<'_>> = split_mut(&mut packed, packed_row, rows, count)
+        .into_iter()
+        .zip(split_mut(&mut residuals, residual_row, rows, count))
+        .enumerate()
+        .map(|(k, (packed, residuals))| Chunk {
+            rows: rows.min(dims.batch - k * rows),
+            x: xs[k],
+            h0: h0s.as_ref().map(|s| s[k]),
+            c0: c0s.as_ref().map(|s| s[k]),
+            packed,
+            residuals,
+        })
+        .collect();
+    // The recurrent weights transposed, `[G·H, H]`: each step multiplies them by the `[H, rows]` state.
+    let weight_hh_t = transpose(params.weight_hh, h, dims.gates(cell));
+    run(tasks, |chunk| {
+        forward_chunk(&dims, params, &weight_hh_t, bias.as_deref(), chunk)
+    });
+    Forward { packed, residuals }
+}
+
+/// The bias added to the input projection: both biases summed, except for the GRU, whose recurrent
+/// bias sits inside the reset gate's product.
+fn folded_bias(params: &Params<'_>) -> Option<Vec<f32>> {
+    match (params.cell, params.bias_ih, params.bias_hh) {
+        (Cell::Gru, b_ih, _) => b_ih.map(<[f32]>::to_vec),
+        (_, Some(b_ih), Some(b_hh)) => Some(b_ih.iter().zip(b_hh).map(|(a, b)| a + b).collect()),
+        (_, Some(b), None) | (_, None, Some(b)) => Some(b.to_vec()),
+        (_, None, None) => None,
+    }
+}
+
+with_avx2! {
+fn forward_chunk(
+    dims: &Dims,
+    params: &Params<'_>,
+    weight_hh_t: &[f32],
+    bias: Option<&[f32]>,
+    chunk: Chunk<'_>,
+) {
+    // Feature-major inside the chunk: the state is `[H, rows]` and a step's gates `[G·H, rows]`, so
+    // every element-wise pass runs over whole blocks of `H · rows` values, however small H is.
+    let cell = params.cell;
+    let (time, h, input) = (dims.time, dims.hidden, dims.input);
+    let gh = dims.gates(cell);
+    let packed_row = dims.packed_row(cell);
+    let rw = residual_width(cell, h);
+    let keep = !chunk.residuals.is_empty();
+    let rows = chunk.rows;
+    let block = h * rows;
+
+    // The input projection of every step, `[G·H, time · rows]` with columns in (step, row) order: one
+    // product of the transposed weights with the inputs laid out time-major.
+    let mut x_time_major = vec![0.0; time * rows * input];
+    for r in 0..rows {
+        for t in 0..time {
+            x_time_major[(t * rows + r) * input..][..input]
+                .copy_from_slice(&chunk.x[(r * time + t) * input..][..input]);
+        }
+    }
+    let columns = time * rows;
+    let mut projection = vec![0.0; gh * columns];
+    matmul(
+        Mat::rows(params.weight_ih, input, gh, gh).t(),
+        Mat::rows(&x_time_major, columns, input, input).t(),
+        &mut projection,
+        columns,
+        false,
+    );
+    if let Some(bias) = bias {
+        for (row, b) in projection.chunks_exact_mut(columns.max(1)).zip(bias) {
+            for v in row {
+                *v += b;
+            }
+        }
+    }
+
+    let mut hidden = vec![0.0; block];
+    let mut cell_state = vec![0.0; block];
+    if let Some(h0) = chunk.h0 {
+        scatter_transposed(h0, rows, h, &mut hidden);
+    }
+    if let Some(c0) = chunk.c0 {
+        scatter_transposed(c0, rows, h, &mut cell_state);
+    }
+    let mut gates = vec![0.0; gh * rows];
+    let mut recurrent = vec![0.0; gh * rows];
+    let mut tanh_c = vec![0.0; block];
+
+    for t in 0..time {
+        let has_hidden = t > 0 || chunk.h0.is_some();
+        let has_cell = t > 0 || chunk.c0.is_some();
+        for j in 0..gh {
+            gates[j * rows..][..rows].copy_from_slice(&projection[j * columns + t * rows..][..rows]);
+        }
+        match cell {
+            Cell::Lstm | Cell::PeepholeLstm => {
+                if has_hidden {
+                    small_matmul(gh, h, rows, weight_hh_t, h, &hidden, &mut gates, rows, true);
+                }
+                let (ifg, o) = gates.split_at_mut(3 * block);
+                if cell == Cell::PeepholeLstm && has_cell {
+                    let [w_ci, w_cf, _] = params
+                        .peepholes
+                        .expect("a peephole layer has its peephole weights");
+                    add_scaled_rows(&mut ifg[..block], &cell_state, w_ci, rows);
+                    add_scaled_rows(&mut ifg[block..2 * block], &cell_state, w_cf, rows);
+                }
+                sigmoid_in_place(&mut ifg[..2 * block]);
+                tanh_in_place(&mut ifg[2 * block..]);
+                let (i, fg) = ifg.split_at(block);
+                let (f, g) = fg.split_at(block);
+                if has_cell {
+                    for k in 0..block {
+                        cell_state[k] = f[k] * cell_state[k] + i[k] * g[k];
+                    }
+                } else {
+                    for k in 0..block {
+                        cell_state[k] = i[k] * g[k];
+                    }
+                }
+                if cell == Cell::PeepholeLstm {
+                    let [_, _, w_co] = params
+                        .peepholes
+                        .expect("a peephole layer has its peephole weights");
+                    add_scaled_rows(o, &cell_state, w_co, rows);
+                }
+                sigmoid_in_place(o);
+                tanh_c.copy_from_slice(&cell_state);
+                tanh_in_place(&mut tanh_c);
+                for k in 0..block {
+                    hidden[k] = o[k] * tanh_c[k];
+                }
+                if keep {
+                    let out = &mut chunk.residuals[t * rw..];
+                    gather_transposed(&gates, rows, 4 * h, out, time * rw, 0);
+                    gather_transposed(&cell_state, rows, h, out, time * rw, 4 * h);
+                    gather_transposed(&tanh_c, rows, h, out, time * rw, 5 * h);
+                }
+            }
+            Cell::Gru => {
+                // The recurrent part `W_h h + b_h`, where there is one, in `recurrent`.
+                let has_hp = has_hidden || params.bias_hh.is_some();
+                if has_hidden {
+                    small_matmul(gh, h, rows, weight_hh_t, h, &hidden, &mut recurrent, rows, false);
+                } else {
+                    recurrent.fill(0.0);
+                }
+                if let Some(b) = params.bias_hh {
+                    for (row, b) in recurrent.chunks_exact_mut(rows.max(1)).zip(b) {
+                        for v in row {
+                            *v += b;
+                        }
+                    }
+                }
+                let (rz, n) = gates.split_at_mut(2 * block);
+                if has_hp {
+                    for (g, r) in rz.iter_mut().zip(&recurrent[..2 * block]) {
+                        *g += r;
+                    }
+                }
+                sigmoid_in_place(rz);
+                if has_hp {
+                    let (reset, hp_n) = (&rz[..block], &recurrent[2 * block..]);
+                    for k in 0..block {
+                        n[k] += reset[k] * hp_n[k];
+                    }
+                }
+                tanh_in_place(n);
+                let update = &rz[block..];
+                if has_hidden {
+                    for k in 0..block {
+                        hidden[k] = (1.0 - update[k]) * n[k] + update[k] * hidden[k];
+                    }
+                } else {
+                    for k in 0..block {
+                        hidden[k] = (1.0 - update[k]) * n[k];
+                    }
+                }
+                if keep {
+                    let out = &mut chunk.residuals[t * rw..];
+                    gather_transposed(&gates, rows, 3 * h, out, time * rw, 0);
+                    gather_transposed(&recurrent[2 * block..], rows, h, out, time * rw, 3 * h);
+                }
+            }
+            Cell::Rnn => {
+                if has_hidden {
+                    small_matmul(gh, h, rows, weight_hh_t, h, &hidden, &mut gates, rows, true);
+                }
+                tanh_in_place(&mut gates);
+                hidden.copy_from_slice(&gates);
+            }
+        }
+        gather_transposed(&hidden, rows, h, &mut chunk.packed[t * h..], packed_row, 0);
+    }
+    gather_transposed(&hidden, rows, h, &mut chunk.packed[time * h..], packed_row, 0);
+    if cell.has_cell_state() {
+        gather_transposed(&cell_state, rows, h, &mut chunk.packed[(time + 1) * h..], packed_row, 0);
+    }
+}
+}
+
+/// `block[j·rows + r] += state[j·rows + r] · w[j]`: a diagonal (peephole) term on feature-major rows.
+#[inline(always)]
+fn add_scaled_rows(block: &mut [f32], state: &[f32], w: &[f32], rows: usize) {
+    for (j, &wj) in w.iter().enumerate() {
+        let (b, s) = (&mut block[j * rows..][..rows], &state[j * rows..][..rows]);
+        for k in 0..rows {
+            b[k] += s[k] * wj;
+        }
+    }
+}
+
+/// `dst[j·rows + r] = src[r·width + j]`: `rows × width` row-major into feature-major.
+#[inline(always)]
+fn scatter_transposed(src: &[f32], rows: usize, width: usize, dst: &mut [f32]) {
+    for r in 0..rows {
+        for j in 0..width {
+            dst[j * rows + r] = src[r * width + j];
+        }
+    }
+}
+
+/// `dst[r·stride + offset + j] = src[j·rows + r]`: feature-major `[width, rows]` back into rows.
+#[inline(always)]
+fn gather_transposed(
+    src: &[f32],
+    rows: usize,
+    width: usize,
+    dst: &mut [f32],
+    stride: usize,
+    offset: usize,
+) {
+    for r in 0..rows {
+        let out = &mut dst[r * stride + offset..][..width];
+        for (j, v) in out.iter_mut().enumerate() {
+            *v = src[j * rows + r];
+        }
+    }
+}

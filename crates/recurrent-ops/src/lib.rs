@@ -1,0 +1,25 @@
+//! One operation per recurrent layer and sequence, for any Burn backend.
+//!
+//! [`RecurrentBackend`] is a backend extension (Burn's mechanism for custom operations): one method runs
+//! a whole layer of any [`Cell`] over a whole sequence. Its default body is [`fallback`], the layer
+//! written step by step in Burn tensor operations, so every backend (wgpu included) works unchanged and
+//! that code stays the reference the native kernels are tested against. NdArray and Flex override it
+//! with the fused CPU kernels of [`cpu`]: one matrix product for the input projection of all steps, one
+//! `[batch, H] × [H, G·H]` product and one pass over the gates per step, and a hand-written backward
+//! through time, which `Autodiff<B>` records as a single node per layer.
+
+mod autodiff;
+mod backend;
+mod cell;
+pub mod cpu;
+pub mod fallback;
+mod layer;
+#[cfg(feature = "wgpu")]
+mod wgpu;
+
+pub use backend::{
+    FusedLayer, FusedOutput, LayerGrads, RecurrentAutodiffBackend, RecurrentBackend, pack,
+    packed_extra_rows, unpack,
+};
+pub use cell::Cell;
+pub use layer::{LayerWeights, RecurrentState, Sequence};
