@@ -5,7 +5,8 @@
   python3 benches/compare.py --epoch --epochs 3      also whole epochs of configs/seed.json on real MNIST
                                                      (MNIST_DIR or --data-dir), and each run's memory
 
-Compute runs `bench --json` (crates/bench) for each --backends feature and
+Compute runs `bench --json` (crates/bench) for each --backends feature, `bench --model burn-nn` (Burn's
+own `burn::nn::Lstm` layers, the native-Burn baseline) on the first backend, and
 `benches/pytorch_reference.py compute` (torch, --threads threads). Epochs run the `train` binary and
 `benches/pytorch_reference.py epoch` (torchvision DataLoader, the program as written); the resident set
 size of each process is read from /proc after every epoch. Builds with cargo first, then measures, so no
@@ -99,13 +100,17 @@ def main():
                                               str(args.threads)] + common)
     for b in backends:
         results["burn"][b] = {"compute": run_json([binaries[b], "--json"] + common)}
+    baseline = backends[0]
+    results["burn_nn"] = {"backend": baseline,
+                          "compute": run_json([binaries[baseline], "--json", "--model", "burn-nn"] + common)}
 
     torch = results["pytorch"]["compute"]
     print(f"machine: {results['machine']}")
     print(f"PyTorch: {torch['backend']}, {torch['threads']} threads; Burn: "
           + ", ".join(f"{b} ({results['burn'][b]['compute']['cores']} cores visible)" for b in backends))
     print(f"{'samples/s (median of ' + str(args.repeats) + ')':<28}{'PyTorch':>10}"
-          + "".join(f"{'burn ' + b:>14}{'ratio':>8}" for b in backends))
+          + "".join(f"{'ours ' + b:>14}{'ratio':>8}" for b in backends)
+          + f"{'burn::nn ' + baseline:>18}{'ratio':>8}")
     rows = [("train, batch 64", lambda r: r["train"]["samples_per_s"])]
     for i, entry in enumerate(torch["infer"]):
         rows.append((f"infer, batch {entry['batch_size']}", lambda r, i=i: r["infer"][i]["samples_per_s"]))
@@ -114,6 +119,8 @@ def main():
         for b in backends:
             ours = pick(results["burn"][b]["compute"])
             line += f"{ours:>14.0f}{ratio(ours, pick(torch)):>8}"
+        native = pick(results["burn_nn"]["compute"])
+        line += f"{native:>18.0f}{ratio(native, pick(torch)):>8}"
         print(line)
 
     if args.epoch:

@@ -2,6 +2,7 @@
 //! chosen by cargo feature, with the data already in memory. `benches/compare.py` runs it beside
 //! `benches/pytorch_reference.py` and prints the ratios.
 
+mod burn_nn;
 mod throughput;
 mod workload;
 
@@ -10,11 +11,32 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use backend::{DeviceKind, Inference, Training};
+use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
-use clap::Parser;
+use burn_nn::BurnLstm;
+use clap::{Parser, ValueEnum};
+use model::Cell;
 use serde_json::json;
-use throughput::Plan;
+use throughput::{Classify, Plan, Throughput};
 use train::TrainConfig;
+
+/// Which implementation of the config's model to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Implementation {
+    /// This project's classifier: one fused operation per layer where the backend has one.
+    Ours,
+    /// Burn's own `burn::nn::Lstm` layers, stacked, with the same head (LSTM configs only).
+    BurnNn,
+}
+
+impl Implementation {
+    fn name(self) -> &'static str {
+        match self {
+            Implementation::Ours => "lstm-mnist",
+            Implementation::BurnNn => "burn::nn::Lstm",
+        }
+    }
+}
 
 /// Measure training and inference samples/s of a config's model, data in memory (release build).
 #[derive(Parser)]
@@ -41,6 +63,9 @@ struct Args {
     /// Device kind for the wgpu backend (the CPU backends take auto or cpu).
     #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
     device: DeviceKind,
+    /// The implementation measured: ours, or Burn's own LSTM layers as a baseline.
+    #[arg(long, value_enum, default_value_t = Implementation::Ours)]
+    model: Implementation,
 }
 
 /// Distinct batches cycled through, so that no result is a cache artefact of a single input.
@@ -66,59 +91,42 @@ fn run(args: Args) -> anyhow::Result<()> {
     let config = TrainConfig::load(&args.config)?;
     let device = backend::device(args.device)?;
     let shape = sequence_shape(&config)?;
-    let classes = config.model.num_classes;
 
-    Training::seed(&device, config.seed);
-    let model = config
-        .model
-        .init::<Training>(&device)
-        .context("cannot build the model")?;
-    let batches = workload::random_batches::<Training>(
-        DISTINCT_BATCHES,
-        config.batch_size,
-        shape,
-        classes,
-        &device,
-    );
-    // The device is `Copy` on the CPU backends but not on wgpu.
-    #[allow(clippy::clone_on_copy)]
-    let training_device = device.clone();
-    let training = config.optimizer.with_optimizer(throughput::Training {
-        model,
-        batches: &batches,
-        plan: Plan {
-            warmup: (args.train_steps / 10).max(5),
-            iterations: args.train_steps,
-            repeats: args.repeats,
-        },
-        device: training_device,
-    });
-
-    Inference::seed(&device, config.seed);
-    let model = config
-        .model
-        .init::<Inference>(&device)
-        .context("cannot build the model")?;
-    let inference: Vec<_> = args
-        .infer_batch
-        .iter()
-        .map(|&batch_size| {
-            let batches = workload::random_batches::<Inference>(
-                DISTINCT_BATCHES,
-                batch_size,
-                shape,
-                classes,
-                &device,
-            );
-            let iterations = args.infer_samples.div_ceil(batch_size);
-            let plan = Plan {
-                warmup: (iterations / 10).max(2),
-                iterations,
-                repeats: args.repeats,
-            };
-            throughput::inference(&model, &batches, plan, &device)
-        })
-        .collect();
+    if args.model == Implementation::BurnNn && config.model.cell != Cell::Lstm {
+        bail!(
+            "--model burn-nn measures burn::nn::Lstm, but {} has cell `{}`",
+            args.config.display(),
+            config.model.cell
+        );
+    }
+    let (training, inference) = match args.model {
+        Implementation::Ours => measure(
+            &args,
+            &config,
+            shape,
+            &device,
+            |d| {
+                config
+                    .model
+                    .init::<Training>(d)
+                    .context("cannot build the model")
+            },
+            |d| {
+                config
+                    .model
+                    .init::<Inference>(d)
+                    .context("cannot build the model")
+            },
+        )?,
+        Implementation::BurnNn => measure(
+            &args,
+            &config,
+            shape,
+            &device,
+            |d| Ok(BurnLstm::<Training>::new(&config.model, d)),
+            |d| Ok(BurnLstm::<Inference>::new(&config.model, d)),
+        )?,
+    };
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let m = &config.model;
@@ -126,6 +134,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         let report = json!({
             "framework": "burn",
             "backend": backend::NAME,
+            "implementation": args.model.name(),
             "config": args.config.display().to_string(),
             "model": {"cell": m.cell.name(), "input_size": m.input_size, "hidden_size": m.hidden_size,
                       "num_layers": m.num_layers, "num_classes": m.num_classes, "steps": shape[0]},
@@ -136,7 +145,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("{report}");
     } else {
         println!(
-            "{} ({} {}→{} ×{}, {} steps, Linear {}→{}) on {}, {cores} cores; median of {} repeats",
+            "{}: {} ({} {}→{} ×{}, {} steps, Linear {}→{}) on {}, {cores} cores; median of {} repeats",
+            args.model.name(),
             args.config.display(),
             m.cell,
             m.input_size,
@@ -162,6 +172,69 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Training and inference throughput of one implementation, built by `train_model` (autodiff
+/// backend) and `infer_model` from the seed of the config.
+fn measure<MT, MI>(
+    args: &Args,
+    config: &TrainConfig,
+    shape: [usize; 2],
+    device: &backend::Device,
+    train_model: impl FnOnce(&backend::Device) -> anyhow::Result<MT>,
+    infer_model: impl FnOnce(&backend::Device) -> anyhow::Result<MI>,
+) -> anyhow::Result<(Throughput, Vec<Throughput>)>
+where
+    MT: AutodiffModule<Training> + Classify<Training> + 'static,
+    MI: Classify<Inference>,
+{
+    let classes = config.model.num_classes;
+    Training::seed(device, config.seed);
+    let model = train_model(device)?;
+    let batches = workload::random_batches::<Training>(
+        DISTINCT_BATCHES,
+        config.batch_size,
+        shape,
+        classes,
+        device,
+    );
+    // The device is `Copy` on the CPU backends but not on wgpu.
+    #[allow(clippy::clone_on_copy)]
+    let training_device = device.clone();
+    let training = config.optimizer.with_optimizer(throughput::Training {
+        model,
+        batches: &batches,
+        plan: Plan {
+            warmup: (args.train_steps / 10).max(5),
+            iterations: args.train_steps,
+            repeats: args.repeats,
+        },
+        device: training_device,
+    });
+
+    Inference::seed(device, config.seed);
+    let model = infer_model(device)?;
+    let inference = args
+        .infer_batch
+        .iter()
+        .map(|&batch_size| {
+            let batches = workload::random_batches::<Inference>(
+                DISTINCT_BATCHES,
+                batch_size,
+                shape,
+                classes,
+                device,
+            );
+            let iterations = args.infer_samples.div_ceil(batch_size);
+            let plan = Plan {
+                warmup: (iterations / 10).max(2),
+                iterations,
+                repeats: args.repeats,
+            };
+            throughput::inference(&model, &batches, plan, device)
+        })
+        .collect();
+    Ok((training, inference))
 }
 
 /// `[steps, features]` of the config's sequences for 28×28 images.

@@ -4,12 +4,32 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
+use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use model::{RecurrentClassifier, cross_entropy};
+use model::{RecurrentBackend, RecurrentClassifier, cross_entropy};
 use serde_json::{Value, json};
 use train::WithOptimizer;
 
+use crate::burn_nn::BurnLstm;
 use crate::workload::Batch;
+
+/// A classifier of sequences, whatever its implementation.
+pub trait Classify<B: Backend> {
+    /// Logits `[batch, classes]` for sequences `[batch, time, features]`.
+    fn logits(&self, input: Tensor<B, 3>) -> Tensor<B, 2>;
+}
+
+impl<B: RecurrentBackend> Classify<B> for RecurrentClassifier<B> {
+    fn logits(&self, input: Tensor<B, 3>) -> Tensor<B, 2> {
+        self.forward(input)
+    }
+}
+
+impl<B: Backend> Classify<B> for BurnLstm<B> {
+    fn logits(&self, input: Tensor<B, 3>) -> Tensor<B, 2> {
+        self.forward(input)
+    }
+}
 
 /// Samples per second of each timed repeat.
 #[derive(Debug, Clone)]
@@ -81,8 +101,8 @@ fn time_repeats<B: Backend>(
 }
 
 /// Inference: logits for each batch, read back to the host as a caller would.
-pub fn inference<B: Backend>(
-    model: &RecurrentClassifier<B>,
+pub fn inference<B: Backend, M: Classify<B>>(
+    model: &M,
     batches: &[Batch<B>],
     plan: Plan,
     device: &B::Device,
@@ -90,16 +110,16 @@ pub fn inference<B: Backend>(
     let batch_size = batches[0].0.dims()[0];
     time_repeats::<B>(plan, batch_size, device, |i| {
         let (inputs, _) = &batches[i % batches.len()];
-        let logits = model.forward(inputs.clone());
+        let logits = model.logits(inputs.clone());
         std::hint::black_box(logits.into_data());
     })
 }
 
 /// Training: forward, cross-entropy, backward and one optimizer step per batch, with the optimizer
 /// of the config (run through [`train::OptimizerConfig::with_optimizer`]).
-pub struct Training<'a, B: AutodiffBackend> {
+pub struct Training<'a, B: AutodiffBackend, M> {
     /// The model, trained in place.
-    pub model: RecurrentClassifier<B>,
+    pub model: M,
     /// The batches, used in turn.
     pub batches: &'a [Batch<B>],
     /// How long to measure.
@@ -108,24 +128,20 @@ pub struct Training<'a, B: AutodiffBackend> {
     pub device: B::Device,
 }
 
-impl<B: AutodiffBackend> WithOptimizer<RecurrentClassifier<B>, B> for Training<'_, B>
+impl<B: AutodiffBackend, M> WithOptimizer<M, B> for Training<'_, B, M>
 where
-    RecurrentClassifier<B>: AutodiffModule<B>,
+    M: AutodiffModule<B> + Classify<B>,
 {
     type Output = Throughput;
 
-    fn run<O: Optimizer<RecurrentClassifier<B>, B> + 'static>(
-        self,
-        mut optimizer: O,
-        learning_rate: f64,
-    ) -> Throughput {
+    fn run<O: Optimizer<M, B> + 'static>(self, mut optimizer: O, learning_rate: f64) -> Throughput {
         let batch_size = self.batches[0].0.dims()[0];
         let mut model = Some(self.model);
         let batches = self.batches;
         time_repeats::<B>(self.plan, batch_size, &self.device, |i| {
             let (inputs, labels) = &batches[i % batches.len()];
             let current = model.take().expect("the model is put back after each step");
-            let loss = cross_entropy(current.forward(inputs.clone()), labels.clone());
+            let loss = cross_entropy(current.logits(inputs.clone()), labels.clone());
             let gradients = GradientsParams::from_grads(loss.backward(), &current);
             model = Some(optimizer.step(learning_rate, current, gradients));
         })
