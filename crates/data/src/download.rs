@@ -151,8 +151,8 @@ impl Mirrors {
         Ok(Self(urls))
     }
 
-    /// What the user asked for: `cli` (the `--mirror` flags) if any, else `MNIST_MIRROR` if set, else
-    /// the default mirrors.
+    /// What the user asked for: `cli` (the `--mirror` flags) if any, else `MNIST_MIRROR` if set and not
+    /// empty, else the default mirrors.
     pub fn from_cli_or_env(cli: Vec<String>) -> Result<Self, DownloadError> {
         if !cli.is_empty() {
             return Self::new(cli, "--mirror");
@@ -248,7 +248,7 @@ impl<W: Write> Progress for LineProgress<W> {
             Event::Stored { file, url, bytes } => writeln!(
                 self.0,
                 "MNIST: {file} ({}) from {url}: SHA-256 verified",
-                megabytes(bytes)
+                format_size(bytes)
             ),
             Event::Failed { file, error } => {
                 writeln!(self.0, "MNIST: {file} failed: {error}")
@@ -257,16 +257,20 @@ impl<W: Write> Progress for LineProgress<W> {
                 self.0,
                 "MNIST: all 4 files in {} ({} downloaded)",
                 cache.display(),
-                megabytes(bytes)
+                format_size(bytes)
             ),
             Event::Start { .. } | Event::Received { .. } => Ok(()),
         };
     }
 }
 
-/// `bytes` in megabytes, for people.
-pub fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
+/// A size for people: `9.7 MB`, `28.9 kB`, `512 B`.
+pub fn format_size(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
 }
 
 /// Downloads into `dir` every file of the four that it lacks (raw or `.gz`), trying `mirrors` in

@@ -21,7 +21,7 @@ pub use batcher::{MnistBatch, MnistBatcher};
 pub use config::{DataConfig, DataConfigError};
 pub use download::{
     DEFAULT_MIRRORS, DIGESTS, DownloadError, Event, LineProgress, MNIST_MIRROR_ENV, Mirrors,
-    Progress, Silent, megabytes,
+    Progress, Silent, format_size,
 };
 pub use loader::EpochLoader;
 pub use mnist::{MnistDataset, MnistError, MnistItem};

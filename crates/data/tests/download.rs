@@ -82,7 +82,7 @@ fn a_download_into_an_empty_cache_is_verified_and_then_found_without_a_request()
             *line,
             format!(
                 "MNIST: {name} ({}) from {}{name}: SHA-256 verified",
-                data::megabytes(size),
+                data::format_size(size),
                 good.url
             )
         );
@@ -295,4 +295,11 @@ fn an_https_mirror_speaks_tls() {
         "{text}"
     );
     assert_eq!(entries(&cache), Vec::<String>::new());
+}
+
+#[test]
+fn sizes_read_as_people_write_them() {
+    assert_eq!(data::format_size(512), "512 B");
+    assert_eq!(data::format_size(28_857), "28.9 kB");
+    assert_eq!(data::format_size(9_719_438), "9.7 MB");
 }

@@ -121,8 +121,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
-    if !args.offline {
-        // Fetches MNIST into the cache when it is nowhere; the run then finds it there.
+    // MNIST is found (or, unless --offline, fetched into the cache) before anything else is said.
+    if args.offline {
+        MnistFiles::locate(config.data.dir.as_deref())?;
+    } else {
         let mirrors = Mirrors::from_cli_or_env(args.mirror)?;
         let mut progress = download_progress(args.plain);
         MnistFiles::locate_or_download(config.data.dir.as_deref(), &mirrors, progress.as_mut())?;

@@ -127,6 +127,12 @@ fn offline_without_data_says_what_was_tried_and_how_to_point_at_a_directory() {
         )) && log.contains("Point --data-dir DIR or MNIST_DIR=DIR at a directory"),
         "{log}"
     );
+    // Nothing starts: the error comes before the "training on" line.
+    assert!(
+        output.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
     assert_eq!(cached(&home), Vec::<String>::new());
     assert!(!home.join("run").exists());
 }
