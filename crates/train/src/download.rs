@@ -37,13 +37,13 @@ impl Progress for DownloadBar {
                 let bar = match size {
                     Some(size) => ProgressBar::new(size).with_style(
                         ProgressStyle::with_template(
-                            "{msg:28} [{bar:30}] {bytes:>9}/{total_bytes:9} {bytes_per_sec:>11} {eta:>3}",
+                            "{msg:28} [{bar:30}] {decimal_bytes:>8}/{decimal_total_bytes:8} {decimal_bytes_per_sec:>10} {eta:>3}",
                         )
                         .expect("a valid template")
                         .progress_chars("=> "),
                     ),
                     None => ProgressBar::new_spinner().with_style(
-                        ProgressStyle::with_template("{msg:28} {spinner} {bytes:>9} {bytes_per_sec:>11}")
+                        ProgressStyle::with_template("{msg:28} {spinner} {decimal_bytes:>8} {decimal_bytes_per_sec:>10}")
                             .expect("a valid template"),
                     ),
                 };
@@ -66,5 +66,31 @@ impl Progress for DownloadBar {
 impl Drop for DownloadBar {
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both bar templates parse (a bad one would panic at the first download), with and without a
+    /// known size, and a failure after a bar clears it.
+    #[test]
+    fn bars_start_with_and_without_a_size() {
+        let mut bar = DownloadBar::default();
+        for size in [Some(1_000), None] {
+            bar.event(Event::Start {
+                file: "t10k-labels-idx1-ubyte.gz",
+                url: "http://127.0.0.1:1/t10k-labels-idx1-ubyte.gz",
+                size,
+            });
+            bar.event(Event::Received { bytes: 500 });
+            assert_eq!(bar.bar.as_ref().map(ProgressBar::position), Some(500));
+        }
+        bar.event(Event::Done {
+            cache: std::path::Path::new("/tmp"),
+            bytes: 0,
+        });
+        assert!(bar.bar.is_none());
     }
 }
