@@ -19,10 +19,10 @@ fn temp(tag: &str) -> PathBuf {
 }
 
 fn config(cell: Cell, sequence: SequenceMode, train_items: usize) -> TrainConfig {
-    assert!(
-        std::env::var_os("MNIST_DIR").is_some(),
-        "set MNIST_DIR to real MNIST (e.g. ../shared/data/mnist)"
-    );
+    // MNIST_DIR, else the cache that `train` downloads into; never the network.
+    if let Err(error) = MnistFiles::locate(None) {
+        panic!("this test needs real MNIST: {error}");
+    }
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.json");
     let mut config = TrainConfig::load(path).unwrap();
     config.model.cell = cell;

@@ -8,7 +8,8 @@ use crate::{Permutation, PermutationError, SequenceLayout, SequenceMode};
 /// How MNIST is found, normalized, read as a sequence and split. Saved as part of a run's config.
 #[derive(Config, Debug, PartialEq)]
 pub struct DataConfig {
-    /// Directory holding the four IDX files; `null` searches `MNIST_DIR`, then burn-dataset's cache.
+    /// Directory holding the four IDX files; `null` searches `MNIST_DIR`, then the cache (where `train`
+    /// downloads MNIST when it is nowhere).
     pub dir: Option<PathBuf>,
     /// Mean subtracted after scaling pixels to [0, 1] (MNIST's: 0.1307).
     #[config(default = 0.1307)]

@@ -1,4 +1,5 @@
-//! MNIST for sequence models: IDX reading, locating the files, a reproducible train/validation split,
+//! MNIST for sequence models: IDX reading, locating the files (and downloading them, verified, when
+//! they are nowhere), a reproducible train/validation split,
 //! and a Burn [`Batcher`](burn::data::dataloader::batcher::Batcher) that normalizes images into
 //! sequences: rows, pixels, or permuted pixels ([`SequenceMode`]).
 //!
@@ -6,6 +7,7 @@
 
 mod batcher;
 mod config;
+mod download;
 mod loader;
 mod mnist;
 mod sequence;
@@ -17,6 +19,10 @@ mod split;
 
 pub use batcher::{MnistBatch, MnistBatcher};
 pub use config::{DataConfig, DataConfigError};
+pub use download::{
+    DEFAULT_MIRRORS, DIGESTS, DownloadError, Event, LineProgress, MNIST_MIRROR_ENV, Mirrors,
+    Progress, Silent, format_size,
+};
 pub use loader::EpochLoader;
 pub use mnist::{MnistDataset, MnistError, MnistItem};
 pub use sequence::{Permutation, PermutationError, SequenceLayout, SequenceMode};

@@ -1,8 +1,10 @@
-//! Where the MNIST files are found: an explicit directory, `MNIST_DIR`, burn-dataset's cache, or a
-//! download (with the `download` feature).
+//! Where the MNIST files are found: an explicit directory, `MNIST_DIR`, then the cache (this project's,
+//! then burn-dataset's); [`MnistFiles::locate_or_download`] fetches them into the cache when they are
+//! nowhere.
 
 use std::path::{Path, PathBuf};
 
+use crate::download::{self, DownloadError, Mirrors, Progress};
 use crate::mnist::{MnistDataset, MnistError};
 
 /// Environment variable naming a directory that holds the four MNIST files.
@@ -61,17 +63,35 @@ pub enum SourceError {
     },
     /// Nothing was named and nothing was found.
     #[error(
-        "MNIST not found: looked in {looked}. Point to a directory holding the four IDX files ({TRAIN_IMAGES}[.gz], {TRAIN_LABELS}[.gz], {TEST_IMAGES}[.gz], {TEST_LABELS}[.gz]) with --data-dir or {MNIST_DIR_ENV}=DIR{download_hint}"
+        "MNIST not found: looked in {looked}. Point --data-dir DIR or {MNIST_DIR_ENV}=DIR at a directory holding the four IDX files ({TRAIN_IMAGES}[.gz], {TRAIN_LABELS}[.gz], {TEST_IMAGES}[.gz], {TEST_LABELS}[.gz]), or run `cargo run --release -p train` once (without --offline): it downloads them into {cache}"
     )]
     NotFound {
         /// Every place tried.
         looked: String,
-        /// How to enable downloading, when it is compiled out.
-        download_hint: &'static str,
+        /// Where a download puts the files.
+        cache: String,
     },
-    /// The download failed.
-    #[error("downloading MNIST with burn-dataset failed: {0}")]
-    Download(String),
+    /// The platform has no cache directory to download into.
+    #[error(
+        "MNIST not found ({looked}) and there is no cache directory to download it into (is HOME set?); point --data-dir DIR or {MNIST_DIR_ENV}=DIR at a directory holding the four IDX files"
+    )]
+    NoCache {
+        /// Every place tried.
+        looked: String,
+    },
+    /// Every mirror failed for one of the files.
+    #[error(
+        "could not download MNIST into {}: {}. Check the network, name a reachable mirror with --mirror URL or {}=URL (a base URL under which the four .gz files lie), or point --data-dir DIR or {MNIST_DIR_ENV}=DIR at a directory holding the four IDX files",
+        cache.display(),
+        tried.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        download::MNIST_MIRROR_ENV
+    )]
+    Download {
+        /// The directory the files were to go to.
+        cache: PathBuf,
+        /// What went wrong with each mirror tried, in order.
+        tried: Vec<DownloadError>,
+    },
 }
 
 /// The four MNIST files, located.
@@ -94,29 +114,89 @@ impl MnistFiles {
     }
 
     /// Finds the files, in this order: `explicit` (a config field or flag), the `MNIST_DIR` environment
-    /// variable, burn-dataset's download cache, then (with the `download` feature) a download.
+    /// variable, the cache ([`cache_dir`](Self::cache_dir)), burn-dataset's cache. Never touches the
+    /// network: when they are nowhere, the error says how to get them.
     pub fn locate(explicit: Option<&Path>) -> Result<Self, SourceError> {
+        match Self::lookup(explicit)? {
+            Lookup::Found(files) => Ok(files),
+            Lookup::Missing { looked } => Err(match Self::cache_dir() {
+                Some(cache) => SourceError::NotFound {
+                    looked,
+                    cache: cache.display().to_string(),
+                },
+                None => SourceError::NoCache { looked },
+            }),
+        }
+    }
+
+    /// Finds the files like [`locate`](Self::locate); when they are nowhere, downloads the missing ones
+    /// into [`cache_dir`](Self::cache_dir) from `mirrors`, verified, reporting to `progress`.
+    pub fn locate_or_download(
+        explicit: Option<&Path>,
+        mirrors: &Mirrors,
+        progress: &mut dyn Progress,
+    ) -> Result<Self, SourceError> {
+        match Self::lookup(explicit)? {
+            Lookup::Found(files) => Ok(files),
+            Lookup::Missing { looked } => {
+                let cache = Self::cache_dir().ok_or(SourceError::NoCache { looked })?;
+                Self::download_into(&cache, mirrors, progress)
+            }
+        }
+    }
+
+    /// Downloads into `dir` those of the four files it lacks (each verified; files already there are
+    /// kept), then finds them there.
+    pub fn download_into(
+        dir: &Path,
+        mirrors: &Mirrors,
+        progress: &mut dyn Progress,
+    ) -> Result<Self, SourceError> {
+        download::fetch_missing(dir, mirrors, progress).map_err(|tried| SourceError::Download {
+            cache: dir.to_path_buf(),
+            tried,
+        })?;
+        Self::in_dir(dir)
+    }
+
+    /// Where downloaded MNIST is kept: `<cache>/lstm-mnist/mnist` (on Linux `$XDG_CACHE_HOME`, else
+    /// `~/.cache`), holding the four `.gz` files. `None` on a platform without a cache directory.
+    pub fn cache_dir() -> Option<PathBuf> {
+        dirs::cache_dir().map(|cache| cache.join("lstm-mnist").join("mnist"))
+    }
+
+    fn lookup(explicit: Option<&Path>) -> Result<Lookup, SourceError> {
         if let Some(dir) = explicit {
             return Self::in_named_dir(
                 dir,
                 " (given as the data directory; fix the path or drop it to search elsewhere)",
-            );
+            )
+            .map(Lookup::Found);
         }
         if let Some(dir) = std::env::var_os(MNIST_DIR_ENV).filter(|d| !d.is_empty()) {
             return Self::in_named_dir(
                 Path::new(&dir),
                 &format!(" (given by {MNIST_DIR_ENV}; fix it or unset it)"),
-            );
+            )
+            .map(Lookup::Found);
         }
         let mut looked = vec![format!("{MNIST_DIR_ENV} (unset)")];
+        if let Some(cache) = Self::cache_dir() {
+            if let Ok(files) = Self::in_dir(&cache) {
+                return Ok(Lookup::Found(files));
+            }
+            looked.push(format!("the cache {}", cache.display()));
+        }
         if let Some(cache) = burn_cache_dir() {
             let (train, test) = (cache.join("train"), cache.join("test"));
             if let Ok(files) = Self::in_dirs(&train, &test, "") {
-                return Ok(files);
+                return Ok(Lookup::Found(files));
             }
             looked.push(format!("burn-dataset's cache {}", cache.display()));
         }
-        download(looked)
+        Ok(Lookup::Missing {
+            looked: looked.join(", "),
+        })
     }
 
     /// Loads one split, checking images against labels.
@@ -176,38 +256,14 @@ impl MnistFiles {
     }
 }
 
-/// burn-dataset keeps downloaded MNIST in `<cache>/burn-dataset/mnist/{train,test}/`.
+/// The outcome of a lookup that found no error in what was named.
+enum Lookup {
+    Found(MnistFiles),
+    Missing { looked: String },
+}
+
+/// burn-dataset keeps downloaded MNIST in `<cache>/burn-dataset/mnist/{train,test}/`; files it
+/// downloaded earlier are still used.
 fn burn_cache_dir() -> Option<PathBuf> {
     dirs::cache_dir().map(|cache| cache.join("burn-dataset").join("mnist"))
-}
-
-#[cfg(feature = "download")]
-fn download(_looked: Vec<String>) -> Result<MnistFiles, SourceError> {
-    use burn::data::dataset::vision::MnistDataset as BurnMnist;
-    // burn-dataset panics when it cannot download; turn that into an error.
-    std::panic::catch_unwind(|| {
-        BurnMnist::train();
-        BurnMnist::test();
-    })
-    .map_err(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown error".into());
-        SourceError::Download(format!(
-            "{message}; without network, point --data-dir or {MNIST_DIR_ENV} at the IDX files"
-        ))
-    })?;
-    let cache =
-        burn_cache_dir().ok_or_else(|| SourceError::Download("no cache directory".into()))?;
-    MnistFiles::in_dirs(&cache.join("train"), &cache.join("test"), "")
-}
-
-#[cfg(not(feature = "download"))]
-fn download(looked: Vec<String>) -> Result<MnistFiles, SourceError> {
-    Err(SourceError::NotFound {
-        looked: looked.join(", "),
-        download_hint: ", or build with the `download` feature to fetch it",
-    })
 }

@@ -30,7 +30,7 @@ enum Command {
         /// The run directory (written by `train` or `import-pytorch`).
         #[arg(long, value_name = "DIR", default_value = "artifacts/reference")]
         run: PathBuf,
-        /// Directory holding the MNIST IDX files (else the run's data.dir, MNIST_DIR, burn-dataset's cache).
+        /// Directory holding the MNIST IDX files (else the run's data.dir, MNIST_DIR, the cache that `train` downloads into).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
         /// Images per batch (the result does not depend on it).

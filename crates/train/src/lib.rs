@@ -5,6 +5,7 @@
 
 pub mod artifacts;
 pub mod config;
+pub mod download;
 pub mod metrics;
 mod optimizer;
 mod recorder;

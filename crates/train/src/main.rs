@@ -9,6 +9,8 @@ use clap::Parser;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use data::{Mirrors, MnistFiles};
+use train::download::download_progress;
 use train::{Display, RunDir, RunOptions, TrainConfig, TrainError};
 
 /// Train a stacked recurrent MNIST classifier (LSTM by default; each image read as a sequence of rows
@@ -25,9 +27,17 @@ struct Args {
     /// Number of epochs (overrides `num_epochs`; with --resume, the new total).
     #[arg(long, value_name = "N")]
     epochs: Option<usize>,
-    /// Directory holding the MNIST IDX files (overrides `data.dir`; else MNIST_DIR, then burn-dataset's cache).
+    /// Directory holding the MNIST IDX files (overrides `data.dir`; else MNIST_DIR, then the cache,
+    /// where MNIST is downloaded when it is nowhere).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Base URL of a mirror holding the four MNIST *.gz files, tried instead of the default mirrors
+    /// (repeat to try several in order) [default: MNIST_MIRROR, else torchvision's mirrors].
+    #[arg(long, value_name = "URL")]
+    mirror: Vec<String>,
+    /// Never download: fail if MNIST is not in --data-dir, MNIST_DIR or the cache.
+    #[arg(long, conflicts_with = "mirror")]
+    offline: bool,
     /// Random seed for initialization and shuffling (overrides `seed`).
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
@@ -40,7 +50,8 @@ struct Args {
     /// Replace a previous run in the run directory.
     #[arg(long)]
     overwrite: bool,
-    /// Print one line per epoch even in a terminal, instead of Burn's TUI.
+    /// Print one line per epoch (and per downloaded file) even in a terminal, instead of Burn's TUI
+    /// (and progress bars).
     #[arg(long)]
     plain: bool,
     /// Device kind for the wgpu backend (the CPU backends take auto or cpu).
@@ -109,6 +120,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(seed) = args.seed {
         config.seed = seed;
+    }
+    // MNIST is found (or, unless --offline, fetched into the cache) before anything else is said.
+    if args.offline {
+        MnistFiles::locate(config.data.dir.as_deref())?;
+    } else {
+        let mirrors = Mirrors::from_cli_or_env(args.mirror)?;
+        let mut progress = download_progress(args.plain);
+        MnistFiles::locate_or_download(config.data.dir.as_deref(), &mirrors, progress.as_mut())?;
     }
     let device = backend::device(args.device)?;
     let stop = stop_on_signals()?;

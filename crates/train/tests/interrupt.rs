@@ -19,10 +19,10 @@ fn temp(tag: &str) -> PathBuf {
 
 /// A config of two epochs long enough (a few seconds each) for a signal to land mid-epoch.
 fn config_file(dir: &Path, edit: impl FnOnce(&mut TrainConfig)) -> PathBuf {
-    assert!(
-        std::env::var_os("MNIST_DIR").is_some(),
-        "set MNIST_DIR to real MNIST (e.g. ../shared/data/mnist)"
-    );
+    // MNIST_DIR, else the cache that `train` downloads into; never the network.
+    if let Err(error) = data::MnistFiles::locate(None) {
+        panic!("this test needs real MNIST: {error}");
+    }
     let seed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.json");
     let mut config = TrainConfig::load(seed).unwrap();
     config.data.train_limit = Some(12_000);
@@ -36,7 +36,8 @@ fn config_file(dir: &Path, edit: impl FnOnce(&mut TrainConfig)) -> PathBuf {
 
 fn train(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_train"));
-    command.args(args).arg("--plain");
+    // The data is where the test found it: never download.
+    command.args(args).arg("--plain").arg("--offline");
     command
 }
 

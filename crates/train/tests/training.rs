@@ -1,4 +1,4 @@
-//! Real training on a small subset of real MNIST (found through MNIST_DIR): it learns, it is
+//! Real training on a small subset of real MNIST (found through MNIST_DIR or the cache): it learns, it is
 //! deterministic, and a resumed run ends exactly where an uninterrupted one does.
 
 use std::path::{Path, PathBuf};
@@ -17,10 +17,10 @@ static SERIAL: Mutex<()> = Mutex::new(());
 fn small_config(epochs: usize) -> TrainConfig {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/seed.json");
     let mut config = TrainConfig::load(path).unwrap();
-    assert!(
-        std::env::var_os("MNIST_DIR").is_some(),
-        "set MNIST_DIR to the directory holding real MNIST (e.g. ../shared/data/mnist)"
-    );
+    // MNIST_DIR, else the cache that `train` downloads into; never the network.
+    if let Err(error) = data::MnistFiles::locate(None) {
+        panic!("this test needs real MNIST: {error}");
+    }
     config.data.train_limit = Some(3000);
     config.data.eval_limit = Some(1000);
     config.num_epochs = epochs;
