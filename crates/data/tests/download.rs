@@ -8,7 +8,7 @@ mod mirror;
 use std::path::{Path, PathBuf};
 
 use data::{DownloadError, Event, LineProgress, Mirrors, MnistFiles, Progress, SourceError};
-use mirror::{Fault, Mirror, refused_url};
+use mirror::{Fault, Mirror, entries, refused_url};
 
 fn tempdir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("data-download-{tag}-{}", std::process::id()));
@@ -18,19 +18,6 @@ fn tempdir(tag: &str) -> PathBuf {
 
 fn mirrors(urls: &[&str]) -> Mirrors {
     Mirrors::new(urls.iter().map(|url| url.to_string()), "the test").unwrap()
-}
-
-/// Every entry of `dir` (hidden temporary files included), sorted.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 const STORED: [&str; 4] = [

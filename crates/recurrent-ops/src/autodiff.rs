@@ -10,7 +10,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use crate::backend::unpack;
+use crate::backend::{fused_applies, unpack};
 use crate::{
     FusedLayer, FusedOutput, LayerWeights, RecurrentBackend, RecurrentState, Sequence, fallback,
 };
@@ -21,12 +21,7 @@ impl<B: RecurrentBackend, C: CheckpointStrategy> RecurrentBackend for Autodiff<B
         input: Sequence<Self>,
         state: Option<RecurrentState<Self>>,
     ) -> (Sequence<Self>, RecurrentState<Self>) {
-        let dtype = weights.weight_hh.dtype();
-        let input_dtype = match &input {
-            Sequence::Whole(tensor) => tensor.dtype(),
-            Sequence::Steps { steps, .. } => steps.first().map_or(dtype, Tensor::dtype),
-        };
-        if input_dtype != dtype || !B::fused_layer_available(weights.cell, dtype) {
+        if !fused_applies::<B, Self>(weights, &input) {
             return fallback::layer(weights, input, state);
         }
         let input = input.into_whole(&weights.device());

@@ -52,6 +52,21 @@ pub trait RecurrentBackend: Backend {
     }
 }
 
+/// Whether the fused kernels of `Inner` run `weights` over `input` (tensors of `B`: `Inner` itself, or
+/// `Autodiff<Inner>`): the kernels exist for the cell and element type, and the input has the weights'
+/// element type.
+pub(crate) fn fused_applies<Inner: RecurrentBackend, B: Backend>(
+    weights: &LayerWeights<B>,
+    input: &Sequence<B>,
+) -> bool {
+    let dtype = weights.weight_hh.dtype();
+    let input_dtype = match input {
+        Sequence::Whole(tensor) => tensor.dtype(),
+        Sequence::Steps { steps, .. } => steps.first().map_or(dtype, Tensor::dtype),
+    };
+    input_dtype == dtype && Inner::fused_layer_available(weights.cell, dtype)
+}
+
 /// Everything one layer reads for one sequence.
 #[derive(Debug, Clone)]
 pub struct FusedLayer<B: Backend> {

@@ -47,15 +47,7 @@ fn stderr(output: &Output) -> String {
 
 /// The files in the cache (hidden temporary ones included), sorted.
 fn cached(home: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(cache(home))
-        .map(|entries| {
-            entries
-                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    mirror::entries(&cache(home))
 }
 
 #[test]

@@ -138,3 +138,16 @@ fn answer(mut stream: TcpStream, fault: Fault) {
         .and_then(|()| stream.write_all(sent));
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
+
+/// Every entry of `dir` (hidden temporary files included), sorted; none when it does not exist.
+pub fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

@@ -3,7 +3,7 @@
 
 use super::chunks::{rows_per_chunk, run, split, split_mut};
 use super::gemm::{Mat, matmul, small_matmul, transpose};
-use super::{Dims, Forward, Grads, Initial, Params, residual_width};
+use super::{Dims, Grads, Initial, Params, residual_width};
 use crate::Cell;
 
 /// The rows of one chunk of the batch, and the parts of every buffer that belong to them.
@@ -30,15 +30,6 @@ pub struct Saved<'a> {
     pub packed: &'a [f32],
     /// `[batch, time, R]`.
     pub residuals: &'a [f32],
-}
-
-impl<'a> From<&'a Forward> for Saved<'a> {
-    fn from(forward: &'a Forward) -> Self {
-        Saved {
-            packed: &forward.packed,
-            residuals: &forward.residuals,
-        }
-    }
 }
 
 /// Gradients of everything the layer read, from `grad`, the gradient of the packed output of
@@ -327,6 +318,13 @@ fn backward_chunk(
 
 }
 
+/// The `N` consecutive parts of `h` values of a step's residual (`i, f, g, o, c, tanh c` for the
+/// LSTMs, `r, z, n, W_hn h + b_hn` for the GRU).
+#[inline(always)]
+fn parts<const N: usize>(residual: &[f32], h: usize) -> [&[f32]; N] {
+    std::array::from_fn(|k| &residual[k * h..(k + 1) * h])
+}
+
 /// One LSTM step back: from the gradient of its hidden state `dh` and of its cell state (the carry
 /// `dc`, replaced by that of the previous cell state) to the gate pre-activations.
 #[inline(always)]
@@ -338,13 +336,7 @@ fn lstm_step(
     dc: &mut [f32],
     dg: &mut [f32],
 ) {
-    let (i, f, g, o) = (
-        &residual[..h],
-        &residual[h..2 * h],
-        &residual[2 * h..3 * h],
-        &residual[3 * h..4 * h],
-    );
-    let tanh_c = &residual[5 * h..6 * h];
+    let [i, f, g, o, _c, tanh_c] = parts::<6>(residual, h);
     for j in 0..h {
         let d_o = dh[j] * tanh_c[j];
         let d_c = dc[j] + dh[j] * o[j] * (1.0 - tanh_c[j] * tanh_c[j]);
@@ -372,13 +364,7 @@ fn peephole_step(
     dc: &mut [f32],
     dg: &mut [f32],
 ) {
-    let (i, f, g, o) = (
-        &residual[..h],
-        &residual[h..2 * h],
-        &residual[2 * h..3 * h],
-        &residual[3 * h..4 * h],
-    );
-    let tanh_c = &residual[5 * h..6 * h];
+    let [i, f, g, o, _c, tanh_c] = parts::<6>(residual, h);
     for j in 0..h {
         let d_ao = dh[j] * tanh_c[j] * o[j] * (1.0 - o[j]);
         let d_c = dc[j] + dh[j] * o[j] * (1.0 - tanh_c[j] * tanh_c[j]) + d_ao * w_co[j];
@@ -409,12 +395,7 @@ fn gru_step(
     dgx: &mut [f32],
     dgh: &mut [f32],
 ) {
-    let (r, z, n, hp_n) = (
-        &residual[..h],
-        &residual[h..2 * h],
-        &residual[2 * h..3 * h],
-        &residual[3 * h..4 * h],
-    );
+    let [r, z, n, hp_n] = parts::<4>(residual, h);
     for j in 0..h {
         let d_n = dh[j] * (1.0 - z[j]);
         let d_z = dh[j] * (h_prev[j] - n[j]);

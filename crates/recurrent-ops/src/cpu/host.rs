@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 use super::{Dims, Initial, Params, Saved, residual_width};
-use crate::backend::{packed_extra_rows, unpack};
+use crate::backend::{fused_applies, packed_extra_rows, unpack};
 use crate::{
     Cell, FusedLayer, FusedOutput, LayerGrads, LayerWeights, RecurrentBackend, RecurrentState,
     Sequence, fallback,
@@ -239,11 +239,7 @@ fn layer<B: HostBackend + RecurrentBackend>(
     input: Sequence<B>,
     state: Option<RecurrentState<B>>,
 ) -> (Sequence<B>, RecurrentState<B>) {
-    let input_dtype = match &input {
-        Sequence::Whole(tensor) => tensor.dtype(),
-        Sequence::Steps { steps, .. } => steps.first().map_or(DType::F32, Tensor::dtype),
-    };
-    if input_dtype != DType::F32 || weights.weight_hh.dtype() != DType::F32 {
+    if !fused_applies::<B, B>(weights, &input) {
         return fallback::layer(weights, input, state);
     }
     let layer = FusedLayer {

@@ -1,8 +1,8 @@
 //! The fused recurrent layer on the CPU, over raw f32 buffers: what NdArray and Flex run.
 //!
 //! Forward: the input projection of all time steps is one matrix product; each step is one
-//! `[batch, H] × [H, G·H]` product and one pass over the gates (the [`math`] functions, vectorized,
-//! no libm call), with no allocation inside the time loop. Backward through time walks the steps in
+//! `[G·H, H] × [H, rows]` product and one pass over the gates (the [`math`] functions, vectorized,
+//! no libm call) in a feature-major layout, with no allocation inside the time loop. Backward through time walks the steps in
 //! reverse from the saved gate activations, producing the gate gradients of every step; the weight
 //! gradients are then one matrix product each over all steps.
 //!
