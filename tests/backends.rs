@@ -123,3 +123,38 @@ fn ndarray_flex_and_wgpu_agree_on_every_cell() {
         }
     }
 }
+
+#[test]
+fn bidirectional_stacks_agree_on_every_backend() {
+    // wgpu runs the step-by-step fallback, ndarray and flex their fused kernels: both directions of
+    // both paths against PyTorch's `bidirectional=True`.
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("pytorch-bi-") {
+            continue;
+        }
+        let reference = StateDict::read(&path).unwrap();
+        assert!(reference.model_config().unwrap().bidirectional, "{name}");
+        let ndarray = outputs::<Autodiff<NdArray>>(&reference, &Default::default());
+        let flex = outputs::<Autodiff<Flex>>(&reference, &Default::default());
+        let wgpu = wgpu_outputs(&reference);
+        assert_close(&format!("{name}: flex vs ndarray"), &flex, &ndarray);
+        assert_close(&format!("{name}: wgpu vs ndarray"), &wgpu, &ndarray);
+        for (backend, outputs) in [("ndarray", &ndarray), ("flex", &flex), ("wgpu", &wgpu)] {
+            assert!(
+                outputs.parity.passes(),
+                "{name} on {backend} strays from PyTorch: {:?}",
+                outputs.parity
+            );
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 3,
+        "{checked} bidirectional fixtures in {}",
+        dir.display()
+    );
+}

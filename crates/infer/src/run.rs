@@ -45,7 +45,7 @@ impl Run {
                 .cloned()
                 .ok_or_else(|| bad(format!("no `{name}` section")))
         };
-        let model: ModelConfig = serde_json::from_value(section("model")?)
+        let model = ModelConfig::from_json_value(section("model")?)
             .map_err(|e| bad(format!("section `model`: {e}")))?;
         let data: DataConfig = serde_json::from_value(section("data")?)
             .map_err(|e| bad(format!("section `data`: {e}")))?;

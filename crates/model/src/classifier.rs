@@ -3,13 +3,14 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::Tensor;
 use recurrent_ops::RecurrentBackend;
 
-use crate::{ConfigError, ModelConfig, RecurrentStack};
+use crate::{ConfigError, ModelConfig, RecurrentStack, StackShape};
 
 /// A stack of recurrent layers with a linear head on the last layer's final hidden state:
 /// `[batch, time, features]` → logits.
 ///
 /// With the LSTM cell this is the reference PyTorch program's network: `nn.LSTM(batch_first=True)`
-/// then `nn.Linear`.
+/// then `nn.Linear`. A bidirectional stack's head reads both directions' final hidden states,
+/// `cat(h_n[-2], h_n[-1])` in PyTorch's terms.
 #[derive(Module, Debug)]
 pub struct RecurrentClassifier<B: RecurrentBackend> {
     /// The recurrent stack.
@@ -26,19 +27,26 @@ impl ModelConfig {
     ) -> Result<RecurrentClassifier<B>, ConfigError> {
         self.validate()?;
         let model = RecurrentClassifier {
-            rnn: RecurrentStack::new(
-                self.cell,
-                self.input_size,
-                self.hidden_size,
-                self.num_layers,
-                self.bias,
-                device,
-            ),
+            rnn: RecurrentStack::new(self.stack_shape(), device),
             // Burn's Linear default (Kaiming uniform, gain 1/√3) is PyTorch's U(-1/√in, 1/√in).
-            fc: LinearConfig::new(self.hidden_size, self.num_classes).init(device),
+            fc: LinearConfig::new(self.directions() * self.hidden_size, self.num_classes)
+                .init(device),
         };
         model.materialize();
         Ok(model)
+    }
+
+    /// The recurrent stack's sizes.
+    pub fn stack_shape(&self) -> StackShape {
+        StackShape {
+            cell: self.cell,
+            input_size: self.input_size,
+            hidden_size: self.hidden_size,
+            num_layers: self.num_layers,
+            bias: self.bias,
+            bidirectional: self.bidirectional,
+            dropout: self.dropout,
+        }
     }
 }
 
@@ -68,16 +76,19 @@ impl<B: RecurrentBackend> RecurrentClassifier<B> {
 
     /// Logits `[batch, classes]` for sequences `[batch, time, features]`.
     pub fn forward(&self, input: Tensor<B, 3>) -> Tensor<B, 2> {
-        let states = self.rnn.final_states(input);
-        let last = states
-            .into_iter()
-            .last()
-            .expect("a classifier has at least one layer");
-        self.fc.forward(last.hidden)
+        let mut states = self.rnn.final_states(input);
+        let last = states.split_off(states.len() - self.rnn.directions());
+        let hidden = match <[_; 1]>::try_from(last) {
+            Ok([only]) => only.hidden,
+            Err(both) => Tensor::cat(both.into_iter().map(|state| state.hidden).collect(), 1),
+        };
+        self.fc.forward(hidden)
     }
 
     /// Logits after every time step, `[batch, time, classes]`: the head applied to the last layer's
-    /// hidden state as the sequence is read. The final step equals [`forward`](Self::forward).
+    /// hidden state as the sequence is read. The final step equals [`forward`](Self::forward) for a
+    /// unidirectional stack; a bidirectional one reads PyTorch's `output[:, t]` at step t, whose
+    /// reverse half has seen only steps t and after.
     pub fn forward_per_step(&self, input: Tensor<B, 3>) -> Tensor<B, 3> {
         self.fc.forward(self.rnn.output_sequence(input))
     }
@@ -85,14 +96,16 @@ impl<B: RecurrentBackend> RecurrentClassifier<B> {
     /// The sizes this classifier was built with, read back from its parameters.
     pub fn config(&self) -> ModelConfig {
         let first = &self.rnn.layers[0];
-        let [hidden_size, num_classes] = self.fc.weight.dims();
+        let [_, num_classes] = self.fc.weight.dims();
         ModelConfig {
             cell: first.cell(),
             input_size: first.input_size(),
-            hidden_size,
-            num_layers: self.rnn.layers.len(),
+            hidden_size: first.hidden_size(),
+            num_layers: self.rnn.num_levels(),
             num_classes,
             bias: first.bias_ih.is_some(),
+            bidirectional: self.rnn.directions() == 2,
+            dropout: self.rnn.dropout(),
         }
     }
 }

@@ -19,6 +19,15 @@ pub struct ModelConfig {
     /// Whether the recurrent layers carry biases (PyTorch's `bias=True`).
     #[config(default = true)]
     pub bias: bool,
+    /// Whether every layer also reads the sequence backwards (PyTorch's `bidirectional=True`): a
+    /// layer's output is both directions' hidden states side by side (2H), and the head reads the last
+    /// layer's two final hidden states.
+    #[config(default = false)]
+    pub bidirectional: bool,
+    /// Dropout probability on the output of every layer but the last, while training only (PyTorch's
+    /// `dropout`); 0 disables it.
+    #[config(default = 0.0)]
+    pub dropout: f64,
 }
 
 /// A [`ModelConfig`] value that cannot describe a model.
@@ -34,6 +43,27 @@ pub struct ConfigError {
 }
 
 impl ModelConfig {
+    /// Adds, to a JSON `model` section, the keys that later versions introduced (`bidirectional`,
+    /// `dropout`) with the values that mean the old behaviour, so that older configs and run
+    /// directories load unchanged. Every other key stays required.
+    pub fn fill_defaults(section: &mut serde_json::Value) {
+        if let serde_json::Value::Object(map) = section {
+            map.entry("bidirectional").or_insert(false.into());
+            map.entry("dropout").or_insert(0.0.into());
+        }
+    }
+
+    /// Reads a JSON `model` section, older ones included (see [`fill_defaults`](Self::fill_defaults)).
+    pub fn from_json_value(mut section: serde_json::Value) -> Result<Self, serde_json::Error> {
+        Self::fill_defaults(&mut section);
+        serde_json::from_value(section)
+    }
+
+    /// Directions per layer: 2 when bidirectional, else 1.
+    pub fn directions(&self) -> usize {
+        if self.bidirectional { 2 } else { 1 }
+    }
+
     /// Checks that every size is usable, so that a bad config fails before any tensor is built.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
@@ -50,6 +80,13 @@ impl ModelConfig {
                     reason: "it must be at least 1",
                 });
             }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ConfigError {
+                field: "dropout",
+                value: self.dropout.to_string(),
+                reason: "it must be in [0, 1)",
+            });
         }
         Ok(())
     }

@@ -32,4 +32,4 @@ pub use record::{ModelRecorder, RecordError};
 pub use recurrent_ops::{
     Cell, LayerWeights, RecurrentAutodiffBackend, RecurrentBackend, RecurrentState, Sequence,
 };
-pub use stack::RecurrentStack;
+pub use stack::{RecurrentStack, StackShape};

@@ -5,6 +5,9 @@
 //! `[G·H, in]`, `<prefix>.weight_hh_l{k}` `[G·H, H]`, `<prefix>.bias_ih_l{k}` / `<prefix>.bias_hh_l{k}`
 //! `[G·H]` (G = 4 gates i, f, g, o for the LSTMs; 3 gates r, z, n for the GRU; 1 for the tanh RNN), the
 //! peephole LSTM's `<prefix>.weight_c{i,f,o}_l{k}` `[H]`, then `fc.weight` `[C, H]` and `fc.bias` `[C]`.
+//! A bidirectional stack (`bidirectional=True`) adds each layer's reverse direction as
+//! `<prefix>.*_l{k}_reverse`; layer k+1 then reads 2H features and `fc.weight` is `[C, 2H]`, applied
+//! to `cat(h_n[-2], h_n[-1])`.
 //! The prefix is whatever precedes `.weight_ih_l0` (`lstm` or `rnn`). The cell comes from the file's
 //! `cell` metadata when present, else from the gate count; sizes are read from the tensors, never assumed.
 
@@ -459,6 +462,10 @@ impl StateDict {
             num_layers,
             num_classes,
             bias: self.tensors.contains_key(&format!("{prefix}.bias_ih_l0")),
+            bidirectional: self
+                .tensors
+                .contains_key(&format!("{prefix}.weight_ih_l0_reverse")),
+            dropout: 0.0,
         };
         config.validate().map_err(|cause| ImportError::Config {
             path: self.source.clone(),
@@ -504,21 +511,20 @@ impl StateDict {
         let prefix = self.recurrent_prefix()?;
         let cell = config.cell;
         let (h, g) = (config.hidden_size, cell.gates() * config.hidden_size);
-        let layers = (0..config.num_layers)
-            .map(|k| {
-                let input = if k == 0 { config.input_size } else { h };
-                let why = format!("layer {k} of a {cell} stack with hidden size {h}");
+        let stack = config.stack_shape();
+        let directions = stack.directions();
+        let layers = (0..config.num_layers * directions)
+            .map(|index| {
+                let (k, suffix) = (index / directions, DIRECTION_SUFFIXES[index % directions]);
+                let input = stack.level_input(k);
+                let why = format!("layer {k}{suffix} of a {cell} stack with hidden size {h}");
+                let name = |kind: &str| format!("{prefix}.{kind}_l{k}{suffix}");
                 let weight = |kind: &str, cols: usize| {
-                    self.float_tensor::<B, 2>(
-                        &format!("{prefix}.{kind}_l{k}"),
-                        [g, cols],
-                        &why,
-                        device,
-                    )
-                    .map(|w| Param::from_tensor(w.transpose()))
+                    self.float_tensor::<B, 2>(&name(kind), [g, cols], &why, device)
+                        .map(|w| Param::from_tensor(w.transpose()))
                 };
                 let vector = |kind: &str, len: usize| {
-                    self.float_tensor::<B, 1>(&format!("{prefix}.{kind}_l{k}"), [len], &why, device)
+                    self.float_tensor::<B, 1>(&name(kind), [len], &why, device)
                         .map(Param::from_tensor)
                 };
                 let bias = |kind: &str| config.bias.then(|| vector(kind, g)).transpose();
@@ -542,14 +548,18 @@ impl StateDict {
             })
             .collect::<Result<Vec<_>, ImportError>>()?;
         let why = format!(
-            "head from hidden size {h} to {} classes",
+            "head from {directions} direction(s) of hidden size {h} to {} classes",
             config.num_classes
         );
-        let fc_weight =
-            self.float_tensor::<B, 2>("fc.weight", [config.num_classes, h], &why, device)?;
+        let fc_weight = self.float_tensor::<B, 2>(
+            "fc.weight",
+            [config.num_classes, directions * h],
+            &why,
+            device,
+        )?;
         let fc_bias = self.float_tensor::<B, 1>("fc.bias", [config.num_classes], &why, device)?;
         Ok(RecurrentClassifier {
-            rnn: RecurrentStack { layers },
+            rnn: RecurrentStack::from_layers(layers, directions, 0.0),
             fc: Linear {
                 weight: Param::from_tensor(fc_weight.transpose()),
                 bias: Some(Param::from_tensor(fc_bias)),
@@ -572,13 +582,15 @@ impl StateDict {
                 tensors.insert(name, tensor);
             }
         };
-        for (k, layer) in model.rnn.layers.iter().enumerate() {
+        let directions = model.rnn.directions();
+        for (index, layer) in model.rnn.layers.iter().enumerate() {
+            let (k, suffix) = (index / directions, DIRECTION_SUFFIXES[index % directions]);
             put(
-                format!("{prefix}.weight_ih_l{k}"),
+                format!("{prefix}.weight_ih_l{k}{suffix}"),
                 Some(host(layer.weight_ih.val().transpose())),
             );
             put(
-                format!("{prefix}.weight_hh_l{k}"),
+                format!("{prefix}.weight_hh_l{k}{suffix}"),
                 Some(host(layer.weight_hh.val().transpose())),
             );
             let vectors = [
@@ -590,7 +602,7 @@ impl StateDict {
             ];
             for (name, param) in vectors {
                 put(
-                    format!("{prefix}.{name}_l{k}"),
+                    format!("{prefix}.{name}_l{k}{suffix}"),
                     param.as_ref().map(|p| host(p.val())),
                 );
             }
@@ -609,6 +621,7 @@ impl StateDict {
             ("hidden_size", config.hidden_size.to_string()),
             ("num_layers", config.num_layers.to_string()),
             ("num_classes", config.num_classes.to_string()),
+            ("bidirectional", config.bidirectional.to_string()),
             ("gate_order", config.cell.gate_order().to_string()),
         ]
         .into_iter()
@@ -646,6 +659,9 @@ impl StateDict {
         }
     }
 }
+
+/// The name suffix of each direction's tensors: PyTorch's `weight_ih_l0` and `weight_ih_l0_reverse`.
+const DIRECTION_SUFFIXES: [&str; 2] = ["", "_reverse"];
 
 /// Copies a Burn float tensor to the host.
 fn host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> HostTensor {

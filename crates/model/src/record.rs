@@ -141,20 +141,27 @@ impl ModelConfig {
                 expected,
                 found,
                 config: format!(
-                    "cell {}, input {}, hidden {}, {} layers, {} classes, bias {}",
+                    "cell {}, input {}, hidden {}, {} layers{}, {} classes, bias {}",
                     self.cell,
                     self.input_size,
                     self.hidden_size,
                     self.num_layers,
+                    if self.bidirectional {
+                        " in two directions"
+                    } else {
+                        ""
+                    },
                     self.num_classes,
                     self.bias
                 ),
             };
         let layers = &record.rnn.layers;
-        if layers.len() != self.num_layers {
+        let stack = self.stack_shape();
+        let directions = stack.directions();
+        if layers.len() != self.num_layers * directions {
             return Err(mismatch(
-                "the number of recurrent layers".into(),
-                vec![self.num_layers],
+                "the number of recurrent layers (directions included)".into(),
+                vec![self.num_layers * directions],
                 vec![layers.len()],
             ));
         }
@@ -165,7 +172,7 @@ impl ModelConfig {
             param.as_ref().map(|p| p.shape().to_vec())
         };
         for (k, layer) in layers.iter().enumerate() {
-            let input = if k == 0 { self.input_size } else { h };
+            let input = stack.level_input(k / directions);
             // (name, expected shape, present in this architecture, shape in the record)
             let checks = [
                 (
@@ -199,10 +206,10 @@ impl ModelConfig {
             }
         }
         let fc_weight = record.fc.weight.shape().to_vec();
-        if fc_weight != [h, self.num_classes] {
+        if fc_weight != [directions * h, self.num_classes] {
             return Err(mismatch(
                 "fc.weight".into(),
-                vec![h, self.num_classes],
+                vec![directions * h, self.num_classes],
                 fc_weight,
             ));
         }

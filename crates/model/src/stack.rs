@@ -1,46 +1,122 @@
 use burn::module::Module;
+use burn::nn::DropoutConfig;
 use burn::tensor::Tensor;
 use recurrent_ops::{RecurrentBackend, Sequence};
 
 use crate::{Cell, RecurrentLayer, RecurrentState};
 
 /// A stack of [`RecurrentLayer`]s of one cell: layer k+1 reads layer k's whole output sequence
-/// (PyTorch's `num_layers`).
+/// (PyTorch's `num_layers`), optionally in both directions (`bidirectional`) and with dropout between
+/// layers (`dropout`).
 #[derive(Module, Debug)]
 pub struct RecurrentStack<B: RecurrentBackend> {
-    /// The layers, bottom first.
+    /// The layers, bottom first. With two directions each level holds two: the forward layer, then
+    /// the one that reads the sequence backwards (PyTorch's `_l{k}` and `_l{k}_reverse`).
     pub layers: Vec<RecurrentLayer<B>>,
+    /// Directions per level: 1, or 2 when bidirectional.
+    #[module(skip)]
+    directions: usize,
+    /// Dropout probability on the output of every level but the last, in training only.
+    #[module(skip)]
+    dropout: f64,
+}
+
+/// Sizes of a [`RecurrentStack`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StackShape {
+    /// The cell of every layer.
+    pub cell: Cell,
+    /// Features per step of the input sequence.
+    pub input_size: usize,
+    /// Hidden size of every layer.
+    pub hidden_size: usize,
+    /// Levels of the stack (PyTorch's `num_layers`).
+    pub num_layers: usize,
+    /// Whether the layers carry biases.
+    pub bias: bool,
+    /// Whether every level also reads the sequence backwards.
+    pub bidirectional: bool,
+    /// Dropout probability between levels, in training only.
+    pub dropout: f64,
+}
+
+impl StackShape {
+    /// Directions per level: 2 when bidirectional, else 1.
+    pub fn directions(&self) -> usize {
+        if self.bidirectional { 2 } else { 1 }
+    }
+
+    /// Features per step that level `k` reads: the input's at the bottom, every direction's hidden
+    /// state above.
+    pub fn level_input(&self, k: usize) -> usize {
+        if k == 0 {
+            self.input_size
+        } else {
+            self.hidden_size * self.directions()
+        }
+    }
 }
 
 impl<B: RecurrentBackend> RecurrentStack<B> {
-    /// `num_layers` PyTorch-initialized layers; the first reads `input_size` features, the rest `hidden_size`.
-    pub fn new(
-        cell: Cell,
-        input_size: usize,
-        hidden_size: usize,
-        num_layers: usize,
-        bias: bool,
-        device: &B::Device,
-    ) -> Self {
-        let layers = (0..num_layers)
+    /// PyTorch-initialized layers, drawn level by level, forward direction first.
+    pub fn new(shape: StackShape, device: &B::Device) -> Self {
+        let layers = (0..shape.num_layers)
+            .flat_map(|k| std::iter::repeat_n(k, shape.directions()))
             .map(|k| {
-                let layer_input = if k == 0 { input_size } else { hidden_size };
-                RecurrentLayer::new(cell, layer_input, hidden_size, bias, device)
+                RecurrentLayer::new(
+                    shape.cell,
+                    shape.level_input(k),
+                    shape.hidden_size,
+                    shape.bias,
+                    device,
+                )
             })
             .collect();
-        Self { layers }
+        Self::from_layers(layers, shape.directions(), shape.dropout)
     }
 
-    /// Final states of every layer (bottom first) after reading `input` `[batch, time, features]` from zeros.
+    /// A stack of existing layers (bottom first, `directions` per level); importers check the shapes.
+    pub(crate) fn from_layers(
+        layers: Vec<RecurrentLayer<B>>,
+        directions: usize,
+        dropout: f64,
+    ) -> Self {
+        Self {
+            layers,
+            directions,
+            dropout,
+        }
+    }
+
+    /// Directions per level: 1, or 2 when bidirectional.
+    pub fn directions(&self) -> usize {
+        self.directions
+    }
+
+    /// Levels of the stack (PyTorch's `num_layers`).
+    pub fn num_levels(&self) -> usize {
+        self.layers.len() / self.directions
+    }
+
+    /// Dropout probability between levels.
+    pub fn dropout(&self) -> f64 {
+        self.dropout
+    }
+
+    /// Final states of every layer (bottom first; per level the forward direction, then the reverse
+    /// one, whose final state is the one after reading the first step) after reading `input`
+    /// `[batch, time, features]` from zeros.
     pub fn final_states(&self, input: Tensor<B, 3>) -> Vec<RecurrentState<B>> {
         self.run(input, false).1
     }
 
-    /// The last layer's hidden state after every time step, `[batch, time, H]`.
+    /// The last level's output after every time step, `[batch, time, directions·H]`: PyTorch's
+    /// `output` (with two directions, step t holds the forward state after step t and the reverse
+    /// state after reading steps T−1 down to t).
     pub fn output_sequence(&self, input: Tensor<B, 3>) -> Tensor<B, 3> {
         self.run(input, true)
             .0
-            .expect("the last layer keeps its sequence when asked to")
+            .expect("the last level keeps its sequence when asked to")
     }
 
     fn run(
@@ -48,18 +124,32 @@ impl<B: RecurrentBackend> RecurrentStack<B> {
         input: Tensor<B, 3>,
         keep_last_sequence: bool,
     ) -> (Option<Tensor<B, 3>>, Vec<RecurrentState<B>>) {
+        let device = input.device();
         let mut states = Vec::with_capacity(self.layers.len());
         // Each layer hands the next its output in the form it made it (see `Sequence`).
         let mut sequence = Sequence::Whole(input);
-        for layer in &self.layers {
-            let (output, state) = layer.forward_sequence(sequence, None);
-            sequence = output;
-            states.push(state);
+        for (k, level) in self.layers.chunks(self.directions).enumerate() {
+            if k > 0 && self.dropout > 0.0 {
+                let dropout = DropoutConfig::new(self.dropout).init();
+                sequence = sequence.map_values(|values| dropout.forward(values));
+            }
+            sequence = match level {
+                [forward] => {
+                    let (output, state) = forward.forward_sequence(sequence, None);
+                    states.push(state);
+                    output
+                }
+                [forward, reverse] => {
+                    let (ahead, state) = forward.forward_sequence(sequence.clone(), None);
+                    states.push(state);
+                    let (behind, state) = reverse.forward_sequence(sequence.reversed(), None);
+                    states.push(state);
+                    ahead.concat_features(behind.reversed(), &device)
+                }
+                _ => unreachable!("a level has one or two directions"),
+            };
         }
-        let sequence = keep_last_sequence.then(|| {
-            let last = states.last().expect("a stack has at least one layer");
-            sequence.into_whole(&last.hidden.device())
-        });
+        let sequence = keep_last_sequence.then(|| sequence.into_whole(&device));
         (sequence, states)
     }
 }

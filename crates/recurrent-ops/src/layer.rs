@@ -102,6 +102,75 @@ impl<B: Backend> Sequence<B> {
         }
     }
 
+    /// The same steps, last first: what the reverse direction of a bidirectional layer reads.
+    pub fn reversed(self) -> Self {
+        match self {
+            Sequence::Whole(tensor) => Sequence::Whole(tensor.flip([1])),
+            Sequence::Steps {
+                mut steps,
+                batch,
+                features,
+            } => {
+                steps.reverse();
+                Sequence::Steps {
+                    steps,
+                    batch,
+                    features,
+                }
+            }
+        }
+    }
+
+    /// `self` and `other` (same batch and length) side by side at every step: `[batch, time, f₁ + f₂]`,
+    /// in the form of `self` when both have it.
+    pub fn concat_features(self, other: Self, device: &B::Device) -> Self {
+        match (self, other) {
+            (
+                Sequence::Steps {
+                    steps: left,
+                    batch,
+                    features: f1,
+                },
+                Sequence::Steps {
+                    steps: right,
+                    features: f2,
+                    ..
+                },
+            ) => Sequence::Steps {
+                steps: left
+                    .into_iter()
+                    .zip(right)
+                    .map(|(l, r)| Tensor::cat(vec![l, r], 1))
+                    .collect(),
+                batch,
+                features: f1 + f2,
+            },
+            (left, right) => Sequence::Whole(Tensor::cat(
+                vec![left.into_whole(device), right.into_whole(device)],
+                2,
+            )),
+        }
+    }
+
+    /// Applies `f` to the sequence, whichever form it has (element-wise work such as dropout).
+    pub fn map_values(self, f: impl Fn(Tensor<B, 3>) -> Tensor<B, 3>) -> Self {
+        match self {
+            Sequence::Whole(tensor) => Sequence::Whole(f(tensor)),
+            Sequence::Steps {
+                steps,
+                batch,
+                features,
+            } => Sequence::Steps {
+                steps: steps
+                    .into_iter()
+                    .map(|step| f(step.unsqueeze_dim(1)).squeeze_dim(1))
+                    .collect(),
+                batch,
+                features,
+            },
+        }
+    }
+
     /// The sequence as one `[batch, features]` tensor per step.
     pub fn into_steps(self) -> Vec<Tensor<B, 2>> {
         match self {
