@@ -201,16 +201,23 @@ where
     // The device is `Copy` on the CPU backends but not on wgpu.
     #[allow(clippy::clone_on_copy)]
     let training_device = device.clone();
-    let training = config.optimizer.with_optimizer(throughput::Training {
-        model,
-        batches: &batches,
-        plan: Plan {
-            warmup: (args.train_steps / 10).max(5),
-            iterations: args.train_steps,
-            repeats: args.repeats,
+    let clipping = config
+        .gradient_clipping
+        .as_ref()
+        .and_then(train::ClippingConfig::optimizer_clipping);
+    let training = config.optimizer.with_optimizer(
+        clipping,
+        throughput::Training {
+            model,
+            batches: &batches,
+            plan: Plan {
+                warmup: (args.train_steps / 10).max(5),
+                iterations: args.train_steps,
+                repeats: args.repeats,
+            },
+            device: training_device,
         },
-        device: training_device,
-    });
+    );
 
     Inference::seed(device, config.seed);
     let model = infer_model(device)?;

@@ -5,7 +5,7 @@
 
 mod mirror;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use data::{DownloadError, Event, LineProgress, Mirrors, MnistFiles, Progress, SourceError};
 use mirror::{Fault, Mirror, entries, refused_url};

@@ -7,6 +7,9 @@ use data::DataConfig;
 use model::ModelConfig;
 use serde_json::Value;
 
+use crate::clipping::ClippingConfig;
+use crate::schedule::ScheduleConfig;
+
 /// Everything a training run needs, saved as the run's `config.json`.
 #[derive(Config, Debug, PartialEq)]
 pub struct TrainConfig {
@@ -28,6 +31,12 @@ pub struct TrainConfig {
     /// Seeds weight initialization and the per-epoch shuffle of the training set.
     #[config(default = 0)]
     pub seed: u64,
+    /// Gradient clipping before every optimizer step; `null` or absent clips nothing.
+    #[config(default = "None")]
+    pub gradient_clipping: Option<ClippingConfig>,
+    /// How `optimizer.learning_rate` changes over the run; absent means constant.
+    #[config(default = "ScheduleConfig::new()")]
+    pub lr_schedule: ScheduleConfig,
 }
 
 /// The optimizer, with the same semantics as its PyTorch namesake.
@@ -110,6 +119,18 @@ pub enum ConfigFileError {
         /// The keys allowed at that level.
         known: String,
     },
+    /// A required key is missing and an unknown key stands in its place, misspelt.
+    #[error(
+        "config {path}: unknown key `{key}`, did you mean `{missing}`? (`{missing}` is required and missing)"
+    )]
+    MisspeltKey {
+        /// The file.
+        path: PathBuf,
+        /// Dotted path of the misspelt key, e.g. `model.hiden_size`.
+        key: String,
+        /// The required key it stands for, e.g. `hidden_size`.
+        missing: String,
+    },
     /// A value is out of range.
     #[error("config {path}: {message}")]
     Value {
@@ -138,7 +159,17 @@ impl TrainConfig {
             message: e.to_string(),
         };
         let given: Value = serde_json::from_str(text).map_err(invalid)?;
-        let config: TrainConfig = serde_json::from_value(given.clone()).map_err(invalid)?;
+        let mut filled = given.clone();
+        fill_defaults(&mut filled);
+        let config: TrainConfig = serde_json::from_value(filled).map_err(|e| {
+            misspelt_required_key(&given, &e.to_string())
+                .map(|(key, missing)| ConfigFileError::MisspeltKey {
+                    path: path.to_path_buf(),
+                    key,
+                    missing,
+                })
+                .unwrap_or_else(|| invalid(e))
+        })?;
         // Burn's Config ignores unknown keys: compare with what the parsed config writes back.
         let known = serde_json::to_value(&config).map_err(invalid)?;
         if let Some((key, suggestion, known)) = unknown_key(&given, &known, "") {
@@ -162,6 +193,10 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.model.validate().map_err(|e| e.to_string())?;
         self.data.validate().map_err(|e| e.to_string())?;
+        if let Some(clipping) = &self.gradient_clipping {
+            clipping.validate()?;
+        }
+        self.lr_schedule.validate(self.optimizer.learning_rate())?;
         for (field, value) in [
             ("batch_size", self.batch_size),
             ("eval_batch_size", self.eval_batch_size),
@@ -225,6 +260,57 @@ impl TrainConfig {
             }
         }
     }
+}
+
+/// Adds the keys that later versions introduced, with the values that mean the old behaviour, where a
+/// config lacks them; every other key stays required.
+fn fill_defaults(config: &mut Value) {
+    let Value::Object(top) = config else {
+        return;
+    };
+    top.entry("gradient_clipping").or_insert(Value::Null);
+    top.entry("lr_schedule").or_insert_with(|| {
+        serde_json::to_value(ScheduleConfig::new()).expect("schedule serializes")
+    });
+    if let Some(model) = top.get_mut("model") {
+        ModelConfig::fill_defaults(model);
+    }
+}
+
+/// When serde reports ``missing field `X` `` and some object of `given` lacks `X` but holds an unknown
+/// key close to it, that key's dotted path and `X`.
+fn misspelt_required_key(given: &Value, message: &str) -> Option<(String, String)> {
+    let missing = message
+        .strip_prefix("missing field `")?
+        .split('`')
+        .next()?
+        .to_string();
+    find_misspelling(given, &missing, "").map(|key| (key, missing))
+}
+
+fn find_misspelling(value: &Value, missing: &str, prefix: &str) -> Option<String> {
+    let Value::Object(map) = value else {
+        return None;
+    };
+    let path = |key: &str| {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
+    if !map.contains_key(missing)
+        && let Some(key) = map
+            .keys()
+            .filter(|key| strsim::jaro_winkler(key, missing) > 0.8)
+            .max_by(|a, b| {
+                strsim::jaro_winkler(a, missing).total_cmp(&strsim::jaro_winkler(b, missing))
+            })
+    {
+        return Some(path(key));
+    }
+    map.iter()
+        .find_map(|(key, child)| find_misspelling(child, missing, &path(key)))
 }
 
 /// The first key of `given` (depth first) that `known` lacks: `(dotted path, suggestion, known keys)`.

@@ -4,17 +4,21 @@
 //! directory ([`RunDir`]); the `train` binary wraps it in a command line and picks the backend.
 
 pub mod artifacts;
+pub mod clipping;
 pub mod config;
 pub mod download;
 pub mod metrics;
 mod optimizer;
 mod recorder;
 mod run;
+pub mod schedule;
 mod step;
 
 pub use artifacts::RunDir;
+pub use clipping::ClippingConfig;
 pub use config::{ConfigFileError, OptimizerConfig, TrainConfig};
 pub use metrics::{EpochMetrics, RunMetrics};
 pub use optimizer::WithOptimizer;
 pub use run::{Display, RunOptions, RunOutcome, TrainError, train};
+pub use schedule::{Decay, Schedule, ScheduleConfig};
 pub use step::Trainable;

@@ -26,20 +26,26 @@ pub struct EpochMetrics {
     pub wall_seconds: f64,
     /// Training samples divided by `train_seconds`.
     pub train_samples_per_second: f64,
+    /// The learning rate of the epoch's first batch, from `lr_schedule` (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning_rate: Option<f64>,
 }
 
 impl EpochMetrics {
     /// The one line printed per epoch when no TUI runs.
     pub fn line(&self, num_epochs: usize) -> String {
         format!(
-            "epoch {}/{num_epochs}  train loss {:.4} acc {:.2}%  valid loss {:.4} acc {:.2}%  {:.1}s ({:.0} samples/s)",
+            "epoch {}/{num_epochs}  train loss {:.4} acc {:.2}%  valid loss {:.4} acc {:.2}%  {:.1}s ({:.0} samples/s){}",
             self.epoch,
             self.train_loss,
             self.train_accuracy,
             self.valid_loss,
             self.valid_accuracy,
             self.wall_seconds,
-            self.train_samples_per_second
+            self.train_samples_per_second,
+            self.learning_rate
+                .map(|rate| format!("  lr {rate:.3e}"))
+                .unwrap_or_default()
         )
     }
 }

@@ -3,6 +3,7 @@
 
 use burn::module::AutodiffModule;
 use burn::optim::decay::WeightDecayConfig;
+use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, Optimizer, SgdConfig};
 use burn::tensor::backend::AutodiffBackend;
@@ -19,8 +20,13 @@ pub trait WithOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
 }
 
 impl OptimizerConfig {
-    /// Builds the optimizer this config describes and hands it to `code`.
-    pub fn with_optimizer<M, B, W>(&self, code: W) -> W::Output
+    /// Builds the optimizer this config describes, clipping gradients as `clipping` says (Burn's
+    /// optimizer-side clipping), and hands it to `code`.
+    pub fn with_optimizer<M, B, W>(
+        &self,
+        clipping: Option<GradientClippingConfig>,
+        code: W,
+    ) -> W::Output
     where
         M: AutodiffModule<B> + 'static,
         B: AutodiffBackend,
@@ -44,6 +50,7 @@ impl OptimizerConfig {
                 let optimizer = SgdConfig::new()
                     .with_momentum(momentum)
                     .with_weight_decay(weight_decay_config(weight_decay))
+                    .with_gradient_clipping(clipping.clone())
                     .init();
                 code.run(optimizer, learning_rate)
             }
@@ -59,6 +66,7 @@ impl OptimizerConfig {
                     .with_beta_2(beta_2 as f32)
                     .with_epsilon(epsilon as f32)
                     .with_weight_decay(weight_decay_config(weight_decay))
+                    .with_grad_clipping(clipping)
                     .init();
                 code.run(optimizer, learning_rate)
             }

@@ -16,6 +16,7 @@ use burn::train::renderer::{
 use burn::train::{Interrupter, LearnerSummary};
 
 use crate::metrics::{EpochMetrics, RunMetrics};
+use crate::schedule::Schedule;
 
 /// Running weighted mean of one metric over an epoch.
 #[derive(Default, Clone, Copy)]
@@ -99,16 +100,21 @@ pub struct Recorder {
     train_seconds: Option<f64>,
     metrics: Arc<Mutex<RunMetrics>>,
     metrics_path: PathBuf,
+    schedule: Schedule,
+    before_epoch: Box<dyn Fn(usize) + Send + Sync>,
 }
 
 impl Recorder {
-    /// Records into `metrics` (saved to `metrics_path` after each epoch). With `tui`, Burn's terminal UI
-    /// shows progress; otherwise one plain line per epoch is printed.
+    /// Records into `metrics` (saved to `metrics_path` after each epoch), with each epoch's learning
+    /// rate from `schedule`, and calls `before_epoch(e + 1)` once epoch e is complete. With `tui`,
+    /// Burn's terminal UI shows progress; otherwise one plain line per epoch is printed.
     pub fn new(
         metrics: Arc<Mutex<RunMetrics>>,
         metrics_path: PathBuf,
         tui: Option<Box<dyn MetricsRenderer>>,
         stopping: Stopping,
+        schedule: Schedule,
+        before_epoch: Box<dyn Fn(usize) + Send + Sync>,
     ) -> Self {
         Self {
             completed_epochs: stopping.start_epoch,
@@ -123,6 +129,8 @@ impl Recorder {
             train_seconds: None,
             metrics,
             metrics_path,
+            schedule,
+            before_epoch,
         }
     }
 
@@ -147,6 +155,7 @@ impl Recorder {
             train_seconds,
             wall_seconds,
             train_samples_per_second: self.train.items as f64 / train_seconds,
+            learning_rate: Some(self.schedule.at_epoch(epoch)),
         };
         if self.print_lines {
             println!("{}", record.line(num_epochs));
@@ -157,6 +166,7 @@ impl Recorder {
             eprintln!("warning: {e}");
         }
         drop(metrics);
+        (self.before_epoch)(epoch + 1);
         self.completed_epochs = epoch;
         self.batches = 0;
         self.train = Phase::default();

@@ -20,10 +20,12 @@ use model::ModelRecorder;
 use model::{Evaluation, RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier};
 
 use crate::artifacts::{RunDir, sha256_file, write_atomically};
+use crate::clipping::ClippingConfig;
 use crate::config::TrainConfig;
 use crate::metrics::{DataFile, RunMetrics, TestMetrics};
 use crate::optimizer::WithOptimizer;
 use crate::recorder::{Halt, Recorder, Stopping};
+use crate::schedule::ScheduleConfig;
 use crate::step::Trainable;
 
 /// How progress is shown.
@@ -195,7 +197,22 @@ pub fn train<B: RecurrentAutodiffBackend>(
             .model
             .init::<B>(&device)
             .map_err(|e| TrainError::Config(e.to_string()))?,
+        max_grad_norm: config
+            .gradient_clipping
+            .as_ref()
+            .and_then(ClippingConfig::max_norm),
     };
+    // The random draws of training (dropout masks) start each epoch from a seed of their own, so that a
+    // resumed run draws what the uninterrupted one drew.
+    let reseed: EpochSeeder = {
+        let (device, seed) = (device.clone(), config.seed);
+        Box::new(move |epoch| B::seed(&device, epoch_seed(seed, epoch)))
+    };
+    if start_epoch > 0 {
+        reseed(start_epoch + 1);
+    }
+    // The loader keeps the last, partial batch.
+    let batches_per_epoch = train_set.len().div_ceil(config.batch_size);
 
     let batcher = Arc::new(
         MnistBatcher::new(
@@ -241,9 +258,18 @@ pub fn train<B: RecurrentAutodiffBackend>(
         tui: options.display == Display::Auto && std::io::stdout().is_terminal(),
         metrics: metrics.clone(),
         metrics_path: run_dir.metrics(),
+        schedule: config.lr_schedule.clone(),
+        batches_per_epoch,
+        reseed,
     };
 
-    let trained = config.optimizer.with_optimizer(Fit { parts, model });
+    let clipping = config
+        .gradient_clipping
+        .as_ref()
+        .and_then(ClippingConfig::optimizer_clipping);
+    let trained = config
+        .optimizer
+        .with_optimizer(clipping, Fit { parts, model });
 
     if let Some(halt) = halt.lock().expect("halt lock").take() {
         let run_dir = run_dir.root.clone();
@@ -299,6 +325,18 @@ struct LearnerParts<B: RecurrentAutodiffBackend> {
     tui: bool,
     metrics: Arc<Mutex<RunMetrics>>,
     metrics_path: PathBuf,
+    schedule: ScheduleConfig,
+    batches_per_epoch: usize,
+    reseed: EpochSeeder,
+}
+
+/// Seeds the backend's random draws for the epoch it is given (1-based).
+type EpochSeeder = Box<dyn Fn(usize) + Send + Sync>;
+
+/// The seed of epoch `epoch`'s random draws: mixed differently from the shuffle's, so that the two
+/// streams are unrelated.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
 /// Burn's Learner over the model, to be run with the config's optimizer.
@@ -347,13 +385,21 @@ where
         halt: parts.halt,
         start_epoch: parts.start_epoch,
     };
+    let schedule = parts
+        .schedule
+        .schedule(lr, parts.batches_per_epoch, parts.num_epochs);
     let training = training.renderer(Recorder::new(
         parts.metrics,
         parts.metrics_path,
         tui,
         stopping,
+        schedule.clone(),
+        parts.reseed,
     ));
-    training.launch(Learner::new(model, optim, lr)).model.model
+    training
+        .launch(Learner::new(model, optim, schedule))
+        .model
+        .model
 }
 
 /// Checks and creates the run directory. Returns the epoch to resume after (0 for a fresh run).

@@ -1,6 +1,8 @@
 //! The classifier as Burn's Learner sees it: one training step and one inference step per batch.
 
+use crate::clipping::clip_global_norm;
 use burn::module::Module;
+use burn::optim::GradientsParams;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::MnistBatch;
 use model::{RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier, cross_entropy};
@@ -13,6 +15,9 @@ use model::{RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier, cro
 pub struct Trainable<B: RecurrentBackend> {
     /// The classifier being trained.
     pub model: RecurrentClassifier<B>,
+    /// The global gradient norm each training step clips to (`gradient_clipping.Norm`), if any.
+    #[module(skip)]
+    pub max_grad_norm: Option<f64>,
 }
 
 impl<B: RecurrentBackend> Trainable<B> {
@@ -30,7 +35,15 @@ impl<B: RecurrentAutodiffBackend> TrainStep for Trainable<B> {
 
     fn step(&self, batch: MnistBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
         let output = self.classify(batch);
-        TrainOutput::new(self, output.loss.backward(), output)
+        let grads = GradientsParams::from_grads(output.loss.backward(), self);
+        let grads = match self.max_grad_norm {
+            Some(max_norm) => clip_global_norm(self, grads, max_norm),
+            None => grads,
+        };
+        TrainOutput {
+            grads,
+            item: output,
+        }
     }
 }
 

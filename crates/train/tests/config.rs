@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use train::{ConfigFileError, OptimizerConfig, TrainConfig};
+use train::{ClippingConfig, ConfigFileError, Decay, OptimizerConfig, ScheduleConfig, TrainConfig};
 
 fn configs_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs")
@@ -98,6 +98,114 @@ fn unknown_key_is_named_with_a_suggestion() {
     json["epochs"] = 3.into();
     let text = parse(&json).unwrap_err().to_string();
     assert!(text.contains("unknown key `epochs`"), "{text}");
+}
+
+#[test]
+fn a_misspelt_required_key_names_the_key_it_stands_for() {
+    let mut json = seed_json();
+    let model = json["model"].as_object_mut().unwrap();
+    let hidden = model.remove("hidden_size").unwrap();
+    model.insert("hiden_size".into(), hidden);
+    let err = parse(&json).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ConfigFileError::MisspeltKey { .. }), "{text}");
+    assert!(
+        text.contains("test.json")
+            && text.contains("`model.hiden_size`")
+            && text.contains("did you mean `hidden_size`"),
+        "{text}"
+    );
+
+    let mut json = seed_json();
+    let top = json.as_object_mut().unwrap();
+    let batch = top.remove("batch_size").unwrap();
+    top.insert("batch_sise".into(), batch);
+    let text = parse(&json).unwrap_err().to_string();
+    assert!(
+        text.contains("`batch_sise`") && text.contains("`batch_size`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn configs_without_the_newer_keys_mean_todays_behaviour() {
+    // seed.json predates bidirectional, dropout, clipping and schedules, and so does the committed
+    // reference run's config.
+    let seed = parse(&seed_json()).unwrap();
+    assert_eq!(seed.gradient_clipping, None);
+    assert_eq!(seed.lr_schedule, ScheduleConfig::new());
+    assert!(!seed.model.bidirectional);
+    assert_eq!(seed.model.dropout, 0.0);
+    let reference = configs_dir().join("../artifacts/reference/config.json");
+    let text = std::fs::read_to_string(&reference).unwrap();
+    assert!(!text.contains("lr_schedule") && !text.contains("bidirectional"));
+    TrainConfig::load(&reference).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn clipping_schedules_and_layer_options_are_read_and_checked() {
+    let mut json = seed_json();
+    json["gradient_clipping"] = serde_json::json!({"Norm": {"max_norm": 1.0}});
+    json["lr_schedule"] = serde_json::json!({
+        "warmup_epochs": 1,
+        "decay": {"Cosine": {"min_learning_rate": 0.0001}}
+    });
+    json["model"]["bidirectional"] = true.into();
+    json["model"]["dropout"] = 0.25.into();
+    let config = parse(&json).unwrap();
+    assert_eq!(
+        config.gradient_clipping,
+        Some(ClippingConfig::Norm { max_norm: 1.0 })
+    );
+    assert_eq!(
+        config.lr_schedule,
+        ScheduleConfig::new()
+            .with_warmup_epochs(1)
+            .with_decay(Decay::Cosine {
+                min_learning_rate: 0.0001
+            })
+    );
+    assert!(config.model.bidirectional);
+    assert_eq!(config.model.dropout, 0.25);
+    // Written back and read again, it is the same config.
+    let again = TrainConfig::from_json(&config.to_string(), Path::new("again.json")).unwrap();
+    assert_eq!(again, config);
+
+    type Mutation = fn(&mut serde_json::Value);
+    let refused: [(&str, Mutation); 5] = [
+        ("gradient_clipping.Norm.max_norm", |j| {
+            j["gradient_clipping"] = serde_json::json!({"Norm": {"max_norm": 0.0}})
+        }),
+        ("gradient_clipping.Value.max_value", |j| {
+            j["gradient_clipping"] = serde_json::json!({"Value": {"max_value": -1.0}})
+        }),
+        (
+            "lr_schedule.decay.Step.gamma",
+            |j| j["lr_schedule"] = serde_json::json!({"warmup_epochs": 0, "decay": {"Step": {"every_epochs": 2, "gamma": 2.0}}}),
+        ),
+        (
+            "lr_schedule.decay.Cosine.min_learning_rate",
+            |j| j["lr_schedule"] = serde_json::json!({"warmup_epochs": 0, "decay": {"Cosine": {"min_learning_rate": 1.0}}}),
+        ),
+        ("dropout", |j| j["model"]["dropout"] = 1.0.into()),
+    ];
+    for (field, mutate) in refused {
+        let mut json = seed_json();
+        mutate(&mut json);
+        let err = parse(&json).unwrap_err();
+        assert!(
+            matches!(err, ConfigFileError::Value { .. }) && err.to_string().contains(field),
+            "{field}: {err}"
+        );
+    }
+
+    let mut json = seed_json();
+    json["lr_schedule"] = serde_json::json!({"warmup_epochs": 0, "decy": "Constant"});
+    let text = parse(&json).unwrap_err().to_string();
+    assert!(
+        text.contains("lr_schedule.decy") && text.contains("did you mean `decay`"),
+        "{text}"
+    );
 }
 
 #[test]

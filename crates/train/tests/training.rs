@@ -7,7 +7,10 @@ use std::sync::Mutex;
 use burn::backend::{Autodiff, NdArray};
 use burn::record::{DefaultRecorder, Recorder};
 use model::RecurrentClassifier;
-use train::{Display, OptimizerConfig, RunOptions, TrainConfig, TrainError};
+use train::{
+    ClippingConfig, Decay, Display, OptimizerConfig, RunOptions, ScheduleConfig, TrainConfig,
+    TrainError,
+};
 
 type B = Autodiff<NdArray>;
 
@@ -196,4 +199,66 @@ fn held_out_validation_also_reports_the_test_set() {
         .expect("test metrics when validation is held out");
     assert_eq!(test.items, 500);
     assert!(test.accuracy > 30.0, "{test:?}");
+}
+
+/// `small_config` with a stepped learning rate, global-norm clipping, and two directions with dropout.
+fn featured_config(epochs: usize) -> TrainConfig {
+    let mut config = small_config(epochs);
+    config.lr_schedule = ScheduleConfig::new().with_decay(Decay::Step {
+        every_epochs: 1,
+        gamma: 0.5,
+    });
+    config.gradient_clipping = Some(ClippingConfig::Norm { max_norm: 0.5 });
+    config.model.bidirectional = true;
+    config.model.dropout = 0.2;
+    config
+}
+
+#[test]
+fn schedules_clipping_and_bidirectional_layers_train_and_resume_exactly() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let whole = run_dir("featured-whole");
+    let full = train::train::<B>(
+        options(featured_config(2), &whole, false),
+        Default::default(),
+    )
+    .unwrap();
+    // metrics.json records each epoch's learning rate, from the schedule.
+    let rates: Vec<Option<f64>> = full
+        .metrics
+        .epochs
+        .iter()
+        .map(|e| e.learning_rate)
+        .collect();
+    assert_eq!(rates, [Some(0.01), Some(0.005)]);
+    assert!(
+        full.metrics.epochs[1].valid_accuracy > 40.0,
+        "{:?}",
+        full.metrics.epochs
+    );
+    assert_eq!(full.model.rnn.layers.len(), 4);
+
+    // The scheduler's position is checkpointed: stopping after epoch 1 and resuming gives the same run.
+    let split = run_dir("featured-split");
+    train::train::<B>(
+        options(featured_config(1), &split, false),
+        Default::default(),
+    )
+    .unwrap();
+    let resumed = train::train::<B>(
+        options(featured_config(2), &split, true),
+        Default::default(),
+    )
+    .unwrap();
+    let numbers = |m: &train::RunMetrics| {
+        m.epochs
+            .iter()
+            .map(|e| (e.epoch, e.train_loss, e.valid_loss, e.learning_rate))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(numbers(&resumed.metrics), numbers(&full.metrics));
+    let exported = |model: &RecurrentClassifier<NdArray>| {
+        model::pytorch::StateDict::from_classifier(model).tensors
+    };
+    assert_eq!(exported(&resumed.model), exported(&full.model));
 }
