@@ -7,8 +7,13 @@ use burn::module::Module;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use model::{ModelConfig, cross_entropy};
 
+/// The backends' random number generators are process-wide: tests that seed them and then draw must
+/// not interleave, or each would draw part of the other's numbers.
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn gradients_do_not_depend_on_memory_layout() {
+    let _serial = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
     for_each_backend!(|name, device| {
         let mut runs: Vec<Vec<u32>> = Vec::new();
         let mut churn = Vec::new();
@@ -117,6 +122,7 @@ fn trained_bits<B: model::RecurrentAutodiffBackend>(threads: usize, steps: usize
 
 #[test]
 fn training_gives_the_same_bits_with_one_or_two_threads() {
+    let _serial = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
     fn check<B: model::RecurrentAutodiffBackend>(name: &str) {
         let runs = [
             trained_bits::<B>(1, 300),
