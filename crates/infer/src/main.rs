@@ -235,12 +235,17 @@ fn run(args: Args) -> anyhow::Result<()> {
         Command::ImportPytorch { file, out } => {
             let config = import_pytorch::<Inference>(&file, &out, &device)?;
             println!(
-                "imported {} ({}, input {}, hidden {}, {} layers, {} classes) into {}",
+                "imported {} ({}, input {}, hidden {}, {} layers{}, {} classes) into {}",
                 file.display(),
                 config.cell,
                 config.input_size,
                 config.hidden_size,
                 config.num_layers,
+                if config.bidirectional {
+                    ", bidirectional"
+                } else {
+                    ""
+                },
                 config.num_classes,
                 out.display()
             );

@@ -172,11 +172,21 @@ fn default_run_dir(config: &Path) -> PathBuf {
 fn describe(config: &TrainConfig) -> String {
     let m = &config.model;
     format!(
-        "{} {}->{} x{} layers, {} classes, {} sequences, batch {}, {} epochs",
+        "{} {}->{} x{} layers{}{}, {} classes, {} sequences, batch {}, {} epochs",
         m.cell,
         m.input_size,
         m.hidden_size,
         m.num_layers,
+        if m.bidirectional {
+            ", bidirectional"
+        } else {
+            ""
+        },
+        if m.dropout > 0.0 {
+            format!(", dropout {}", m.dropout)
+        } else {
+            String::new()
+        },
         m.num_classes,
         config.data.sequence.name(),
         config.batch_size,
