@@ -97,21 +97,24 @@ fn run(args: Args) -> anyhow::Result<()> {
         .artifacts
         .clone()
         .unwrap_or_else(|| default_run_dir(&config_path));
-    let mut config = if args.resume {
+    // With --resume the run's own config.json is read, whatever --config says.
+    let source = if args.resume {
+        RunDir::new(&run_dir).config()
+    } else {
+        config_path.clone()
+    };
+    if args.resume {
         if args.seed.is_some() {
             bail!("--seed cannot change a run being resumed; start a new run with --artifacts DIR");
         }
-        let saved = RunDir::new(&run_dir).config();
-        if !saved.is_file() {
+        if !source.is_file() {
             bail!(
                 "cannot resume {}: it has no config.json; is this a run directory (see --artifacts)?",
                 run_dir.display()
             );
         }
-        TrainConfig::load(&saved)?
-    } else {
-        TrainConfig::load(&config_path)?
-    };
+    }
+    let mut config = TrainConfig::load(&source)?;
     if let Some(epochs) = args.epochs {
         config.num_epochs = epochs;
     }
@@ -135,7 +138,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         "training on {} ({}): {} -> {}",
         backend::NAME,
         describe(&config),
-        config_path.display(),
+        source.display(),
         run_dir.display()
     );
     let outcome = train::train::<backend::Training>(

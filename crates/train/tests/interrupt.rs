@@ -143,7 +143,14 @@ fn interrupted_runs_resume_to_the_uninterrupted_result() {
     );
     let metrics = RunMetrics::load(&dir.join("metrics.json")).unwrap();
     assert_eq!(metrics.epochs.len(), 1);
-    run(&["--resume", "--artifacts", dir.to_str().unwrap()]);
+    let output = run(&["--resume", "--artifacts", dir.to_str().unwrap()]);
+    // It says that it reads the run's own config, not the default --config.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let saved = dir.join("config.json");
+    assert!(
+        stdout.contains(&format!("{} -> ", saved.display())),
+        "{stdout}"
+    );
     assert_eq!(results(&dir), expected, "SIGINT then --resume");
 
     // kill -9 during epoch 2: no half-written file under a final name, and the same end.
