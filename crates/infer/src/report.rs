@@ -123,6 +123,8 @@ pub fn draw_curves(points: &[EpochPoint], out: &Path) -> Result<(), InferError> 
             chart
                 .configure_mesh()
                 .x_desc("epoch")
+                // At most one label per epoch: more would repeat rounded epoch numbers.
+                .x_labels((last as usize).clamp(2, 10))
                 .x_label_formatter(&|x| format!("{x:.0}"))
                 .label_style((FAMILY, 14))
                 .draw()
