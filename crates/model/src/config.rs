@@ -61,7 +61,7 @@ impl ModelConfig {
 
     /// Directions per layer: 2 when bidirectional, else 1.
     pub fn directions(&self) -> usize {
-        if self.bidirectional { 2 } else { 1 }
+        self.stack_shape().directions()
     }
 
     /// Checks that every size is usable, so that a bad config fails before any tensor is built.

@@ -50,7 +50,7 @@ impl OptimizerConfig {
                 let optimizer = SgdConfig::new()
                     .with_momentum(momentum)
                     .with_weight_decay(weight_decay_config(weight_decay))
-                    .with_gradient_clipping(clipping.clone())
+                    .with_gradient_clipping(clipping)
                     .init();
                 code.run(optimizer, learning_rate)
             }
