@@ -8,10 +8,12 @@
 compile_error!("enable a backend feature: ndarray (default), flex or wgpu");
 
 mod device;
+mod memory;
 #[cfg(feature = "wgpu")]
 mod wgpu_probe;
 
 pub use device::{DeviceError, DeviceKind, device};
+pub use memory::retain_freed_memory;
 
 #[cfg(feature = "wgpu")]
 mod chosen {

@@ -66,13 +66,19 @@ struct Args {
     /// The implementation measured: ours, or Burn's own LSTM layers as a baseline.
     #[arg(long, value_enum, default_value_t = Implementation::Ours)]
     model: Implementation,
+    /// Leave the allocator's policy for freed memory at its default, as the baseline of
+    /// `backend::retain_freed_memory`, which the other binaries apply.
+    #[arg(long)]
+    default_malloc: bool,
 }
 
 /// Distinct batches cycled through, so that no result is a cache artefact of a single input.
 const DISTINCT_BATCHES: usize = 8;
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let args = Args::parse();
+    let retained = !args.default_malloc && backend::retain_freed_memory();
+    match run(args, retained) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -81,7 +87,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, retained_memory: bool) -> anyhow::Result<()> {
     if args.train_steps == 0 || args.repeats == 0 || args.infer_samples == 0 {
         bail!("--train-steps, --repeats and --infer-samples must be at least 1");
     }
@@ -139,13 +145,14 @@ fn run(args: Args) -> anyhow::Result<()> {
             "model": {"cell": m.cell.name(), "input_size": m.input_size, "hidden_size": m.hidden_size,
                       "num_layers": m.num_layers, "num_classes": m.num_classes, "steps": shape[0]},
             "cores": cores,
+            "retained_freed_memory": retained_memory,
             "train": training.to_json(),
             "infer": inference.iter().map(|t| t.to_json()).collect::<Vec<_>>(),
         });
         println!("{report}");
     } else {
         println!(
-            "{}: {} ({} {}→{} ×{}, {} steps, Linear {}→{}) on {}, {cores} cores; median of {} repeats",
+            "{}: {} ({} {}→{} ×{}, {} steps, Linear {}→{}) on {}, {cores} cores, {}; median of {} repeats",
             args.model.name(),
             args.config.display(),
             m.cell,
@@ -156,6 +163,11 @@ fn run(args: Args) -> anyhow::Result<()> {
             m.hidden_size,
             m.num_classes,
             backend::NAME,
+            if retained_memory {
+                "freed memory retained"
+            } else {
+                "allocator defaults"
+            },
             args.repeats
         );
         println!(

@@ -100,6 +100,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    backend::retain_freed_memory();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -60,6 +60,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    backend::retain_freed_memory();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
