@@ -126,8 +126,8 @@ fn ndarray_flex_and_wgpu_agree_on_every_cell() {
 
 #[test]
 fn bidirectional_stacks_agree_on_every_backend() {
-    // wgpu runs the step-by-step fallback, ndarray and flex their fused kernels: both directions of
-    // both paths against PyTorch's `bidirectional=True`.
+    // Every backend runs its fused kernels (wgpu its CubeCL ones): both directions against
+    // PyTorch's `bidirectional=True`.
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {

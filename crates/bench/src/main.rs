@@ -25,6 +25,9 @@ use train::TrainConfig;
 enum Implementation {
     /// This project's classifier: one fused operation per layer where the backend has one.
     Ours,
+    /// This project's classifier with the fused kernels turned off: every layer step by step in
+    /// Burn tensor operations (the baseline of the kernels).
+    StepByStep,
     /// Burn's own `burn::nn::Lstm` layers, stacked, with the same head (LSTM configs only).
     BurnNn,
 }
@@ -33,6 +36,7 @@ impl Implementation {
     fn name(self) -> &'static str {
         match self {
             Implementation::Ours => "lstm-mnist",
+            Implementation::StepByStep => "lstm-mnist, step by step",
             Implementation::BurnNn => "burn::nn::Lstm",
         }
     }
@@ -105,8 +109,9 @@ fn run(args: Args, retained_memory: bool) -> anyhow::Result<()> {
             config.model.cell
         );
     }
+    model::set_fused_kernels(args.model != Implementation::StepByStep);
     let (training, inference) = match args.model {
-        Implementation::Ours => measure(
+        Implementation::Ours | Implementation::StepByStep => measure(
             &args,
             &config,
             shape,

@@ -31,5 +31,6 @@ pub use loss::cross_entropy;
 pub use record::{ModelRecorder, RecordError};
 pub use recurrent_ops::{
     Cell, LayerWeights, RecurrentAutodiffBackend, RecurrentBackend, RecurrentState, Sequence,
+    fused_kernels_enabled, set_fused_kernels,
 };
 pub use stack::{RecurrentStack, StackShape};

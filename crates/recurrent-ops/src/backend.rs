@@ -1,5 +1,7 @@
 //! The backend extension: one recurrent layer over one sequence as a single operation.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, Tensor};
 
@@ -64,7 +66,41 @@ pub(crate) fn fused_applies<Inner: RecurrentBackend, B: Backend>(
         Sequence::Whole(tensor) => tensor.dtype(),
         Sequence::Steps { steps, .. } => steps.first().map_or(dtype, Tensor::dtype),
     };
-    input_dtype == dtype && Inner::fused_layer_available(weights.cell, dtype)
+    input_dtype == dtype
+        && fused_kernels_enabled()
+        && Inner::fused_layer_available(weights.cell, dtype)
+}
+
+/// Inference through a backend's fused forward without residuals, or the [`fallback`] where the kernels
+/// do not apply: the body of `recurrent_layer` for every backend with kernels.
+pub(crate) fn fused_inference<B: RecurrentBackend>(
+    weights: &LayerWeights<B>,
+    input: Sequence<B>,
+    state: Option<RecurrentState<B>>,
+) -> (Sequence<B>, RecurrentState<B>) {
+    if !fused_applies::<B, B>(weights, &input) {
+        return fallback::layer(weights, input, state);
+    }
+    let layer = FusedLayer {
+        weights: weights.clone(),
+        input: input.into_whole(&weights.device()),
+        state,
+    };
+    let (sequence, state) = unpack(B::fused_layer_forward(&layer, false).packed, weights.cell);
+    (Sequence::Whole(sequence), state)
+}
+
+static FUSED_KERNELS: AtomicBool = AtomicBool::new(true);
+
+/// Turns the fused kernels of every backend on (the default) or off for the whole process: off, every
+/// layer runs the step-by-step [`fallback`], the baseline that `bench --model step-by-step` measures.
+pub fn set_fused_kernels(enabled: bool) {
+    FUSED_KERNELS.store(enabled, Ordering::Relaxed);
+}
+
+/// Whether layers run the backends' fused kernels (see [`set_fused_kernels`]).
+pub fn fused_kernels_enabled() -> bool {
+    FUSED_KERNELS.load(Ordering::Relaxed)
 }
 
 /// Everything one layer reads for one sequence.

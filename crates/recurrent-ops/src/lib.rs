@@ -6,7 +6,9 @@
 //! that code stays the reference the native kernels are tested against. NdArray and Flex override it
 //! with the fused CPU kernels of [`cpu`]: one matrix product for the input projection of all steps, one
 //! `[batch, H] × [H, G·H]` product and one pass over the gates per step, and a hand-written backward
-//! through time, which `Autodiff<B>` records as a single node per layer.
+//! through time, which `Autodiff<B>` records as a single node per layer. Wgpu (feature `wgpu`) overrides
+//! it with CubeCL kernels that run a whole sequence per launch. [`set_fused_kernels`] turns every
+//! backend's kernels off, for benchmarks of the fallback.
 
 mod autodiff;
 mod backend;
@@ -18,8 +20,8 @@ mod layer;
 mod wgpu;
 
 pub use backend::{
-    FusedLayer, FusedOutput, LayerGrads, RecurrentAutodiffBackend, RecurrentBackend, pack,
-    packed_extra_rows, unpack,
+    FusedLayer, FusedOutput, LayerGrads, RecurrentAutodiffBackend, RecurrentBackend,
+    fused_kernels_enabled, pack, packed_extra_rows, set_fused_kernels, unpack,
 };
 pub use cell::Cell;
 pub use layer::{LayerWeights, RecurrentState, Sequence};

@@ -210,21 +210,25 @@ fn grad_list<B: Backend>(g: LayerGrads<B>) -> Vec<(&'static str, Vec<f32>)> {
     list
 }
 
-/// One layer at the operation level: `fused_layer_forward`/`_backward` of `B` against the fallback.
-fn compare_operation<B: RecurrentBackend>(case: &Case, rng: &mut Rng) {
+/// One layer at the operation level: `fused_layer_forward`/`_backward` of `B` against the fallback
+/// on `R` (the same backend, or the CPU for a GPU backend, whose fallback runs much faster there).
+fn compare_operation<B: RecurrentBackend, R: Backend>(case: &Case, rng: &mut Rng) {
     let v = layer_values(case, case.input, rng);
-    let input = tensor::<B, 3>(
-        rng.values(case.batch * case.time * case.input, 1.0),
-        [case.batch, case.time, case.input],
-    );
+    let input = rng.values(case.batch * case.time * case.input, 1.0);
+    let shape = [case.batch, case.time, case.input];
     let layer = FusedLayer {
         weights: v.weights::<B>(case, false),
-        input,
+        input: tensor::<B, 3>(input.clone(), shape),
         state: v.state::<B>(case, false),
+    };
+    let reference_layer = FusedLayer {
+        weights: v.weights::<R>(case, false),
+        input: tensor::<R, 3>(input, shape),
+        state: v.state::<R>(case, false),
     };
     let what = format!("{case:?}");
     let fused = B::fused_layer_forward(&layer, true);
-    let reference = fallback::forward(&layer);
+    let reference = fallback::forward(&reference_layer);
     assert_outputs_close(
         &what,
         &values(fused.packed.clone()),
@@ -232,12 +236,18 @@ fn compare_operation<B: RecurrentBackend>(case: &Case, rng: &mut Rng) {
     );
 
     let rows = case.time + packed_extra_rows(case.cell);
-    let grad = tensor::<B, 3>(
-        rng.values(case.batch * rows * case.hidden, 1.0),
-        [case.batch, rows, case.hidden],
-    );
-    let got = grad_list(B::fused_layer_backward(&layer, &fused, grad.clone(), true));
-    let want = grad_list(fallback::backward(&layer, grad));
+    let grad = rng.values(case.batch * rows * case.hidden, 1.0);
+    let shape = [case.batch, rows, case.hidden];
+    let got = grad_list(B::fused_layer_backward(
+        &layer,
+        &fused,
+        tensor::<B, 3>(grad.clone(), shape),
+        true,
+    ));
+    let want = grad_list(fallback::backward(
+        &reference_layer,
+        tensor::<R, 3>(grad, shape),
+    ));
     let want_names: Vec<_> = want.iter().map(|(n, _)| *n).collect();
     let got_names: Vec<_> = got.iter().map(|(n, _)| *n).collect();
     assert_eq!(got_names, want_names, "{what}: the same gradients");
@@ -251,7 +261,7 @@ fn ndarray_kernels_match_the_fallback_operation() {
     let mut rng = Rng(13);
     for cell in Cell::ALL {
         for case in cases(cell, &mut rng) {
-            compare_operation::<NdArray>(&case, &mut rng);
+            compare_operation::<NdArray, NdArray>(&case, &mut rng);
         }
     }
 }
@@ -261,7 +271,7 @@ fn flex_kernels_match_the_fallback_operation() {
     let mut rng = Rng(14);
     for cell in Cell::ALL {
         for case in cases(cell, &mut rng).into_iter().step_by(2) {
-            compare_operation::<Flex>(&case, &mut rng);
+            compare_operation::<Flex, Flex>(&case, &mut rng);
         }
     }
 }
@@ -341,7 +351,11 @@ fn stack<B: RecurrentAutodiffBackend>(
     (outputs, list)
 }
 
-fn compare_stack<B: RecurrentAutodiffBackend>(case: &Case, rng: &mut Rng) {
+/// A stack through `Autodiff<B>`'s fused path against the same stack through the fallback on `R`.
+fn compare_stack<B: RecurrentAutodiffBackend, R: RecurrentAutodiffBackend>(
+    case: &Case,
+    rng: &mut Rng,
+) {
     let layers: Vec<LayerValues> = (0..case.layers)
         .map(|k| layer_values(case, if k == 0 { case.input } else { case.hidden }, rng))
         .collect();
@@ -353,7 +367,7 @@ fn compare_stack<B: RecurrentAutodiffBackend>(case: &Case, rng: &mut Rng) {
     }
     let what = format!("{case:?}");
     let (out_fused, grads_fused) = stack::<B>(case, &layers, &input, &seeds, true);
-    let (out_ref, grads_ref) = stack::<B>(case, &layers, &input, &seeds, false);
+    let (out_ref, grads_ref) = stack::<R>(case, &layers, &input, &seeds, false);
     assert_outputs_close(&what, &out_fused, &out_ref);
     assert_eq!(grads_fused.len(), grads_ref.len());
     for ((name, g), (_, w)) in grads_fused.iter().zip(&grads_ref) {
@@ -366,7 +380,7 @@ fn fused_stacks_match_the_fallback_through_autodiff() {
     let mut rng = Rng(15);
     for cell in Cell::ALL {
         for case in cases(cell, &mut rng).into_iter().skip(1).step_by(2) {
-            compare_stack::<Autodiff<NdArray>>(&case, &mut rng);
+            compare_stack::<Autodiff<NdArray>, Autodiff<NdArray>>(&case, &mut rng);
         }
     }
 }
@@ -376,6 +390,55 @@ fn flex_stacks_match_the_fallback_through_autodiff() {
     let mut rng = Rng(16);
     for cell in Cell::ALL {
         let case = cases(cell, &mut rng)[4];
-        compare_stack::<Autodiff<Flex>>(&case, &mut rng);
+        compare_stack::<Autodiff<Flex>, Autodiff<Flex>>(&case, &mut rng);
+    }
+}
+
+/// wgpu's CubeCL kernels (on a GPU, or Mesa's software Vulkan driver in CI) against the fallback on
+/// the CPU, on every third case of each cell and one stack per cell.
+#[cfg(feature = "wgpu")]
+mod wgpu {
+    use super::*;
+    use burn::backend::Wgpu;
+
+    #[test]
+    fn wgpu_kernels_match_the_fallback_operation() {
+        let mut rng = Rng(17);
+        for cell in Cell::ALL {
+            for case in cases(cell, &mut rng).into_iter().step_by(3) {
+                compare_operation::<Wgpu, NdArray>(&case, &mut rng);
+            }
+        }
+    }
+
+    /// Hidden sizes whose gate columns and hidden units outnumber a cube's 256 units (each unit then
+    /// strides over several), and one that does not fit workgroup memory and runs the fallback.
+    #[test]
+    fn wgpu_kernels_stride_over_wide_layers_and_fall_back_beyond_them() {
+        let mut rng = Rng(19);
+        for cell in Cell::ALL {
+            for (hidden, time) in [(300, 5), (1100, 2)] {
+                let case = Case {
+                    cell,
+                    layers: 1,
+                    hidden,
+                    input: 3,
+                    time,
+                    batch: 2,
+                    state: true,
+                    bias: true,
+                };
+                compare_operation::<Wgpu, NdArray>(&case, &mut rng);
+            }
+        }
+    }
+
+    #[test]
+    fn wgpu_stacks_match_the_fallback_through_autodiff() {
+        let mut rng = Rng(18);
+        for cell in Cell::ALL {
+            let case = cases(cell, &mut rng)[4];
+            compare_stack::<Autodiff<Wgpu>, Autodiff<NdArray>>(&case, &mut rng);
+        }
     }
 }

@@ -8,10 +8,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 use super::{Dims, Initial, Params, Saved, residual_width};
-use crate::backend::{fused_applies, packed_extra_rows, unpack};
+use crate::backend::{fused_inference, packed_extra_rows};
 use crate::{
     Cell, FusedLayer, FusedOutput, LayerGrads, LayerWeights, RecurrentBackend, RecurrentState,
-    Sequence, fallback,
+    Sequence,
 };
 
 /// A CPU backend whose float tensors can lend their f32 contents.
@@ -233,24 +233,6 @@ fn fused_backward<B: HostBackend>(
     }
 }
 
-/// Inference: the kernels without residuals, or the fallback for element types they don't run.
-fn layer<B: HostBackend + RecurrentBackend>(
-    weights: &LayerWeights<B>,
-    input: Sequence<B>,
-    state: Option<RecurrentState<B>>,
-) -> (Sequence<B>, RecurrentState<B>) {
-    if !fused_applies::<B, B>(weights, &input) {
-        return fallback::layer(weights, input, state);
-    }
-    let layer = FusedLayer {
-        weights: weights.clone(),
-        input: input.into_whole(&weights.device()),
-        state,
-    };
-    let (sequence, state) = unpack(fused_forward(&layer, false).packed, weights.cell);
-    (Sequence::Whole(sequence), state)
-}
-
 macro_rules! cpu_backend {
     ($backend:ty) => {
         impl RecurrentBackend for $backend {
@@ -259,7 +241,7 @@ macro_rules! cpu_backend {
                 input: Sequence<Self>,
                 state: Option<RecurrentState<Self>>,
             ) -> (Sequence<Self>, RecurrentState<Self>) {
-                layer(weights, input, state)
+                fused_inference(weights, input, state)
             }
 
             fn fused_layer_available(_cell: Cell, dtype: DType) -> bool {

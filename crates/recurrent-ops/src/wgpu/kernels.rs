@@ -1,0 +1,341 @@
+//! The CubeCL kernels: the recurrence of a whole sequence in one launch, forward and backward.
+//!
+//! One cube (workgroup) runs one sequence of the batch. Its units stride over the gate columns for the
+//! recurrent product of a step, then over the hidden units for the gates, with the state of the step
+//! in shared memory and two barriers per step. The input projection before the loop and the weight
+//! gradients after it are matrix products of whole sequences, done with Burn's own operations.
+//!
+//! Layouts (row-major, contiguous): projection and gate gradients `[batch, time, G·H]`; packed
+//! output `[batch, time + S, H]` as [`FusedOutput::packed`](crate::FusedOutput::packed); residuals
+//! `[batch, time, R]` with the LSTMs keeping `i, f, g, o, c, tanh c` and the GRU `r, z, n` and
+//! `W_hn h + b_hn`. The cell is a comptime code ([`LSTM`], [`PEEPHOLE_LSTM`], [`GRU`], [`RNN`]).
+
+use cubecl::prelude::*;
+
+/// Comptime code of `nn.LSTM`.
+pub const LSTM: u32 = 0;
+/// Comptime code of the peephole LSTM.
+pub const PEEPHOLE_LSTM: u32 = 1;
+/// Comptime code of `nn.GRU`.
+pub const GRU: u32 = 2;
+/// Comptime code of the tanh RNN.
+pub const RNN: u32 = 3;
+
+/// Gates of a cell code (4, 3 or 1), for comptime sizes.
+pub fn gate_count(cell: u32) -> u32 {
+    match cell {
+        LSTM | PEEPHOLE_LSTM => 4,
+        GRU => 3,
+        _ => 1,
+    }
+}
+
+#[cube]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `tanh` from one `exp` of a non-positive argument: exact in its limits, no overflow.
+#[cube]
+fn tanh_of(x: f32) -> f32 {
+    let e = (-2.0 * x.abs()).exp();
+    let t = (1.0 - e) / (1.0 + e);
+    select(x < 0.0, -t, t)
+}
+
+/// Forward through time of one sequence per cube (`CUBE_POS_X`).
+///
+/// `projection` holds `x W_ih` plus every bias that adds to it (for the GRU, all of `b_ih` and the
+/// `r, z` parts of `b_hh`); `bias_hn` the GRU's `n` part of `b_hh`, which the reset gate multiplies.
+/// Tensors a cell does not read are passed with one element.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn recurrence_forward(
+    projection: &Tensor<f32>,
+    weight_hh: &Tensor<f32>,
+    bias_hn: &Tensor<f32>,
+    peepholes: &Tensor<f32>,
+    initial_hidden: &Tensor<f32>,
+    initial_cell: &Tensor<f32>,
+    packed: &mut Tensor<f32>,
+    residuals: &mut Tensor<f32>,
+    time: u32,
+    #[comptime] cell: u32,
+    #[comptime] hidden: u32,
+    #[comptime] keep_residuals: bool,
+) {
+    let b = CUBE_POS_X as usize;
+    let threads = CUBE_DIM_X as usize;
+    let unit = UNIT_POS_X as usize;
+    let steps = time as usize;
+    let h = comptime![hidden as usize];
+    let gh = comptime![(gate_count(cell) * hidden) as usize];
+    let rows = steps
+        + comptime![if cell == LSTM || cell == PEEPHOLE_LSTM {
+            2usize
+        } else {
+            1usize
+        }];
+    let width = comptime![if cell == GRU {
+        4 * hidden as usize
+    } else {
+        6 * hidden as usize
+    }];
+
+    let mut state = SharedMemory::<f32>::new(comptime![hidden as usize]);
+    let mut cell_state = SharedMemory::<f32>::new(comptime![hidden as usize]);
+    let mut gates = SharedMemory::<f32>::new(comptime![(gate_count(cell) * hidden) as usize]);
+    let mut hidden_n = SharedMemory::<f32>::new(comptime![hidden as usize]);
+
+    let mut u = unit;
+    while u < h {
+        state[u] = initial_hidden[b * h + u];
+        if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
+            cell_state[u] = initial_cell[b * h + u];
+        }
+        u += threads;
+    }
+    sync_cube();
+
+    for t in 0..steps {
+        let row = (b * steps + t) * gh;
+        let mut j = unit;
+        while j < gh {
+            let mut acc = 0.0f32;
+            for k in 0..h {
+                acc += state[k] * weight_hh[k * gh + j];
+            }
+            if comptime![cell == GRU] {
+                if j >= 2 * h {
+                    hidden_n[j - 2 * h] = acc + bias_hn[j - 2 * h];
+                    gates[j] = projection[row + j];
+                } else {
+                    gates[j] = projection[row + j] + acc;
+                }
+            } else {
+                gates[j] = projection[row + j] + acc;
+            }
+            j += threads;
+        }
+        sync_cube();
+
+        let out = (b * rows + t) * h;
+        let res = (b * steps + t) * width;
+        let mut u = unit;
+        while u < h {
+            if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
+                let previous = cell_state[u];
+                let mut input_pre = gates[u];
+                let mut forget_pre = gates[h + u];
+                if comptime![cell == PEEPHOLE_LSTM] {
+                    input_pre += previous * peepholes[u];
+                    forget_pre += previous * peepholes[h + u];
+                }
+                let i = sigmoid(input_pre);
+                let f = sigmoid(forget_pre);
+                let g = tanh_of(gates[2 * h + u]);
+                let c = f * previous + i * g;
+                let mut output_pre = gates[3 * h + u];
+                if comptime![cell == PEEPHOLE_LSTM] {
+                    output_pre += c * peepholes[2 * h + u];
+                }
+                let o = sigmoid(output_pre);
+                let tanh_c = tanh_of(c);
+                let next = o * tanh_c;
+                cell_state[u] = c;
+                state[u] = next;
+                packed[out + u] = next;
+                if keep_residuals {
+                    residuals[res + u] = i;
+                    residuals[res + h + u] = f;
+                    residuals[res + 2 * h + u] = g;
+                    residuals[res + 3 * h + u] = o;
+                    residuals[res + 4 * h + u] = c;
+                    residuals[res + 5 * h + u] = tanh_c;
+                }
+            } else if comptime![cell == GRU] {
+                let r = sigmoid(gates[u]);
+                let z = sigmoid(gates[h + u]);
+                let hn = hidden_n[u];
+                let n = tanh_of(gates[2 * h + u] + r * hn);
+                let next = (1.0 - z) * n + z * state[u];
+                state[u] = next;
+                packed[out + u] = next;
+                if keep_residuals {
+                    residuals[res + u] = r;
+                    residuals[res + h + u] = z;
+                    residuals[res + 2 * h + u] = n;
+                    residuals[res + 3 * h + u] = hn;
+                }
+            } else {
+                let next = tanh_of(gates[u]);
+                state[u] = next;
+                packed[out + u] = next;
+            }
+            u += threads;
+        }
+        sync_cube();
+    }
+
+    let last = (b * rows + steps) * h;
+    let mut u = unit;
+    while u < h {
+        packed[last + u] = state[u];
+        if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
+            packed[last + h + u] = cell_state[u];
+        }
+        u += threads;
+    }
+}
+
+/// Backward through time of one sequence per cube, from `grad`, the gradient of the packed output.
+///
+/// Writes the gradient of every step's gate pre-activations `[batch, time, G·H]` (on the input side:
+/// for the GRU's `n` gate, of `x W_in + b_in`), for the GRU the gradient of `W_hn h + b_hn`
+/// `[batch, time, H]` in `grad_hidden_n`, and the gradients of the initial hidden and cell states in
+/// `grad_initial` `[batch, 2, H]`.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn recurrence_backward(
+    packed: &Tensor<f32>,
+    residuals: &Tensor<f32>,
+    grad: &Tensor<f32>,
+    weight_hh: &Tensor<f32>,
+    peepholes: &Tensor<f32>,
+    initial_hidden: &Tensor<f32>,
+    initial_cell: &Tensor<f32>,
+    grad_gates: &mut Tensor<f32>,
+    grad_hidden_n: &mut Tensor<f32>,
+    grad_initial: &mut Tensor<f32>,
+    time: u32,
+    #[comptime] cell: u32,
+    #[comptime] hidden: u32,
+) {
+    let b = CUBE_POS_X as usize;
+    let threads = CUBE_DIM_X as usize;
+    let unit = UNIT_POS_X as usize;
+    let steps = time as usize;
+    let h = comptime![hidden as usize];
+    let gh = comptime![(gate_count(cell) * hidden) as usize];
+    let rows = steps
+        + comptime![if cell == LSTM || cell == PEEPHOLE_LSTM {
+            2usize
+        } else {
+            1usize
+        }];
+    let width = comptime![if cell == GRU {
+        4 * hidden as usize
+    } else {
+        6 * hidden as usize
+    }];
+
+    // carry: dL/dh_t through the recurrent weights (and the GRU's direct path); grad_cell: dL/dc_t;
+    // grad_recurrent: the gate gradients as the recurrent product sees them.
+    let mut carry = SharedMemory::<f32>::new(comptime![hidden as usize]);
+    let mut grad_cell = SharedMemory::<f32>::new(comptime![hidden as usize]);
+    let mut direct = SharedMemory::<f32>::new(comptime![hidden as usize]);
+    let mut grad_recurrent =
+        SharedMemory::<f32>::new(comptime![(gate_count(cell) * hidden) as usize]);
+
+    let final_row = (b * rows + steps) * h;
+    let mut u = unit;
+    while u < h {
+        carry[u] = grad[final_row + u];
+        if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
+            grad_cell[u] = grad[final_row + h + u];
+        }
+        direct[u] = 0.0;
+        u += threads;
+    }
+    sync_cube();
+
+    for step in 0..steps {
+        let t = steps - 1 - step;
+        let out = (b * rows + t) * h;
+        let res = (b * steps + t) * width;
+        let gates_row = (b * steps + t) * gh;
+        let mut u = unit;
+        while u < h {
+            let dh = grad[out + u] + carry[u];
+            if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
+                let i = residuals[res + u];
+                let f = residuals[res + h + u];
+                let g = residuals[res + 2 * h + u];
+                let o = residuals[res + 3 * h + u];
+                let tanh_c = residuals[res + 5 * h + u];
+                let mut previous = initial_cell[b * h + u];
+                if t > 0 {
+                    previous = residuals[res - width + 4 * h + u];
+                }
+                let d_output = dh * tanh_c * o * (1.0 - o);
+                let mut dc = grad_cell[u] + dh * o * (1.0 - tanh_c * tanh_c);
+                if comptime![cell == PEEPHOLE_LSTM] {
+                    dc += d_output * peepholes[2 * h + u];
+                }
+                let d_input = dc * g * i * (1.0 - i);
+                let d_forget = dc * previous * f * (1.0 - f);
+                let d_candidate = dc * i * (1.0 - g * g);
+                let mut dc_previous = dc * f;
+                if comptime![cell == PEEPHOLE_LSTM] {
+                    dc_previous += d_input * peepholes[u] + d_forget * peepholes[h + u];
+                }
+                grad_cell[u] = dc_previous;
+                grad_gates[gates_row + u] = d_input;
+                grad_gates[gates_row + h + u] = d_forget;
+                grad_gates[gates_row + 2 * h + u] = d_candidate;
+                grad_gates[gates_row + 3 * h + u] = d_output;
+                grad_recurrent[u] = d_input;
+                grad_recurrent[h + u] = d_forget;
+                grad_recurrent[2 * h + u] = d_candidate;
+                grad_recurrent[3 * h + u] = d_output;
+            } else if comptime![cell == GRU] {
+                let r = residuals[res + u];
+                let z = residuals[res + h + u];
+                let n = residuals[res + 2 * h + u];
+                let hn = residuals[res + 3 * h + u];
+                let mut previous = initial_hidden[b * h + u];
+                if t > 0 {
+                    previous = packed[out - h + u];
+                }
+                let d_new = dh * (1.0 - z) * (1.0 - n * n);
+                let d_update = dh * (previous - n) * z * (1.0 - z);
+                let d_reset = d_new * hn * r * (1.0 - r);
+                grad_gates[gates_row + u] = d_reset;
+                grad_gates[gates_row + h + u] = d_update;
+                grad_gates[gates_row + 2 * h + u] = d_new;
+                grad_hidden_n[(b * steps + t) * h + u] = d_new * r;
+                grad_recurrent[u] = d_reset;
+                grad_recurrent[h + u] = d_update;
+                grad_recurrent[2 * h + u] = d_new * r;
+                direct[u] = dh * z;
+            } else {
+                let next = packed[out + u];
+                let d_pre = dh * (1.0 - next * next);
+                grad_gates[gates_row + u] = d_pre;
+                grad_recurrent[u] = d_pre;
+            }
+            u += threads;
+        }
+        sync_cube();
+
+        let mut k = unit;
+        while k < h {
+            let mut acc = direct[k];
+            for j in 0..gh {
+                acc += grad_recurrent[j] * weight_hh[k * gh + j];
+            }
+            carry[k] = acc;
+            k += threads;
+        }
+        sync_cube();
+    }
+
+    let mut u = unit;
+    while u < h {
+        grad_initial[b * 2 * h + u] = carry[u];
+        if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
+            grad_initial[b * 2 * h + h + u] = grad_cell[u];
+        }
+        u += threads;
+    }
+}

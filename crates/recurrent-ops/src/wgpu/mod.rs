@@ -1,0 +1,295 @@
+//! wgpu runs each layer's recurrence as one CubeCL kernel launch, forward and backward.
+//!
+//! Forward: the input projection of all steps is one matrix product (Burn's), then one launch runs
+//! every step ([`kernels::recurrence_forward`]). Backward: one launch walks the steps in reverse and
+//! writes the gate gradients of every step ([`kernels::recurrence_backward`]); the weight, bias and
+//! input gradients are then matrix products and sums over all steps. A layer whose step state does
+//! not fit a workgroup's memory (see [`ops::Call::fits`]) runs the step-by-step [`fallback`], and
+//! says so once.
+
+mod kernels;
+mod ops;
+
+use std::sync::Once;
+
+use burn::backend::Wgpu;
+use burn::tensor::{DType, Tensor, TensorPrimitive};
+
+use crate::backend::fused_inference;
+use crate::{
+    Cell, FusedLayer, FusedOutput, LayerGrads, LayerWeights, RecurrentBackend, RecurrentState,
+    Sequence, fallback,
+};
+use ops::{Call, Primitive};
+
+impl RecurrentBackend for Wgpu {
+    fn recurrent_layer(
+        weights: &LayerWeights<Self>,
+        input: Sequence<Self>,
+        state: Option<RecurrentState<Self>>,
+    ) -> (Sequence<Self>, RecurrentState<Self>) {
+        fused_inference(weights, input, state)
+    }
+
+    fn fused_layer_available(_cell: Cell, dtype: DType) -> bool {
+        dtype == DType::F32
+    }
+
+    fn fused_layer_forward(layer: &FusedLayer<Self>, keep_residuals: bool) -> FusedOutput<Self> {
+        fused_forward(layer, keep_residuals)
+    }
+
+    fn fused_layer_backward(
+        layer: &FusedLayer<Self>,
+        output: &FusedOutput<Self>,
+        grad: Tensor<Self, 3>,
+        input_grad: bool,
+    ) -> LayerGrads<Self> {
+        match kernel_call(layer) {
+            Some(call) => fused_backward(call, layer, output, grad, input_grad),
+            None => fallback::backward(layer, grad),
+        }
+    }
+}
+
+fn cell_code(cell: Cell) -> u32 {
+    match cell {
+        Cell::Lstm => kernels::LSTM,
+        Cell::PeepholeLstm => kernels::PEEPHOLE_LSTM,
+        Cell::Gru => kernels::GRU,
+        Cell::Rnn => kernels::RNN,
+    }
+}
+
+/// The kernels' sizes for `layer`, or `None` (said once per process) when it runs the fallback.
+fn kernel_call(layer: &FusedLayer<Wgpu>) -> Option<Call> {
+    static TOO_LARGE: Once = Once::new();
+    let [batch, time, _] = layer.input.dims();
+    let call = Call {
+        cell: cell_code(layer.weights.cell),
+        batch,
+        time,
+        hidden: layer.weights.hidden_size(),
+    };
+    if call.fits() {
+        return Some(call);
+    }
+    if batch > 0 && time > 0 {
+        TOO_LARGE.call_once(|| {
+            eprintln!(
+                "recurrent-ops: a {} layer of hidden size {} needs more workgroup memory than the \
+                 wgpu kernel may use (16 KiB); such layers run step by step",
+                layer.weights.cell, call.hidden
+            );
+        });
+    }
+    None
+}
+
+fn primitive<const D: usize>(tensor: Tensor<Wgpu, D>) -> Primitive {
+    tensor.into_primitive().tensor()
+}
+
+fn tensor<const D: usize>(primitive: Primitive) -> Tensor<Wgpu, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(primitive))
+}
+
+/// A one-element tensor for an input a cell does not read.
+fn unused(layer: &FusedLayer<Wgpu>) -> Primitive {
+    primitive(Tensor::<Wgpu, 1>::zeros([1], &layer.weights.device()))
+}
+
+/// `[w_ci, w_cf, w_co]` as one `[3H]` tensor, or a placeholder.
+fn peepholes(layer: &FusedLayer<Wgpu>) -> Primitive {
+    match &layer.weights.peepholes {
+        Some(p) => primitive(Tensor::cat(p.to_vec(), 0)),
+        None => unused(layer),
+    }
+}
+
+/// The initial hidden state, and the cell state for the LSTMs, zeros where none was given.
+fn initial_state(
+    layer: &FusedLayer<Wgpu>,
+    call: Call,
+) -> (Tensor<Wgpu, 2>, Option<Tensor<Wgpu, 2>>) {
+    let device = layer.weights.device();
+    let zeros = || Tensor::<Wgpu, 2>::zeros([call.batch, call.hidden], &device);
+    let state = layer.state.as_ref();
+    let hidden = state.map_or_else(zeros, |s| s.hidden.clone());
+    let cell = layer
+        .weights
+        .cell
+        .has_cell_state()
+        .then(|| state.and_then(|s| s.cell.clone()).unwrap_or_else(zeros));
+    (hidden, cell)
+}
+
+/// The initial state as the kernels' last two inputs (a placeholder for a cell state the cell lacks).
+fn state_inputs(
+    layer: &FusedLayer<Wgpu>,
+    (hidden, cell): (Tensor<Wgpu, 2>, Option<Tensor<Wgpu, 2>>),
+) -> [Primitive; 2] {
+    [
+        primitive(hidden),
+        cell.map_or_else(|| unused(layer), primitive),
+    ]
+}
+
+fn fused_forward(layer: &FusedLayer<Wgpu>, keep_residuals: bool) -> FusedOutput<Wgpu> {
+    let Some(call) = kernel_call(layer) else {
+        return fallback::forward(layer);
+    };
+    let w = &layer.weights;
+    let device = w.device();
+    let [batch, time, input] = layer.input.dims();
+    let h = call.hidden;
+    let gh = w.cell.gates() * h;
+
+    // Every bias that adds to the projection is folded into it; the GRU's recurrent `n` bias sits
+    // inside the reset gate's product, so the kernel adds it there.
+    let gru = w.cell == Cell::Gru;
+    let recurrent_bias = w.bias_hh.clone().map(|b| {
+        if gru {
+            Tensor::cat(vec![b.narrow(0, 0, 2 * h), Tensor::zeros([h], &device)], 0)
+        } else {
+            b
+        }
+    });
+    let bias = match (w.bias_ih.clone(), recurrent_bias) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    };
+    let mut projection = layer
+        .input
+        .clone()
+        .reshape([batch * time, input])
+        .matmul(w.weight_ih.clone());
+    if let Some(bias) = bias {
+        projection = projection + bias.unsqueeze::<2>();
+    }
+    let bias_hn = match (&w.bias_hh, gru) {
+        (Some(b), true) => primitive(b.clone().narrow(0, 2 * h, h)),
+        (None, true) => primitive(Tensor::<Wgpu, 1>::zeros([h], &device)),
+        (_, false) => unused(layer),
+    };
+    let [hidden, cell] = state_inputs(layer, initial_state(layer, call));
+    let [packed, residuals] = ops::forward(
+        call,
+        keep_residuals,
+        [
+            primitive(projection.reshape([batch, time, gh])),
+            primitive(w.weight_hh.clone()),
+            bias_hn,
+            peepholes(layer),
+            hidden,
+            cell,
+        ],
+    );
+    FusedOutput {
+        packed: tensor(packed),
+        residuals: (keep_residuals && call.residual_width() > 0).then(|| tensor(residuals)),
+    }
+}
+
+fn fused_backward(
+    call: Call,
+    layer: &FusedLayer<Wgpu>,
+    output: &FusedOutput<Wgpu>,
+    grad: Tensor<Wgpu, 3>,
+    input_grad: bool,
+) -> LayerGrads<Wgpu> {
+    let w = &layer.weights;
+    let [batch, time, input] = layer.input.dims();
+    let (h, rows) = (call.hidden, batch * time);
+    let gh = w.cell.gates() * h;
+    let residuals = output.residuals.clone();
+    let (initial_hidden, initial_cell) = initial_state(layer, call);
+    let [hidden, cell] = state_inputs(layer, (initial_hidden.clone(), initial_cell.clone()));
+    let [grad_gates, grad_hidden_n, grad_initial] = ops::backward(
+        call,
+        [
+            primitive(output.packed.clone()),
+            residuals.clone().map_or_else(|| unused(layer), primitive),
+            primitive(grad),
+            primitive(w.weight_hh.clone()),
+            peepholes(layer),
+            hidden,
+            cell,
+        ],
+    );
+    let grad_gates: Tensor<Wgpu, 3> = tensor(grad_gates);
+    let grad_initial: Tensor<Wgpu, 3> = tensor(grad_initial);
+    let gates = grad_gates.clone().reshape([rows, gh]);
+    // The gate gradients as the recurrent product sees them: for the GRU's `n` gate, of `W_hn h + b_hn`.
+    let recurrent = if w.cell == Cell::Gru {
+        let hidden_n: Tensor<Wgpu, 3> = tensor(grad_hidden_n);
+        Tensor::cat(
+            vec![
+                gates.clone().narrow(1, 0, 2 * h),
+                hidden_n.reshape([rows, h]),
+            ],
+            1,
+        )
+    } else {
+        gates.clone()
+    };
+
+    let previous = shifted(initial_hidden, output.packed.clone().narrow(1, 0, time));
+    let x = layer.input.clone().reshape([rows, input]);
+    let peepholes = w.peepholes.as_ref().map(|_| {
+        let residuals = residuals
+            .clone()
+            .expect("the peephole LSTM keeps its residuals");
+        let c = residuals.narrow(2, 4 * h, h);
+        let initial_cell = initial_cell.expect("an LSTM layer has a cell state");
+        let c_previous = shifted(initial_cell, c.clone());
+        let sum = |t: Tensor<Wgpu, 3>| t.sum_dim(0).sum_dim(1).reshape([h]);
+        [
+            sum(grad_gates.clone().narrow(2, 0, h) * c_previous.clone()),
+            sum(grad_gates.clone().narrow(2, h, h) * c_previous),
+            sum(grad_gates.clone().narrow(2, 3 * h, h) * c),
+        ]
+    });
+    LayerGrads {
+        input: input_grad.then(|| {
+            gates
+                .clone()
+                .matmul(w.weight_ih.clone().transpose())
+                .reshape([batch, time, input])
+        }),
+        weight_ih: x.transpose().matmul(gates.clone()),
+        weight_hh: previous
+            .reshape([rows, h])
+            .transpose()
+            .matmul(recurrent.clone()),
+        bias_ih: w
+            .bias_ih
+            .as_ref()
+            .map(|_| gates.clone().sum_dim(0).reshape([gh])),
+        bias_hh: w
+            .bias_hh
+            .as_ref()
+            .map(|_| recurrent.clone().sum_dim(0).reshape([gh])),
+        peepholes,
+        hidden: layer
+            .state
+            .as_ref()
+            .map(|_| grad_initial.clone().narrow(1, 0, 1).reshape([batch, h])),
+        cell: layer
+            .state
+            .as_ref()
+            .and_then(|s| s.cell.as_ref())
+            .map(|_| grad_initial.narrow(1, 1, 1).reshape([batch, h])),
+    }
+}
+
+/// `[batch, time, H]`: the value each step started from, `initial` `[batch, H]` then `steps`
+/// shifted by one.
+fn shifted(initial: Tensor<Wgpu, 2>, steps: Tensor<Wgpu, 3>) -> Tensor<Wgpu, 3> {
+    let time = steps.dims()[1];
+    let first = initial.unsqueeze_dim(1);
+    if time <= 1 {
+        return first;
+    }
+    Tensor::cat(vec![first, steps.narrow(1, 0, time - 1)], 1)
+}
