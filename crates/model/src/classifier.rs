@@ -46,6 +46,7 @@ impl ModelConfig {
             bias: self.bias,
             bidirectional: self.bidirectional,
             dropout: self.dropout,
+            forget_bias: self.forget_bias,
         }
     }
 }
@@ -93,7 +94,8 @@ impl<B: RecurrentBackend> RecurrentClassifier<B> {
         self.fc.forward(self.rnn.output_sequence(input))
     }
 
-    /// The sizes this classifier was built with, read back from its parameters.
+    /// The sizes this classifier was built with, read back from its parameters. `forget_bias`, which
+    /// only shapes the initial values, reads back as 0.
     pub fn config(&self) -> ModelConfig {
         let first = &self.rnn.layers[0];
         let [_, num_classes] = self.fc.weight.dims();
@@ -106,6 +108,7 @@ impl<B: RecurrentBackend> RecurrentClassifier<B> {
             bias: first.bias_ih.is_some(),
             bidirectional: self.rnn.directions() == 2,
             dropout: self.rnn.dropout(),
+            forget_bias: 0.0,
         }
     }
 }

@@ -28,6 +28,11 @@ pub struct ModelConfig {
     /// `dropout`); 0 disables it.
     #[config(default = 0.0)]
     pub dropout: f64,
+    /// Added to the forget gate's part of `bias_ih` at initialization (LSTM cells only): 1 opens the
+    /// gate at the start, as Gers et al. 2000 and Jozefowicz et al. 2015 advise for long sequences;
+    /// 0 is PyTorch's initialization.
+    #[config(default = 0.0)]
+    pub forget_bias: f64,
 }
 
 /// A [`ModelConfig`] value that cannot describe a model.
@@ -44,12 +49,13 @@ pub struct ConfigError {
 
 impl ModelConfig {
     /// Adds, to a JSON `model` section, the keys that later versions introduced (`bidirectional`,
-    /// `dropout`) with the values that mean the old behaviour, so that older configs and run
+    /// `dropout`, `forget_bias`) with the values that mean the old behaviour, so that older configs and run
     /// directories load unchanged. Every other key stays required.
     pub fn fill_defaults(section: &mut serde_json::Value) {
         if let serde_json::Value::Object(map) = section {
             map.entry("bidirectional").or_insert(false.into());
             map.entry("dropout").or_insert(0.0.into());
+            map.entry("forget_bias").or_insert(0.0.into());
         }
     }
 
@@ -86,6 +92,20 @@ impl ModelConfig {
                 field: "dropout",
                 value: self.dropout.to_string(),
                 reason: "it must be in [0, 1)",
+            });
+        }
+        if !self.forget_bias.is_finite() {
+            return Err(ConfigError {
+                field: "forget_bias",
+                value: self.forget_bias.to_string(),
+                reason: "it must be a finite number",
+            });
+        }
+        if self.forget_bias != 0.0 && !(self.cell.has_cell_state() && self.bias) {
+            return Err(ConfigError {
+                field: "forget_bias",
+                value: self.forget_bias.to_string(),
+                reason: "only an LSTM cell (`lstm`, `peephole_lstm`) with `bias: true` has a forget-gate bias; set it to 0",
             });
         }
         Ok(())

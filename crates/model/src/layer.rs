@@ -42,12 +42,15 @@ pub(crate) struct LayerParams<B: RecurrentBackend> {
 
 impl<B: RecurrentBackend> RecurrentLayer<B> {
     /// A layer initialized like PyTorch: every weight and bias drawn from U(-1/√H, 1/√H). The
-    /// peephole weights, which PyTorch lacks, are drawn from the same distribution.
+    /// peephole weights, which PyTorch lacks, are drawn from the same distribution. An LSTM adds
+    /// `forget_bias` to the forget gate's part of `bias_ih` after the draw (other cells take 0), so
+    /// that the random draws, and with 0 the values, are PyTorch's.
     pub fn new(
         cell: Cell,
         input_size: usize,
         hidden_size: usize,
         bias: bool,
+        forget_bias: f64,
         device: &B::Device,
     ) -> Self {
         let bound = 1.0 / (hidden_size as f64).sqrt();
@@ -58,10 +61,29 @@ impl<B: RecurrentBackend> RecurrentLayer<B> {
         let gates = cell.gates() * hidden_size;
         let bias_param = || bias.then(|| init.init([gates], device));
         let peephole = || (cell == Cell::PeepholeLstm).then(|| init.init([hidden_size], device));
+        // Built in PyTorch's order, as before this option existed.
+        let weight_ih = init.init([input_size, gates], device);
+        let weight_hh = init.init([hidden_size, gates], device);
+        let forget = hidden_size..2 * hidden_size;
+        let bias_ih = match bias_param() {
+            Some(param) if forget_bias != 0.0 && cell.has_cell_state() => {
+                Some(param.init_mapper(move |drawn| {
+                    // Shift the drawn values, then rebuild them as a new leaf, so that the
+                    // optimizer sees one parameter tensor, as with any other initialization.
+                    let require_grad = drawn.is_require_grad();
+                    let device = drawn.device();
+                    let drawn = drawn.detach();
+                    let shifted = drawn.clone().slice(forget.clone()).add_scalar(forget_bias);
+                    let values = drawn.slice_assign(forget.clone(), shifted).into_data();
+                    Tensor::from_data(values, &device).set_require_grad(require_grad)
+                }))
+            }
+            param => param,
+        };
         Self {
-            weight_ih: init.init([input_size, gates], device),
-            weight_hh: init.init([hidden_size, gates], device),
-            bias_ih: bias_param(),
+            weight_ih,
+            weight_hh,
+            bias_ih,
             bias_hh: bias_param(),
             weight_ci: peephole(),
             weight_cf: peephole(),

@@ -466,6 +466,7 @@ impl StateDict {
                 .tensors
                 .contains_key(&format!("{prefix}.weight_ih_l0_reverse")),
             dropout: 0.0,
+            forget_bias: 0.0,
         };
         config.validate().map_err(|cause| ImportError::Config {
             path: self.source.clone(),

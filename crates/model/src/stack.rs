@@ -38,6 +38,8 @@ pub struct StackShape {
     pub bidirectional: bool,
     /// Dropout probability between levels, in training only.
     pub dropout: f64,
+    /// Added to every LSTM layer's initial forget-gate bias (see [`RecurrentLayer::new`]).
+    pub forget_bias: f64,
 }
 
 impl StackShape {
@@ -68,6 +70,7 @@ impl<B: RecurrentBackend> RecurrentStack<B> {
                     shape.level_input(k),
                     shape.hidden_size,
                     shape.bias,
+                    shape.forget_bias,
                     device,
                 )
             })
