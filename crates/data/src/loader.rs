@@ -13,6 +13,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
+/// Called with an epoch's number (1-based) when iteration over that epoch begins.
+pub type EpochHook = Arc<dyn Fn(usize) + Send + Sync>;
+
 /// Batches a dataset in order, or in an order reshuffled every epoch from `(seed, epoch)`.
 ///
 /// Burn's own loader draws each epoch's order from one running RNG, so skipping epochs on resume
@@ -24,6 +27,7 @@ pub struct EpochLoader<B: Backend, I, O> {
     shuffle_seed: Option<u64>,
     /// The epoch the next call to `iter` serves (1-based), shared by clones made with `to_device`.
     next_epoch: Arc<AtomicUsize>,
+    on_epoch_start: Option<EpochHook>,
     device: B::Device,
     _output: PhantomData<fn() -> O>,
 }
@@ -51,6 +55,7 @@ where
             batch_size,
             shuffle_seed: None,
             next_epoch: Arc::new(AtomicUsize::new(1)),
+            on_epoch_start: None,
             device,
             _output: PhantomData,
         }
@@ -65,6 +70,14 @@ where
     /// Make the next `iter` serve epoch `epoch` (1-based): resuming after epoch `k` starts at `k + 1`.
     pub fn starting_at_epoch(self, epoch: usize) -> Self {
         self.next_epoch.store(epoch, Ordering::SeqCst);
+        self
+    }
+
+    /// Call `hook(epoch)` at the start of every epoch, on the thread that iterates and before the
+    /// epoch's first batch: per-epoch work that must happen in step with training (seeding its random
+    /// draws) rather than whenever another thread gets to it.
+    pub fn on_epoch_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.on_epoch_start = Some(Arc::new(hook));
         self
     }
 
@@ -85,6 +98,7 @@ where
             batch_size: self.batch_size,
             shuffle_seed: self.shuffle_seed,
             next_epoch: self.next_epoch.clone(),
+            on_epoch_start: self.on_epoch_start.clone(),
             device,
             _output: PhantomData,
         }
@@ -99,6 +113,9 @@ where
 {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(hook) = &self.on_epoch_start {
+            hook(epoch);
+        }
         Box::new(EpochIter {
             loader: self,
             order: self.order(epoch),

@@ -75,3 +75,24 @@ fn a_different_seed_gives_a_different_order() {
         epoch(&loader(3).shuffled(2)).1
     );
 }
+
+#[test]
+fn the_epoch_hook_runs_on_the_iterating_thread_before_the_first_batch() {
+    let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = calls.clone();
+    let hooked = loader(4).starting_at_epoch(3).on_epoch_start(move |epoch| {
+        record
+            .lock()
+            .unwrap()
+            .push((epoch, std::thread::current().id()))
+    });
+    let here = std::thread::current().id();
+    let iterator = hooked.iter();
+    // Called by `iter` itself, before any batch is drawn.
+    assert_eq!(*calls.lock().unwrap(), vec![(3, here)]);
+    drop(iterator);
+    // Clones for another device share the hook and the epoch count.
+    let moved = hooked.to_device(&Default::default());
+    epoch(moved.as_ref());
+    assert_eq!(*calls.lock().unwrap(), vec![(3, here), (4, here)]);
+}

@@ -101,20 +101,18 @@ pub struct Recorder {
     metrics: Arc<Mutex<RunMetrics>>,
     metrics_path: PathBuf,
     schedule: Schedule,
-    before_epoch: Box<dyn Fn(usize) + Send + Sync>,
 }
 
 impl Recorder {
     /// Records into `metrics` (saved to `metrics_path` after each epoch), with each epoch's learning
-    /// rate from `schedule`, and calls `before_epoch(e + 1)` once epoch e is complete. With `tui`,
-    /// Burn's terminal UI shows progress; otherwise one plain line per epoch is printed.
+    /// rate from `schedule`. With `tui`, Burn's terminal UI shows progress; otherwise one plain line
+    /// per epoch is printed.
     pub fn new(
         metrics: Arc<Mutex<RunMetrics>>,
         metrics_path: PathBuf,
         tui: Option<Box<dyn MetricsRenderer>>,
         stopping: Stopping,
         schedule: Schedule,
-        before_epoch: Box<dyn Fn(usize) + Send + Sync>,
     ) -> Self {
         Self {
             completed_epochs: stopping.start_epoch,
@@ -130,7 +128,6 @@ impl Recorder {
             metrics,
             metrics_path,
             schedule,
-            before_epoch,
         }
     }
 
@@ -166,7 +163,6 @@ impl Recorder {
             eprintln!("warning: {e}");
         }
         drop(metrics);
-        (self.before_epoch)(epoch + 1);
         self.completed_epochs = epoch;
         self.batches = 0;
         self.train = Phase::default();

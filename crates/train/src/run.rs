@@ -202,15 +202,6 @@ pub fn train<B: RecurrentAutodiffBackend>(
             .as_ref()
             .and_then(ClippingConfig::max_norm),
     };
-    // The random draws of training (dropout masks) start each epoch from a seed of their own, so that a
-    // resumed run draws what the uninterrupted one drew.
-    let reseed: EpochSeeder = {
-        let (device, seed) = (device.clone(), config.seed);
-        Box::new(move |epoch| B::seed(&device, epoch_seed(seed, epoch)))
-    };
-    if start_epoch > 0 {
-        reseed(start_epoch + 1);
-    }
     // The loader keeps the last, partial batch.
     let batches_per_epoch = train_set.len().div_ceil(config.batch_size);
 
@@ -236,7 +227,8 @@ pub fn train<B: RecurrentAutodiffBackend>(
             device.clone(),
         )
         .shuffled(config.seed)
-        .starting_at_epoch(start_epoch + 1),
+        .starting_at_epoch(start_epoch + 1)
+        .on_epoch_start(reseed::<B>(device.clone(), config.seed)),
     );
     let valid_loader: Arc<dyn DataLoader<B::InnerBackend, MnistBatch<B::InnerBackend>>> =
         Arc::new(EpochLoader::new(
@@ -260,7 +252,6 @@ pub fn train<B: RecurrentAutodiffBackend>(
         metrics_path: run_dir.metrics(),
         schedule: config.lr_schedule.clone(),
         batches_per_epoch,
-        reseed,
     };
 
     let clipping = config
@@ -327,11 +318,23 @@ struct LearnerParts<B: RecurrentAutodiffBackend> {
     metrics_path: PathBuf,
     schedule: ScheduleConfig,
     batches_per_epoch: usize,
-    reseed: EpochSeeder,
 }
 
-/// Seeds the backend's random draws for the epoch it is given (1-based).
-type EpochSeeder = Box<dyn Fn(usize) + Send + Sync>;
+/// The random draws of training (dropout masks) of every epoch after the first start from a seed of
+/// their own, so that a resumed run draws what the uninterrupted one drew; the first continues from
+/// the initialization's. Run by the training loader as an epoch's iteration begins, on the training
+/// thread: Burn's renderer, which sees the end of an epoch, runs on a thread of its own and would
+/// reseed at some point during the next epoch's first batches.
+fn reseed<B: RecurrentBackend>(
+    device: B::Device,
+    seed: u64,
+) -> impl Fn(usize) + Send + Sync + 'static {
+    move |epoch| {
+        if epoch > 1 {
+            B::seed(&device, epoch_seed(seed, epoch));
+        }
+    }
+}
 
 /// The seed of epoch `epoch`'s random draws: mixed differently from the shuffle's, so that the two
 /// streams are unrelated.
@@ -394,7 +397,6 @@ where
         tui,
         stopping,
         schedule.clone(),
-        parts.reseed,
     ));
     training
         .launch(Learner::new(model, optim, schedule))
