@@ -23,7 +23,7 @@ pub use download::{
     DEFAULT_MIRRORS, DIGESTS, DownloadError, Event, LineProgress, MNIST_MIRROR_ENV, Mirrors,
     Progress, Silent, format_size,
 };
-pub use loader::{EpochHook, EpochLoader};
+pub use loader::EpochLoader;
 pub use mnist::{MnistDataset, MnistError, MnistItem};
 pub use sequence::{Permutation, PermutationError, SequenceLayout, SequenceMode};
 pub use source::{

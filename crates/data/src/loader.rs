@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 /// Called with an epoch's number (1-based) when iteration over that epoch begins.
-pub type EpochHook = Arc<dyn Fn(usize) + Send + Sync>;
+type EpochHook = Arc<dyn Fn(usize) + Send + Sync>;
 
 /// Batches a dataset in order, or in an order reshuffled every epoch from `(seed, epoch)`.
 ///
