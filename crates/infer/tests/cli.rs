@@ -1,4 +1,4 @@
-//! The `infer` command as a user runs it, on the committed reference model.
+//! The `infer` command as a user runs it, on the committed runs.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -20,33 +20,62 @@ fn infer(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[test]
-fn eval_of_the_committed_model_matches_its_training_metrics() {
-    let (ok, stdout, stderr) = infer(&["eval", "--run", "artifacts/reference", "--json"]);
-    assert!(ok, "{stderr}");
-    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+/// The finished runs committed under `artifacts/` (see artifacts/README.md): each one's `model.mpk`
+/// is the last epoch's, so `infer eval` must give the figures its training recorded.
+const COMMITTED_RUNS: [&str; 8] = [
+    "reference",
+    "pixels-gru",
+    "pixels-gru-long",
+    "pixels-lstm",
+    "pixels-rnn",
+    "permuted-gru",
+    "permuted-gru-h128",
+    "permuted-rnn",
+];
+
+/// `infer eval --json` of one run against the last epoch of its `metrics.json`; an error says which.
+fn eval_matches_training(run: &str) -> Result<(), String> {
+    let (ok, stdout, stderr) = infer(&["eval", "--run", &format!("artifacts/{run}"), "--json"]);
+    if !ok {
+        return Err(format!("{run}: infer eval failed: {stderr}"));
+    }
+    let result: serde_json::Value = serde_json::from_str(stdout.trim())
+        .map_err(|e| format!("{run}: eval printed no JSON ({e}): {stdout}"))?;
     let metrics: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("artifacts/reference/metrics.json")).unwrap(),
+        &std::fs::read_to_string(repo().join("artifacts").join(run).join("metrics.json"))
+            .map_err(|e| format!("{run}: metrics.json: {e}"))?,
     )
-    .unwrap();
-    let last = metrics["epochs"].as_array().unwrap().last().unwrap();
-    let (ours, trained) = (
-        result["accuracy"].as_f64().unwrap(),
-        last["valid_accuracy"].as_f64().unwrap(),
-    );
-    assert!(
-        (ours - trained).abs() < 1e-9,
-        "eval {ours}% vs training's {trained}%"
-    );
-    let (ours, trained) = (
-        result["loss"].as_f64().unwrap(),
-        last["valid_loss"].as_f64().unwrap(),
-    );
-    assert!(
-        (ours - trained).abs() < 1e-4,
-        "eval loss {ours} vs training's {trained}"
-    );
-    assert_eq!(result["items"], 10_000);
+    .map_err(|e| format!("{run}: metrics.json: {e}"))?;
+    let last = metrics["epochs"]
+        .as_array()
+        .and_then(|epochs| epochs.last())
+        .ok_or(format!("{run}: metrics.json has no epochs"))?;
+    let field = |value: &serde_json::Value, name: &str| {
+        value[name]
+            .as_f64()
+            .ok_or(format!("{run}: no number `{name}` in {value}"))
+    };
+    let (ours, trained) = (field(&result, "accuracy")?, field(last, "valid_accuracy")?);
+    if (ours - trained).abs() >= 1e-9 {
+        return Err(format!("{run}: eval {ours}% vs training's {trained}%"));
+    }
+    let (ours, trained) = (field(&result, "loss")?, field(last, "valid_loss")?);
+    if (ours - trained).abs() >= 1e-4 {
+        return Err(format!("{run}: eval loss {ours} vs training's {trained}"));
+    }
+    if result["items"] != 10_000 {
+        return Err(format!("{run}: evaluated {} images", result["items"]));
+    }
+    Ok(())
+}
+
+#[test]
+fn eval_of_every_committed_run_matches_its_training_metrics() {
+    let failures: Vec<String> = COMMITTED_RUNS
+        .iter()
+        .filter_map(|run| eval_matches_training(run).err())
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     let (ok, stdout, _) = infer(&["eval", "--run", "artifacts/reference"]);
     assert!(
