@@ -20,9 +20,11 @@ fn infer(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// The finished runs committed under `artifacts/` (see artifacts/README.md): each one's `model.mpk`
-/// is the last epoch's, so `infer eval` must give the figures its training recorded.
-const COMMITTED_RUNS: [&str; 8] = [
+/// The runs committed under `artifacts/` with a `model.mpk` (see artifacts/README.md): finished runs,
+/// and parts trained to the `--epochs` they were given. Each `model.mpk` is the last recorded epoch's,
+/// so `infer eval` must give the figures its training recorded; a part interrupted mid-way has a
+/// stale `model.mpk` and does not belong here until it is trained to its `--epochs`.
+const COMMITTED_RUNS: [&str; 9] = [
     "reference",
     "pixels-gru",
     "pixels-gru-long",
@@ -31,6 +33,7 @@ const COMMITTED_RUNS: [&str; 8] = [
     "permuted-gru",
     "permuted-gru-h128",
     "permuted-rnn",
+    "permuted-lstm",
 ];
 
 /// `infer eval --json` of one run against the last epoch of its `metrics.json`; an error says which.
