@@ -44,25 +44,21 @@ fn eval_matches_training(run: &str) -> Result<(), String> {
     }
     let result: serde_json::Value = serde_json::from_str(stdout.trim())
         .map_err(|e| format!("{run}: eval printed no JSON ({e}): {stdout}"))?;
-    let metrics: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("artifacts").join(run).join("metrics.json"))
-            .map_err(|e| format!("{run}: metrics.json: {e}"))?,
-    )
-    .map_err(|e| format!("{run}: metrics.json: {e}"))?;
-    let last = metrics["epochs"]
-        .as_array()
-        .and_then(|epochs| epochs.last())
-        .ok_or(format!("{run}: metrics.json has no epochs"))?;
-    let field = |value: &serde_json::Value, name: &str| {
-        value[name]
+    let metrics = repo().join("artifacts").join(run).join("metrics.json");
+    let last = *infer::report::read_curves(&metrics)
+        .map_err(|e| format!("{run}: {e}"))?
+        .last()
+        .ok_or_else(|| format!("{run}: metrics.json has no epochs"))?;
+    let field = |name: &str| {
+        result[name]
             .as_f64()
-            .ok_or(format!("{run}: no number `{name}` in {value}"))
+            .ok_or_else(|| format!("{run}: eval printed no number `{name}`: {result}"))
     };
-    let (ours, trained) = (field(&result, "accuracy")?, field(last, "valid_accuracy")?);
+    let (ours, trained) = (field("accuracy")?, last.valid_accuracy);
     if (ours - trained).abs() >= 1e-9 {
         return Err(format!("{run}: eval {ours}% vs training's {trained}%"));
     }
-    let (ours, trained) = (field(&result, "loss")?, field(last, "valid_loss")?);
+    let (ours, trained) = (field("loss")?, last.valid_loss);
     if (ours - trained).abs() >= 1e-4 {
         return Err(format!("{run}: eval loss {ours} vs training's {trained}"));
     }
