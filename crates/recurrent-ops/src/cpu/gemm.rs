@@ -155,8 +155,9 @@ mod tests {
 ///
 /// A general GEMM packs both operands (and allocates) on every call, which costs more than a
 /// `[batch, H] × [H, G·H]` product of a small layer. Here each output element is a running sum over k
-/// in order, kept in registers for blocks of 32 or 8 columns: vectorized across columns, so the bits do
-/// not depend on the vector width.
+/// in order, kept in registers for blocks of two rows and 32 or 8 columns (each load of `b` serves
+/// both rows): vectorized across columns, so the bits depend neither on the vector width nor on how
+/// rows are grouped.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn small_matmul(
@@ -176,55 +177,89 @@ pub fn small_matmul(
     );
     assert!(b.len() >= k * n, "small_matmul: b");
     assert!(
-        rows == 0 || (rows - 1) * out_stride + n <= out.len(),
+        rows == 0 || ((rows - 1) * out_stride + n <= out.len() && (rows == 1 || out_stride >= n)),
         "small_matmul: out"
     );
-    for r in 0..rows {
-        let a_row = &a[r * a_stride..][..k];
-        let out_row = &mut out[r * out_stride..][..n];
-        let mut j = 0;
-        while j + 32 <= n {
-            column_block::<32>(a_row, b, n, j, out_row, accumulate);
-            j += 32;
-        }
-        while j + 8 <= n {
-            column_block::<8>(a_row, b, n, j, out_row, accumulate);
-            j += 8;
-        }
-        while j < n {
-            column_block::<1>(a_row, b, n, j, out_row, accumulate);
-            j += 1;
-        }
+    let b = &b[..k * n];
+    let mut r = 0;
+    while r + 2 <= rows {
+        let a_rows = [&a[r * a_stride..][..k], &a[(r + 1) * a_stride..][..k]];
+        let (first, rest) = out[r * out_stride..].split_at_mut(out_stride);
+        let mut out_rows = [&mut first[..n], &mut rest[..n]];
+        row_block::<2>(a_rows, b, k, n, &mut out_rows, accumulate);
+        r += 2;
+    }
+    if r < rows {
+        let a_rows = [&a[r * a_stride..][..k]];
+        let mut out_rows = [&mut out[r * out_stride..][..n]];
+        row_block::<1>(a_rows, b, k, n, &mut out_rows, accumulate);
     }
 }
 
+/// `R` rows of the product, column block by column block.
 #[inline(always)]
-fn column_block<const W: usize>(
-    a_row: &[f32],
+fn row_block<const R: usize>(
+    a_rows: [&[f32]; R],
     b: &[f32],
+    k: usize,
     n: usize,
-    j0: usize,
-    out_row: &mut [f32],
+    out_rows: &mut [&mut [f32]; R],
     accumulate: bool,
 ) {
-    let mut acc = [0.0f32; W];
-    for (kk, &av) in a_row.iter().enumerate() {
-        let b_row: &[f32; W] = b[kk * n + j0..][..W]
-            .try_into()
-            .expect("a block of W columns");
-        for l in 0..W {
-            acc[l] += av * b_row[l];
+    let mut j = 0;
+    while j + 32 <= n {
+        column_block::<R, 32>(&a_rows, b, k, n, j, out_rows, accumulate);
+        j += 32;
+    }
+    while j + 8 <= n {
+        column_block::<R, 8>(&a_rows, b, k, n, j, out_rows, accumulate);
+        j += 8;
+    }
+    while j < n {
+        column_block::<R, 1>(&a_rows, b, k, n, j, out_rows, accumulate);
+        j += 1;
+    }
+}
+
+/// Columns `j0..j0 + W` of `R` rows: `acc += a[i][kk] · b[kk][j]` for kk in order, then stored.
+#[inline(always)]
+fn column_block<const R: usize, const W: usize>(
+    a_rows: &[&[f32]; R],
+    b: &[f32],
+    k: usize,
+    n: usize,
+    j0: usize,
+    out_rows: &mut [&mut [f32]; R],
+    accumulate: bool,
+) {
+    assert!(j0 + W <= n && b.len() == k * n && a_rows.iter().all(|row| row.len() == k));
+    let mut acc = [[0.0f32; W]; R];
+    for kk in 0..k {
+        // SAFETY: kk < k and j0 + W <= n, so `kk * n + j0 + W <= k * n = b.len()`, and every
+        // row of `a_rows` holds k values (asserted above); unchecked so the loop keeps no bounds test.
+        let (b_row, a_values): (&[f32; W], [f32; R]) = unsafe {
+            (
+                &*b.as_ptr().add(kk * n + j0).cast::<[f32; W]>(),
+                std::array::from_fn(|i| *a_rows[i].get_unchecked(kk)),
+            )
+        };
+        for (i, &av) in a_values.iter().enumerate() {
+            for l in 0..W {
+                acc[i][l] += av * b_row[l];
+            }
         }
     }
-    let out: &mut [f32; W] = (&mut out_row[j0..j0 + W])
-        .try_into()
-        .expect("a block of W columns");
-    if accumulate {
-        for l in 0..W {
-            out[l] += acc[l];
+    for i in 0..R {
+        let out: &mut [f32; W] = (&mut out_rows[i][j0..j0 + W])
+            .try_into()
+            .expect("a block of W columns");
+        if accumulate {
+            for l in 0..W {
+                out[l] += acc[i][l];
+            }
+        } else {
+            *out = acc[i];
         }
-    } else {
-        *out = acc;
     }
 }
 
@@ -242,6 +277,68 @@ pub fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 #[cfg(test)]
 mod small_tests {
     use super::*;
+
+    /// Every element as one running f32 sum over k in order, `acc += a · b`: the bits the small
+    /// product must give whatever the row grouping or column blocking.
+    fn sequential(
+        rows: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        a_stride: usize,
+        b: &[f32],
+    ) -> Vec<f32> {
+        let mut out = vec![0.0f32; rows * n];
+        for r in 0..rows {
+            for j in 0..n {
+                let mut acc = 0.0f32;
+                for kk in 0..k {
+                    acc += a[r * a_stride + kk] * b[kk * n + j];
+                }
+                out[r * n + j] = acc;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn small_products_are_bitwise_the_sequential_sums() {
+        for (rows, k, n) in [
+            (1, 5, 3),
+            (2, 64, 256),
+            (3, 40, 41),
+            (5, 128, 64),
+            (7, 13, 71),
+            (4, 0, 9),
+        ] {
+            let a_stride = k + 2;
+            let a: Vec<f32> = (0..rows * a_stride)
+                .map(|i| ((i * 7919) % 1013) as f32 / 331.0 - 1.5)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 104_729) % 997) as f32 / 419.0 - 1.2)
+                .collect();
+            let want = sequential(rows, k, n, &a, a_stride, &b);
+            let mut out = vec![f32::NAN; rows * n];
+            small_matmul(rows, k, n, &a, a_stride, &b, &mut out, n, false);
+            assert!(
+                out.iter()
+                    .zip(&want)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{rows}x{k}x{n}: not the sequential sums"
+            );
+            let mut twice = want.clone();
+            small_matmul(rows, k, n, &a, a_stride, &b, &mut twice, n, true);
+            let doubled: Vec<f32> = want.iter().map(|w| w + w).collect();
+            assert!(
+                twice
+                    .iter()
+                    .zip(&doubled)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{rows}x{k}x{n}: accumulate"
+            );
+        }
+    }
 
     #[test]
     fn small_products_agree_with_the_general_one() {
