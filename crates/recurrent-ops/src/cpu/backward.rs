@@ -2,7 +2,7 @@
 //! steps at once.
 
 use super::chunks::{rows_per_chunk, run, split, split_mut};
-use super::gemm::{Mat, matmul, small_matmul, transpose};
+use super::gemm::{Mat, matmul, matmul_on_pool, small_matmul, transpose};
 use super::{Dims, Grads, Initial, Params, residual_width};
 use crate::Cell;
 
@@ -116,26 +116,16 @@ pub fn backward(
     let all_rows = batch * time;
     let (weight_ih, weight_hh) = rayon::join(
         || {
-            let mut dw = vec![0.0; dims.input * gh];
-            matmul(
+            matmul_on_pool(
                 Mat::rows(x, all_rows, dims.input, dims.input).t(),
                 Mat::rows(&dgx, all_rows, gh, gh),
-                &mut dw,
-                gh,
-                false,
-            );
-            dw
+            )
         },
         || {
-            let mut dw = vec![0.0; h * gh];
-            matmul(
+            matmul_on_pool(
                 Mat::rows(&previous_hidden, all_rows, h, h).t(),
                 Mat::rows(dgh, all_rows, gh, gh),
-                &mut dw,
-                gh,
-                false,
-            );
-            dw
+            )
         },
     );
     let peepholes = (cell == Cell::PeepholeLstm)

@@ -3,6 +3,8 @@
 //! number of rows or columns computed, which is what lets the kernels split a batch across threads
 //! without changing a bit.
 
+use rayon::prelude::*;
+
 /// A matrix view: `data[row * row_stride + col * col_stride]`.
 #[derive(Clone, Copy)]
 pub struct Mat<'a> {
@@ -33,6 +35,20 @@ impl<'a> Mat<'a> {
             cols: self.rows,
             row_stride: self.col_stride,
             col_stride: self.row_stride,
+        }
+    }
+
+    /// Rows `start..start + len` (no copy).
+    pub fn row_range(self, start: usize, len: usize) -> Self {
+        assert!(start + len <= self.rows, "row range outside the matrix");
+        Mat {
+            data: if len == 0 {
+                &[]
+            } else {
+                &self.data[start * self.row_stride..]
+            },
+            rows: len,
+            ..self
         }
     }
 
@@ -89,6 +105,34 @@ pub fn matmul(a: Mat<'_>, b: Mat<'_>, out: &mut [f32], out_stride: usize, accumu
     }
 }
 
+/// Multiply-adds below which [`matmul_on_pool`] computes on the calling thread alone.
+const MIN_WORK_TO_SPLIT: usize = 4_000_000;
+
+/// `a × b` into a new row-major matrix, its rows split into contiguous pieces computed on rayon's
+/// pool when the product is large enough (the weight gradients over all steps of a batch). The bits
+/// are those of one [`matmul`]: each element is computed the same way whatever rows are around it.
+pub fn matmul_on_pool(a: Mat<'_>, b: Mat<'_>) -> Vec<f32> {
+    let (m, n) = (a.rows, b.cols);
+    let mut out = vec![0.0; m * n];
+    let pieces = if m * a.cols * n < MIN_WORK_TO_SPLIT {
+        1
+    } else {
+        rayon::current_num_threads().clamp(1, m.max(1))
+    };
+    if pieces <= 1 || n == 0 {
+        matmul(a, b, &mut out, n, false);
+        return out;
+    }
+    let rows_per_piece = m.div_ceil(pieces);
+    out.par_chunks_mut(rows_per_piece * n)
+        .enumerate()
+        .for_each(|(i, piece)| {
+            let rows = a.row_range(i * rows_per_piece, piece.len() / n);
+            matmul(rows, b, piece, n, false);
+        });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +167,35 @@ mod tests {
         matmul(av, bt, &mut out, 6, true);
         let twice: Vec<f32> = want.iter().zip(naive(av, bt)).map(|(x, y)| x + y).collect();
         assert!(out.iter().zip(&twice).all(|(x, y)| (x - y).abs() < 1e-5));
+    }
+
+    #[test]
+    fn products_split_over_the_pool_are_bitwise_one_product() {
+        // A transposed left operand, as in the weight gradients: `[k, m]` stored, read as `m × k`.
+        let (m, k, n) = (70, 1200, 96);
+        let a: Vec<f32> = (0..k * m)
+            .map(|i| ((i * 7919) % 1009) as f32 / 250.0 - 2.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104_729) % 983) as f32 / 400.0 - 1.2)
+            .collect();
+        let (av, bv) = (Mat::rows(&a, k, m, m).t(), Mat::rows(&b, k, n, n));
+        let mut one = vec![0.0; m * n];
+        matmul(av, bv, &mut one, n, false);
+        for threads in [1, 2, 3, 8] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool");
+            let split = pool.install(|| matmul_on_pool(av, bv));
+            assert!(
+                split
+                    .iter()
+                    .zip(&one)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{threads} threads"
+            );
+        }
     }
 
     #[test]
