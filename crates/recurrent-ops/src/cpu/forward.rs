@@ -267,6 +267,9 @@ fn scatter_transposed(src: &[f32], rows: usize, width: usize, dst: &mut [f32]) {
 }
 
 /// `dst[r·stride + offset + j] = src[j·rows + r]`: feature-major `[width, rows]` back into rows.
+///
+/// In tiles of 8 × 8, so that the 8 cache lines of `src` a row reads are still in L1 for the next 7
+/// rows (row by row, every read of a large block touched another line).
 #[inline(always)]
 fn gather_transposed(
     src: &[f32],
@@ -276,10 +279,16 @@ fn gather_transposed(
     stride: usize,
     offset: usize,
 ) {
-    for r in 0..rows {
-        let out = &mut dst[r * stride + offset..][..width];
-        for (j, v) in out.iter_mut().enumerate() {
-            *v = src[j * rows + r];
+    const TILE: usize = 8;
+    for r0 in (0..rows).step_by(TILE) {
+        for j0 in (0..width).step_by(TILE) {
+            let j_end = (j0 + TILE).min(width);
+            for r in r0..(r0 + TILE).min(rows) {
+                let out = &mut dst[r * stride + offset + j0..][..j_end - j0];
+                for (v, j) in out.iter_mut().zip(j0..j_end) {
+                    *v = src[j * rows + r];
+                }
+            }
         }
     }
 }
