@@ -24,7 +24,7 @@ fn infer(args: &[&str]) -> (bool, String, String) {
 /// and parts trained to the `--epochs` they were given. Each `model.mpk` is the last recorded epoch's,
 /// so `infer eval` must give the figures its training recorded; a part interrupted mid-way has a
 /// stale `model.mpk` and does not belong here until it is trained to its `--epochs`.
-const COMMITTED_RUNS: [&str; 10] = [
+const COMMITTED_RUNS: [&str; 11] = [
     "reference",
     "pixels-gru",
     "pixels-gru-long",
@@ -35,6 +35,7 @@ const COMMITTED_RUNS: [&str; 10] = [
     "permuted-rnn",
     "permuted-lstm",
     "permuted-gru-h128-wd",
+    "pixels-lstm-forget-bias",
 ];
 
 /// `infer eval --json` of one run against the last epoch of its `metrics.json`; an error says which.
