@@ -24,7 +24,7 @@ fn infer(args: &[&str]) -> (bool, String, String) {
 /// and parts trained to the `--epochs` they were given. Each `model.mpk` is the last recorded epoch's,
 /// so `infer eval` must give the figures its training recorded; a part interrupted mid-way has a
 /// stale `model.mpk` and does not belong here until it is trained to its `--epochs`.
-const COMMITTED_RUNS: [&str; 11] = [
+const COMMITTED_RUNS: [&str; 13] = [
     "reference",
     "pixels-gru",
     "pixels-gru-long",
@@ -36,6 +36,8 @@ const COMMITTED_RUNS: [&str; 11] = [
     "permuted-lstm",
     "permuted-gru-h128-wd",
     "pixels-lstm-forget-bias",
+    "pixels-peephole_lstm",
+    "permuted-peephole_lstm",
 ];
 
 /// `infer eval --json` of one run against the last epoch of its `metrics.json`; an error says which.
