@@ -24,7 +24,7 @@ fn infer(args: &[&str]) -> (bool, String, String) {
 /// and parts trained to the `--epochs` they were given. Each `model.mpk` is the last recorded epoch's,
 /// so `infer eval` must give the figures its training recorded; a part interrupted mid-way has a
 /// stale `model.mpk` and does not belong here until it is trained to its `--epochs`.
-const COMMITTED_RUNS: [&str; 13] = [
+const COMMITTED_RUNS: &[&str] = &[
     "reference",
     "pixels-gru",
     "pixels-gru-long",
