@@ -7,6 +7,7 @@ use burn::backend::{Autodiff, NdArray};
 use burn::data::dataset::Dataset;
 use data::{MnistBatcher, MnistFiles, Split};
 use infer::{InferError, Run, predict, preprocess};
+use model::parity::LOGITS_TOLERANCE;
 use model::pytorch::StateDict;
 use train::{Display, RunOptions, TrainConfig};
 
@@ -49,7 +50,7 @@ fn short_run(dir: &Path) -> train::RunOutcome<B> {
     train::train::<Autodiff<B>>(options, Default::default()).unwrap()
 }
 
-/// The shared fixture's input batch and PyTorch's logits on it.
+/// The reference-architecture fixture's input batch and PyTorch's logits on it.
 fn reference_batch(
     reference: &StateDict,
 ) -> (burn::tensor::Tensor<B, 3>, burn::tensor::Tensor<B, 2>) {
@@ -135,7 +136,7 @@ fn a_record_that_does_not_match_its_config_is_refused() {
 
 #[test]
 fn pytorch_weights_imported_as_a_run_predict_like_pytorch() {
-    let fixture = repo().join("../shared/fixtures/pytorch-lstm-h10-l2.safetensors");
+    let fixture = repo().join("tests/fixtures/pytorch-lstm-h10-l2.safetensors");
     let out = temp("import");
     let device = Default::default();
     infer::import_pytorch::<B>(&fixture, &out, &device).unwrap();
@@ -146,7 +147,7 @@ fn pytorch_weights_imported_as_a_run_predict_like_pytorch() {
         .abs()
         .max()
         .into_scalar();
-    assert!(diff <= 1e-5, "{diff}");
+    assert!(diff <= LOGITS_TOLERANCE, "{diff}");
     let ours: Vec<i64> = logits
         .argmax(1)
         .into_data()
@@ -205,7 +206,7 @@ fn pictures_are_classified_like_the_digits_they_show() {
 #[test]
 fn a_torch_save_state_dict_imports_like_its_safetensors_twin() {
     let pt = repo().join("tests/fixtures/pytorch-lstm-h10-l2.pt");
-    let safetensors = repo().join("../shared/fixtures/pytorch-lstm-h10-l2.safetensors");
+    let safetensors = repo().join("tests/fixtures/pytorch-lstm-h10-l2.safetensors");
     let from_pt = StateDict::read_any(&pt).unwrap();
     let reference = StateDict::read(&safetensors).unwrap();
     assert_eq!(from_pt.tensors.len(), 10);
@@ -218,5 +219,5 @@ fn a_torch_save_state_dict_imports_like_its_safetensors_twin() {
     let model = Run::open(&out).unwrap().load_model::<B>(&device).unwrap();
     let (input, expected) = reference_batch(&reference);
     let diff: f32 = (model.forward(input) - expected).abs().max().into_scalar();
-    assert!(diff <= 1e-5, "{diff}");
+    assert!(diff <= LOGITS_TOLERANCE, "{diff}");
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 
-use crate::source::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+use crate::files::DIGESTS;
 
 /// Environment variable naming the mirror(s) to download from instead of the default ones
 /// (base URLs separated by whitespace).
@@ -20,27 +20,6 @@ pub const MNIST_MIRROR_ENV: &str = "MNIST_MIRROR";
 pub const DEFAULT_MIRRORS: [&str; 2] = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
-];
-
-/// The four files (canonical names, without `.gz`) and the SHA-256 of each original, uncompressed.
-/// Checking the content rather than the `.gz` bytes accepts any mirror's compression.
-pub const DIGESTS: [(&str, &str); 4] = [
-    (
-        TRAIN_IMAGES,
-        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    ),
-    (
-        TRAIN_LABELS,
-        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    ),
-    (
-        TEST_IMAGES,
-        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    ),
-    (
-        TEST_LABELS,
-        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-    ),
 ];
 
 /// A temporary file not written to for this long belongs to a download that died (every read of an

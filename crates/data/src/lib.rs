@@ -1,13 +1,15 @@
-//! MNIST for sequence models: IDX reading, locating the files (and downloading them, verified, when
-//! they are nowhere), a reproducible train/validation split,
-//! and a Burn [`Batcher`](burn::data::dataloader::batcher::Batcher) that normalizes images into
-//! sequences: rows, pixels, or permuted pixels ([`SequenceMode`]).
+//! Data for sequence models: MNIST (IDX reading, locating the files and downloading them, verified,
+//! when they are nowhere), a reproducible train/validation split, a Burn
+//! [`Batcher`](burn::data::dataloader::batcher::Batcher) that normalizes images into sequences (rows,
+//! pixels, or permuted pixels: [`SequenceMode`]), and the `.ts` files of the time-series classification
+//! archive ([`TsDataset`]).
 //!
 //! This crate knows nothing of models.
 
 mod batcher;
 mod config;
 mod download;
+mod files;
 mod loader;
 mod mnist;
 mod sequence;
@@ -16,18 +18,18 @@ mod sequence;
 pub use idx;
 mod source;
 mod split;
+mod ts;
 
 pub use batcher::{MnistBatch, MnistBatcher};
 pub use config::{DataConfig, DataConfigError};
 pub use download::{
-    DEFAULT_MIRRORS, DIGESTS, DownloadError, Event, LineProgress, MNIST_MIRROR_ENV, Mirrors,
+    DEFAULT_MIRRORS, DownloadError, Event, LineProgress, MNIST_MIRROR_ENV, Mirrors,
     Progress, Silent, format_size,
 };
 pub use loader::EpochLoader;
 pub use mnist::{MnistDataset, MnistError, MnistItem};
 pub use sequence::{Permutation, PermutationError, SequenceLayout, SequenceMode};
-pub use source::{
-    MNIST_DIR_ENV, MnistFiles, SourceError, Split, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES,
-    TRAIN_LABELS,
-};
+pub use files::{DIGESTS, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
+pub use source::{MNIST_DIR_ENV, MnistFiles, SourceError, Split};
 pub use split::{SplitError, train_validation_split};
+pub use ts::{TsDataset, TsError, TsExample};

@@ -5,19 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::download::{self, DownloadError, Mirrors, Progress};
+use crate::files::{TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
 use crate::mnist::{MnistDataset, MnistError};
 
 /// Environment variable naming a directory that holds the four MNIST files.
 pub const MNIST_DIR_ENV: &str = "MNIST_DIR";
-
-/// Canonical names of the four files (each may also be present with a `.gz` suffix).
-pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
-/// Training labels.
-pub const TRAIN_LABELS: &str = "train-labels-idx1-ubyte";
-/// Test images.
-pub const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
-/// Test labels.
-pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 
 /// Which half of MNIST.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

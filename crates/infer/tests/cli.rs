@@ -40,6 +40,14 @@ const COMMITTED_RUNS: &[&str] = &[
     "permuted-peephole_lstm",
 ];
 
+/// How far `infer eval` may be from the figures a run recorded when it was trained: 5 of the 10 000 test
+/// images (0.05 percentage points) and a relative 1e-3 of the loss. A deliberate change of rounding in a
+/// kernel moves the logits by about 1e-6 and may flip an image that sits on a decision boundary, so these
+/// checks survive it; exact reproducibility (same seed, same bits, any thread count, resume) has its own
+/// focused tests in crates/train/tests/training.rs and crates/model/tests/determinism.rs.
+const ACCURACY_TOLERANCE: f64 = 0.05;
+const RELATIVE_LOSS_TOLERANCE: f64 = 1e-3;
+
 /// `infer eval --json` of one run against the last epoch of its `metrics.json`; an error says which.
 fn eval_matches_training(run: &str) -> Result<(), String> {
     let (ok, stdout, stderr) = infer(&["eval", "--run", &format!("artifacts/{run}"), "--json"]);
@@ -59,11 +67,11 @@ fn eval_matches_training(run: &str) -> Result<(), String> {
             .ok_or_else(|| format!("{run}: eval printed no number `{name}`: {result}"))
     };
     let (ours, trained) = (field("accuracy")?, last.valid_accuracy);
-    if (ours - trained).abs() >= 1e-9 {
+    if (ours - trained).abs() > ACCURACY_TOLERANCE {
         return Err(format!("{run}: eval {ours}% vs training's {trained}%"));
     }
     let (ours, trained) = (field("loss")?, last.valid_loss);
-    if (ours - trained).abs() >= 1e-4 {
+    if (ours - trained).abs() > RELATIVE_LOSS_TOLERANCE * trained.abs() {
         return Err(format!("{run}: eval loss {ours} vs training's {trained}"));
     }
     if result["items"] != 10_000 {
@@ -72,19 +80,27 @@ fn eval_matches_training(run: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The reference run (28 steps, hidden 10): quick enough for the default tier.
 #[test]
+fn eval_of_the_reference_run_matches_its_training_metrics() {
+    eval_matches_training("reference").unwrap();
+    let (ok, stdout, _) = infer(&["eval", "--run", "artifacts/reference"]);
+    assert!(
+        ok && stdout.starts_with("accuracy: ") && stdout.contains("\nloss: "),
+        "{stdout}"
+    );
+}
+
+/// Every committed run: most are 784 steps long, which takes minutes in a release build and far
+/// longer in the test profile, so this is in the second tier.
+#[test]
+#[ignore = "long: evaluates every committed run, most 784 steps long, on the 10 000 test images; CI runs it with --include-ignored"]
 fn eval_of_every_committed_run_matches_its_training_metrics() {
     let failures: Vec<String> = COMMITTED_RUNS
         .iter()
         .filter_map(|run| eval_matches_training(run).err())
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-
-    let (ok, stdout, _) = infer(&["eval", "--run", "artifacts/reference"]);
-    assert!(
-        ok && stdout.starts_with("accuracy: ") && stdout.contains("\nloss: "),
-        "{stdout}"
-    );
 }
 
 #[test]

@@ -3,7 +3,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::Tensor;
 use recurrent_ops::RecurrentBackend;
 
-use crate::{ConfigError, ModelConfig, RecurrentStack, StackShape};
+use crate::{ConfigError, LayerInit, ModelConfig, RecurrentInit, RecurrentStack, StackShape};
 
 /// A stack of recurrent layers with a linear head on the last layer's final hidden state:
 /// `[batch, time, features]` → logits.
@@ -46,7 +46,11 @@ impl ModelConfig {
             bias: self.bias,
             bidirectional: self.bidirectional,
             dropout: self.dropout,
-            forget_bias: self.forget_bias,
+            init: LayerInit {
+                forget_bias: self.forget_bias,
+                recurrent: self.recurrent_init,
+                identity_gate: self.identity_gate_index().ok().flatten(),
+            },
         }
     }
 }
@@ -94,8 +98,9 @@ impl<B: RecurrentBackend> RecurrentClassifier<B> {
         self.fc.forward(self.rnn.output_sequence(input))
     }
 
-    /// The sizes this classifier was built with, read back from its parameters. `forget_bias`, which
-    /// only shapes the initial values, reads back as 0.
+    /// The sizes this classifier was built with, read back from its parameters. The initialization
+    /// options (`forget_bias`, `recurrent_init`, `identity_gate`), which only shape the initial values,
+    /// read back as their defaults.
     pub fn config(&self) -> ModelConfig {
         let first = &self.rnn.layers[0];
         let [_, num_classes] = self.fc.weight.dims();
@@ -109,6 +114,8 @@ impl<B: RecurrentBackend> RecurrentClassifier<B> {
             bidirectional: self.rnn.directions() == 2,
             dropout: self.rnn.dropout(),
             forget_bias: 0.0,
+            recurrent_init: RecurrentInit::Pytorch,
+            identity_gate: None,
         }
     }
 }

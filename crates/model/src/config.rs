@@ -2,6 +2,19 @@ use burn::config::Config;
 
 use crate::Cell;
 
+/// How a layer's recurrent weights `weight_hh` start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecurrentInit {
+    /// PyTorch's: every entry from U(−1/√H, 1/√H).
+    #[default]
+    Pytorch,
+    /// Each gate's H × H block a random orthogonal matrix (Saxe et al. 2013), so that the recurrence
+    /// neither shrinks nor grows the state at the start; the recipe of Cooijmans et al. 2016 for
+    /// the LSTM on pixel MNIST. The input weights and biases stay PyTorch's.
+    Orthogonal,
+}
+
 /// Cell and sizes of a [`RecurrentClassifier`](crate::RecurrentClassifier): everything needed to build one.
 #[derive(Config, Debug, PartialEq)]
 pub struct ModelConfig {
@@ -33,6 +46,14 @@ pub struct ModelConfig {
     /// 0 is PyTorch's initialization.
     #[config(default = 0.0)]
     pub forget_bias: f64,
+    /// How the recurrent weights start: `pytorch` (default) or `orthogonal` (per gate block).
+    #[config(default = "RecurrentInit::Pytorch")]
+    pub recurrent_init: RecurrentInit,
+    /// A gate whose recurrent block starts as the identity matrix instead (by its letter in the cell's
+    /// gate order: `i`, `f`, `g`, `o` for the LSTMs, `r`, `z`, `n` for the GRU, `h` for the tanh RNN);
+    /// Cooijmans et al.'s code does this for the LSTM's candidate `g`. `null` for none.
+    #[config(default = "None")]
+    pub identity_gate: Option<String>,
 }
 
 /// A [`ModelConfig`] value that cannot describe a model.
@@ -49,14 +70,34 @@ pub struct ConfigError {
 
 impl ModelConfig {
     /// Adds, to a JSON `model` section, the keys that later versions introduced (`bidirectional`,
-    /// `dropout`, `forget_bias`) with the values that mean the old behaviour, so that older configs and run
-    /// directories load unchanged. Every other key stays required.
+    /// `dropout`, `forget_bias`, `recurrent_init`, `identity_gate`) with the values that mean the old
+    /// behaviour, so that older configs and run directories load unchanged. Every other key stays required.
     pub fn fill_defaults(section: &mut serde_json::Value) {
         if let serde_json::Value::Object(map) = section {
             map.entry("bidirectional").or_insert(false.into());
             map.entry("dropout").or_insert(0.0.into());
             map.entry("forget_bias").or_insert(0.0.into());
+            map.entry("recurrent_init").or_insert("pytorch".into());
+            map.entry("identity_gate")
+                .or_insert(serde_json::Value::Null);
         }
+    }
+
+    /// The index, in the cell's gate order, of [`identity_gate`](Self::identity_gate), checked.
+    pub fn identity_gate_index(&self) -> Result<Option<usize>, ConfigError> {
+        let Some(gate) = &self.identity_gate else {
+            return Ok(None);
+        };
+        self.cell
+            .gate_order()
+            .split(',')
+            .position(|name| name == gate.trim())
+            .map(Some)
+            .ok_or(ConfigError {
+                field: "identity_gate",
+                value: format!("{gate:?}"),
+                reason: "it must name one of the cell's gates: i, f, g or o for the LSTMs; r, z or n for the GRU; h for the tanh RNN (or be null)",
+            })
     }
 
     /// Reads a JSON `model` section, older ones included (see [`fill_defaults`](Self::fill_defaults)).
@@ -108,6 +149,7 @@ impl ModelConfig {
                 reason: "only an LSTM cell (`lstm`, `peephole_lstm`) with `bias: true` has a forget-gate bias; set it to 0",
             });
         }
+        self.identity_gate_index()?;
         Ok(())
     }
 }

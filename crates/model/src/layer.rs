@@ -2,7 +2,7 @@ use burn::module::{Initializer, Module, Param};
 use burn::tensor::Tensor;
 use recurrent_ops::{LayerWeights, RecurrentBackend, RecurrentState, Sequence};
 
-use crate::Cell;
+use crate::{Cell, RecurrentInit};
 
 /// One recurrent layer of any [`Cell`], laid out like the matching PyTorch layer.
 ///
@@ -31,6 +31,49 @@ pub struct RecurrentLayer<B: RecurrentBackend> {
     hidden_size: usize,
 }
 
+/// How a layer's parameters start, beyond PyTorch's draws.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LayerInit {
+    /// Added to an LSTM's initial forget-gate bias (0: PyTorch's).
+    pub forget_bias: f64,
+    /// How the recurrent weights start.
+    pub recurrent: RecurrentInit,
+    /// The gate (index in the cell's gate order) whose recurrent block starts as the identity.
+    pub identity_gate: Option<usize>,
+}
+
+impl LayerInit {
+    /// `weight_hh` `[H, G·H]`: PyTorch's uniform draw, or one orthogonal H × H block per gate (the
+    /// transposed layout keeps a block orthogonal), with the identity in place of `identity_gate`'s.
+    fn recurrent_weights<B: RecurrentBackend>(
+        &self,
+        cell: Cell,
+        hidden: usize,
+        uniform: &Initializer,
+        device: &B::Device,
+    ) -> Param<Tensor<B, 2>> {
+        let gates = cell.gates();
+        if self.recurrent == RecurrentInit::Pytorch && self.identity_gate.is_none() {
+            return uniform.init([hidden, gates * hidden], device);
+        }
+        let blocks: Vec<Tensor<B, 2>> = (0..gates)
+            .map(|gate| {
+                if Some(gate) == self.identity_gate {
+                    Tensor::eye(hidden, device)
+                } else {
+                    match self.recurrent {
+                        RecurrentInit::Pytorch => uniform.init([hidden, hidden], device).val(),
+                        RecurrentInit::Orthogonal => Initializer::Orthogonal { gain: 1.0 }
+                            .init([hidden, hidden], device)
+                            .val(),
+                    }
+                }
+            })
+            .collect();
+        Param::from_tensor(Tensor::cat(blocks, 1))
+    }
+}
+
 /// The parameters of one layer, in PyTorch layout transposed (see [`RecurrentLayer`]).
 pub(crate) struct LayerParams<B: RecurrentBackend> {
     pub weight_ih: Param<Tensor<B, 2>>,
@@ -43,27 +86,29 @@ pub(crate) struct LayerParams<B: RecurrentBackend> {
 impl<B: RecurrentBackend> RecurrentLayer<B> {
     /// A layer initialized like PyTorch: every weight and bias drawn from U(-1/√H, 1/√H). The
     /// peephole weights, which PyTorch lacks, are drawn from the same distribution. An LSTM adds
-    /// `forget_bias` to the forget gate's part of `bias_ih` after the draw (other cells take 0), so
-    /// that the random draws, and with 0 the values, are PyTorch's.
+    /// `init.forget_bias` to the forget gate's part of `bias_ih` after the draw (other cells take 0), so
+    /// that the random draws, and with 0 the values, are PyTorch's. `init.recurrent` and
+    /// `init.identity_gate` replace the recurrent weights' draw (see [`LayerInit`]).
     pub fn new(
         cell: Cell,
         input_size: usize,
         hidden_size: usize,
         bias: bool,
-        forget_bias: f64,
+        init: LayerInit,
         device: &B::Device,
     ) -> Self {
+        let forget_bias = init.forget_bias;
         let bound = 1.0 / (hidden_size as f64).sqrt();
-        let init = Initializer::Uniform {
+        let uniform = Initializer::Uniform {
             min: -bound,
             max: bound,
         };
         let gates = cell.gates() * hidden_size;
-        let bias_param = || bias.then(|| init.init([gates], device));
-        let peephole = || (cell == Cell::PeepholeLstm).then(|| init.init([hidden_size], device));
+        let bias_param = || bias.then(|| uniform.init([gates], device));
+        let peephole = || (cell == Cell::PeepholeLstm).then(|| uniform.init([hidden_size], device));
         // Built in PyTorch's order, as before this option existed.
-        let weight_ih = init.init([input_size, gates], device);
-        let weight_hh = init.init([hidden_size, gates], device);
+        let weight_ih = uniform.init([input_size, gates], device);
+        let weight_hh = init.recurrent_weights(cell, hidden_size, &uniform, device);
         let forget = hidden_size..2 * hidden_size;
         let bias_ih = match bias_param() {
             Some(param) if forget_bias != 0.0 && cell.has_cell_state() => {

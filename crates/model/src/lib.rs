@@ -24,9 +24,9 @@ mod record;
 mod stack;
 
 pub use classifier::RecurrentClassifier;
-pub use config::{ConfigError, ModelConfig};
+pub use config::{ConfigError, ModelConfig, RecurrentInit};
 pub use evaluation::Evaluation;
-pub use layer::RecurrentLayer;
+pub use layer::{LayerInit, RecurrentLayer};
 pub use loss::cross_entropy;
 pub use record::{ModelRecorder, RecordError};
 pub use recurrent_ops::{

@@ -34,6 +34,14 @@ pub enum ImportError {
         /// The I/O error.
         cause: std::io::Error,
     },
+    /// The file could not be written (a missing directory, no permission, a full disk).
+    #[error("cannot write {path}: {cause}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        cause: std::io::Error,
+    },
     /// The bytes are not a valid safetensors (or, for `.pt`/`.pth`, PyTorch pickle) file.
     #[error(
         "{path} cannot be read as a PyTorch state_dict ({message}); save one with safetensors.torch.save_file(model.state_dict(), path) or torch.save(model.state_dict(), path)"
@@ -316,7 +324,7 @@ impl StateDict {
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), ImportError> {
         let path = path.as_ref();
         let bytes = self.to_bytes()?;
-        std::fs::write(path, bytes).map_err(|cause| ImportError::Read {
+        std::fs::write(path, bytes).map_err(|cause| ImportError::Write {
             path: path.to_path_buf(),
             cause,
         })
@@ -467,6 +475,8 @@ impl StateDict {
                 .contains_key(&format!("{prefix}.weight_ih_l0_reverse")),
             dropout: 0.0,
             forget_bias: 0.0,
+            recurrent_init: crate::RecurrentInit::Pytorch,
+            identity_gate: None,
         };
         config.validate().map_err(|cause| ImportError::Config {
             path: self.source.clone(),
@@ -569,7 +579,7 @@ impl StateDict {
     }
 
     /// The state_dict PyTorch would hold for `model` (prefix `lstm` for the LSTM cells, `rnn` for the
-    /// GRU and the tanh RNN, as in the shared fixtures), ready to [`write`](Self::write).
+    /// GRU and the tanh RNN, as in the PyTorch fixtures), ready to [`write`](Self::write).
     pub fn from_classifier<B: RecurrentBackend>(model: &RecurrentClassifier<B>) -> Self {
         let config = model.config();
         let prefix = if config.cell.has_cell_state() {

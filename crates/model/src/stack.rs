@@ -3,7 +3,7 @@ use burn::nn::DropoutConfig;
 use burn::tensor::Tensor;
 use recurrent_ops::{RecurrentBackend, Sequence};
 
-use crate::{Cell, RecurrentLayer, RecurrentState};
+use crate::{Cell, LayerInit, RecurrentLayer, RecurrentState};
 
 /// A stack of [`RecurrentLayer`]s of one cell: layer k+1 reads layer k's whole output sequence
 /// (PyTorch's `num_layers`), optionally in both directions (`bidirectional`) and with dropout between
@@ -38,8 +38,8 @@ pub struct StackShape {
     pub bidirectional: bool,
     /// Dropout probability between levels, in training only.
     pub dropout: f64,
-    /// Added to every LSTM layer's initial forget-gate bias (see [`RecurrentLayer::new`]).
-    pub forget_bias: f64,
+    /// How every layer's parameters start (see [`RecurrentLayer::new`]).
+    pub init: LayerInit,
 }
 
 impl StackShape {
@@ -70,7 +70,7 @@ impl<B: RecurrentBackend> RecurrentStack<B> {
                     shape.level_input(k),
                     shape.hidden_size,
                     shape.bias,
-                    shape.forget_bias,
+                    shape.init,
                     device,
                 )
             })

@@ -11,7 +11,7 @@ type B = NdArray;
 
 #[test]
 fn sizes_are_read_from_the_tensors() {
-    let reference = StateDict::read(common::shared_lstm_fixture()).unwrap();
+    let reference = StateDict::read(common::reference_fixture()).unwrap();
     assert_eq!(
         reference.model_config().unwrap(),
         ModelConfig::new(28, 10, 2, 10)
@@ -43,7 +43,7 @@ fn exported_names_are_pytorchs() {
     let device = Default::default();
     let model = ModelConfig::new(28, 10, 2, 10).init::<B>(&device).unwrap();
     let exported = StateDict::from_classifier(&model);
-    let reference = StateDict::read(common::shared_lstm_fixture()).unwrap();
+    let reference = StateDict::read(common::reference_fixture()).unwrap();
     for (name, tensor) in &exported.tensors {
         let theirs = reference
             .tensors
@@ -54,7 +54,7 @@ fn exported_names_are_pytorchs() {
 }
 
 fn reference() -> StateDict {
-    StateDict::read(common::shared_lstm_fixture()).unwrap()
+    StateDict::read(common::reference_fixture()).unwrap()
 }
 
 #[test]
@@ -139,8 +139,22 @@ fn garbage_bytes_are_a_format_error() {
 }
 
 #[test]
+fn a_failed_write_is_a_write_error_naming_the_file() {
+    let missing = std::env::temp_dir()
+        .join(format!("no-such-dir-{}", std::process::id()))
+        .join("model.safetensors");
+    let err = reference().write(&missing).unwrap_err();
+    assert!(matches!(err, ImportError::Write { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cannot write") && text.contains("model.safetensors"),
+        "{text}"
+    );
+}
+
+#[test]
 fn truncated_file_is_a_format_error() {
-    let bytes = std::fs::read(common::shared_lstm_fixture()).unwrap();
+    let bytes = std::fs::read(common::reference_fixture()).unwrap();
     let err = StateDict::from_bytes(&bytes[..bytes.len() / 2], "half").unwrap_err();
     assert!(matches!(err, ImportError::Format { .. }), "{err}");
 }

@@ -1,10 +1,10 @@
-//! PyTorch parity: the shared reference fixture and the repository's fixtures of other sizes, on every
-//! backend this build enables.
+//! PyTorch parity: the repository's fixtures (the reference architecture of every cell, and other sizes),
+//! on every backend this build enables, at the tolerances the README states.
 
 mod common;
 
 use model::Cell;
-use model::parity::{self, AFTER_STEPS_TOLERANCE, LOGITS_TOLERANCE};
+use model::parity::{self, AFTER_STEPS_TOLERANCE, LOGITS_TOLERANCE, LOSS_TOLERANCE};
 use model::pytorch::StateDict;
 
 fn assert_parity(path: &std::path::Path) {
@@ -26,7 +26,12 @@ fn assert_parity(path: &std::path::Path) {
             report.after_2_steps_max_abs_diff
         );
         let loss = report.loss_abs_diff.expect("the fixtures record the loss");
-        assert!(loss <= 1e-5, "{name}: loss differs by {loss}");
+        assert!(
+            loss <= LOSS_TOLERANCE,
+            "{name} {}: loss differs by {loss}",
+            path.display()
+        );
+        assert!(report.passes(), "{name} {}: {report:?}", path.display());
         backends += 1;
     });
     assert!(backends > 0, "no backend enabled");
@@ -34,7 +39,7 @@ fn assert_parity(path: &std::path::Path) {
 
 #[test]
 fn reference_architecture_matches_pytorch() {
-    assert_parity(&common::shared_lstm_fixture());
+    assert_parity(&common::reference_fixture());
 }
 
 #[test]
@@ -45,7 +50,7 @@ fn every_cell_matches_pytorch() {
         ("gru", Cell::Gru),
         ("rnn", Cell::Rnn),
     ] {
-        let path = common::shared_fixture(name);
+        let path = common::cell_fixture(name);
         let config = StateDict::read(&path).unwrap().model_config().unwrap();
         assert_eq!(config.cell, cell, "{}", path.display());
         assert_parity(&path);
@@ -67,7 +72,7 @@ fn other_sizes_and_layer_counts_match_pytorch() {
             .iter()
             .any(|c| c.input_size != 28 && c.num_classes != 10)
     );
-    // ... and every cell at other sizes than the shared h10-l2 files.
+    // ... and every cell at other sizes than the reference h10-l2 files.
     for cell in Cell::ALL {
         assert!(
             sizes.iter().any(|c| c.cell == cell && c.hidden_size != 10),
@@ -80,8 +85,45 @@ fn other_sizes_and_layer_counts_match_pytorch() {
 }
 
 #[test]
+fn a_report_fails_on_any_difference_past_its_tolerance() {
+    let good = parity::ParityReport {
+        logits_max_abs_diff: 0.0,
+        after_2_steps_max_abs_diff: 0.0,
+        loss_abs_diff: Some(0.0),
+    };
+    assert!(good.passes());
+    assert!(
+        parity::ParityReport {
+            loss_abs_diff: None,
+            ..good
+        }
+        .passes()
+    );
+    for bad in [
+        parity::ParityReport {
+            logits_max_abs_diff: 2.0 * LOGITS_TOLERANCE,
+            ..good
+        },
+        parity::ParityReport {
+            after_2_steps_max_abs_diff: 2.0 * AFTER_STEPS_TOLERANCE,
+            ..good
+        },
+        parity::ParityReport {
+            loss_abs_diff: Some(2.0 * LOSS_TOLERANCE),
+            ..good
+        },
+        parity::ParityReport {
+            loss_abs_diff: Some(f32::NAN),
+            ..good
+        },
+    ] {
+        assert!(!bad.passes(), "{bad:?}");
+    }
+}
+
+#[test]
 fn parity_check_detects_a_wrong_weight() {
-    let mut reference = StateDict::read(common::shared_lstm_fixture()).unwrap();
+    let mut reference = StateDict::read(common::reference_fixture()).unwrap();
     if let Some(model::pytorch::HostTensor::Float { values, .. }) =
         reference.tensors.get_mut("lstm.weight_hh_l1")
     {

@@ -8,6 +8,7 @@
 //! <run>/checkpoint/      Burn's model/optim/scheduler-<epoch>.mpk, for --resume
 //! <run>/train/, valid/   Burn's per-batch metric logs
 //! <run>/experiment.log   Burn's log
+//! <run>/curves.png       training curves, confusion.png the test confusion matrix (`infer report`)
 //! ```
 
 use std::io::Write;
@@ -51,6 +52,19 @@ impl RunDir {
     /// The pixel permutation of a `permuted_pixels` run.
     pub fn permutation(&self) -> PathBuf {
         self.root.join(data::DataConfig::PERMUTATION_FILE)
+    }
+
+    /// Everything a run and its report write here: what `--overwrite` removes before a fresh run, so
+    /// that nothing of the replaced run (its plots or logs) is left beside the new model.
+    pub fn outputs(&self) -> Vec<PathBuf> {
+        let files = ["model.mpk", "metrics.json", "experiment.log", "curves.png", "confusion.png"];
+        let dirs = ["checkpoint", "train", "valid"];
+        files
+            .iter()
+            .chain(&dirs)
+            .map(|name| self.root.join(name))
+            .chain([self.permutation()])
+            .collect()
     }
 
     /// Burn's checkpoint directory.

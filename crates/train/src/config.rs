@@ -68,6 +68,22 @@ pub enum OptimizerConfig {
         /// L2 penalty added to the gradient; 0 disables it.
         weight_decay: f64,
     },
+    /// `torch.optim.RMSprop`: `s = alpha * s + (1 - alpha) * g²`, `v = momentum * v + g / (√s + epsilon)`,
+    /// `p -= learning_rate * v` (centered: `s` minus the square of the gradient's running mean).
+    RmsProp {
+        /// Step size.
+        learning_rate: f64,
+        /// Decay of the running mean of the squared gradient (PyTorch: 0.99).
+        alpha: f64,
+        /// Added to the denominator for stability (PyTorch: 1e-8; Burn's default is 1e-5).
+        epsilon: f64,
+        /// Momentum factor; 0 disables momentum (PyTorch's default; Burn's is 0.9).
+        momentum: f64,
+        /// Normalize by the gradient's estimated variance instead of its second moment.
+        centered: bool,
+        /// L2 penalty added to the gradient; 0 disables it.
+        weight_decay: f64,
+    },
 }
 
 impl OptimizerConfig {
@@ -75,7 +91,8 @@ impl OptimizerConfig {
     pub fn weight_decay(&self) -> f64 {
         match self {
             OptimizerConfig::Sgd { weight_decay, .. }
-            | OptimizerConfig::Adam { weight_decay, .. } => *weight_decay,
+            | OptimizerConfig::Adam { weight_decay, .. }
+            | OptimizerConfig::RmsProp { weight_decay, .. } => *weight_decay,
         }
     }
 
@@ -83,7 +100,8 @@ impl OptimizerConfig {
     pub fn learning_rate(&self) -> f64 {
         match self {
             OptimizerConfig::Sgd { learning_rate, .. }
-            | OptimizerConfig::Adam { learning_rate, .. } => *learning_rate,
+            | OptimizerConfig::Adam { learning_rate, .. }
+            | OptimizerConfig::RmsProp { learning_rate, .. } => *learning_rate,
         }
     }
 }
@@ -257,6 +275,21 @@ impl TrainConfig {
                 check("beta_1", beta_1, (0.0..1.0).contains(&beta_1), "in [0, 1)")?;
                 check("beta_2", beta_2, (0.0..1.0).contains(&beta_2), "in [0, 1)")?;
                 check("epsilon", epsilon, epsilon > 0.0, "positive")
+            }
+            OptimizerConfig::RmsProp {
+                alpha,
+                epsilon,
+                momentum,
+                ..
+            } => {
+                check("alpha", alpha, (0.0..1.0).contains(&alpha), "in [0, 1)")?;
+                check("epsilon", epsilon, epsilon > 0.0, "positive")?;
+                check(
+                    "momentum",
+                    momentum,
+                    (0.0..1.0).contains(&momentum),
+                    "in [0, 1)",
+                )
             }
         }
     }

@@ -5,12 +5,12 @@ use burn::module::AutodiffModule;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, Optimizer, SgdConfig};
+use burn::optim::{AdamConfig, Optimizer, RmsPropConfig, SgdConfig};
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::OptimizerConfig;
 
-/// Code to run with the optimizer of a config, whatever its concrete type (SGD or Adam).
+/// Code to run with the optimizer of a config, whatever its concrete type (SGD, Adam or RMSProp).
 pub trait WithOptimizer<M: AutodiffModule<B>, B: AutodiffBackend> {
     /// What the code returns.
     type Output;
@@ -65,6 +65,24 @@ impl OptimizerConfig {
                     .with_beta_1(beta_1 as f32)
                     .with_beta_2(beta_2 as f32)
                     .with_epsilon(epsilon as f32)
+                    .with_weight_decay(weight_decay_config(weight_decay))
+                    .with_grad_clipping(clipping)
+                    .init();
+                code.run(optimizer, learning_rate)
+            }
+            OptimizerConfig::RmsProp {
+                alpha,
+                epsilon,
+                momentum,
+                centered,
+                weight_decay,
+                ..
+            } => {
+                let optimizer = RmsPropConfig::new()
+                    .with_alpha(alpha as f32)
+                    .with_epsilon(epsilon as f32)
+                    .with_momentum(momentum as f32)
+                    .with_centered(centered)
                     .with_weight_decay(weight_decay_config(weight_decay))
                     .with_grad_clipping(clipping)
                     .init();

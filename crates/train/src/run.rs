@@ -437,20 +437,15 @@ fn prepare_run_dir(run_dir: &RunDir, options: &RunOptions) -> Result<usize, Trai
         ));
     }
     if occupied {
-        for sub in ["checkpoint", "train", "valid"] {
-            let path = root.join(sub);
-            if path.exists() {
-                std::fs::remove_dir_all(&path).map_err(|e| io_error(&path, e))?;
-            }
-        }
-        for file in [
-            run_dir.model_file(),
-            run_dir.metrics(),
-            run_dir.permutation(),
-        ] {
-            if file.exists() {
-                std::fs::remove_file(&file).map_err(|e| io_error(&file, e))?;
-            }
+        for path in run_dir.outputs() {
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else if path.exists() {
+                std::fs::remove_file(&path)
+            } else {
+                Ok(())
+            };
+            removed.map_err(|e| io_error(&path, format!("cannot remove the replaced run's file ({e})")))?;
         }
     }
     if root.exists() && !root.is_dir() {

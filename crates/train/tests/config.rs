@@ -273,6 +273,36 @@ fn senseless_values_are_refused() {
         );
         assert!(err.to_string().contains(field), "{field}: {err}");
     }
+    // RMSProp's own options, and the model's identity gate.
+    let rmsprop = |j: &mut serde_json::Value| {
+        j["optimizer"] = serde_json::json!({"RmsProp": {
+            "learning_rate": 0.001, "alpha": 0.9, "epsilon": 1e-8,
+            "momentum": 0.0, "centered": false, "weight_decay": 0.0
+        }});
+    };
+    let mut json = seed_json();
+    rmsprop(&mut json);
+    json["model"]["recurrent_init"] = "orthogonal".into();
+    json["model"]["identity_gate"] = "g".into();
+    let config = parse(&json).unwrap();
+    assert_eq!(config.optimizer.learning_rate(), 0.001);
+    assert_eq!(config.model.recurrent_init, model::RecurrentInit::Orthogonal);
+    for (field, key, value) in [
+        ("alpha", "alpha", 1.0),
+        ("epsilon", "epsilon", 0.0),
+        ("momentum", "momentum", -0.1),
+    ] {
+        let mut json = seed_json();
+        rmsprop(&mut json);
+        json["optimizer"]["RmsProp"][key] = value.into();
+        let err = parse(&json).unwrap_err();
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    }
+    let mut json = seed_json();
+    json["model"]["identity_gate"] = "z".into();
+    let err = parse(&json).unwrap_err();
+    assert!(err.to_string().contains("identity_gate"), "{err}");
+
     let err = TrainConfig::load("/no/such/config.json").unwrap_err();
     assert!(
         matches!(err, ConfigFileError::Read { .. })

@@ -179,6 +179,20 @@ fn a_finished_run_is_not_overwritten_by_accident() {
     )
     .unwrap_err();
     assert!(matches!(err, TrainError::Resume { .. }), "{err}");
+
+    // --overwrite replaces the run whole: the old run's plots and logs do not stay beside the new model.
+    for leftover in ["curves.png", "confusion.png", "experiment.log"] {
+        std::fs::write(dir.join(leftover), b"from the replaced run").unwrap();
+    }
+    let mut replace = options(small_config(1), &dir, false);
+    replace.overwrite = true;
+    train::train::<B>(replace, Default::default()).unwrap();
+    for leftover in ["curves.png", "confusion.png"] {
+        assert!(!dir.join(leftover).exists(), "{leftover} survived --overwrite");
+    }
+    let log = std::fs::read(dir.join("experiment.log")).unwrap_or_default();
+    assert_ne!(log, b"from the replaced run", "experiment.log survived --overwrite");
+    assert!(dir.join("model.mpk").is_file());
 }
 
 #[test]

@@ -9,13 +9,16 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The PyTorch fixtures this repository carries (random inputs, other sizes than the reference).
+/// Every PyTorch fixture this repository carries (random inputs; the reference sizes and others).
 pub fn repo_fixtures() -> Vec<PathBuf> {
     let dir = repo_root().join("tests/fixtures");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("pytorch-") && name.ends_with(".safetensors")
+        })
         .collect();
     files.sort();
     assert!(
@@ -26,19 +29,18 @@ pub fn repo_fixtures() -> Vec<PathBuf> {
     files
 }
 
-/// The shared reference fixture of the reference architecture (`../shared/fixtures` beside the clone).
-pub fn shared_lstm_fixture() -> PathBuf {
-    shared_fixture("lstm")
+/// The PyTorch fixture of the reference architecture (`nn.LSTM(28, 10, 2)` then `Linear(10, 10)`).
+pub fn reference_fixture() -> PathBuf {
+    cell_fixture("lstm")
 }
 
-/// The shared PyTorch fixture of one cell (`lstm`, `peephole`, `gru`, `rnn`), hidden 10, 2 layers.
-pub fn shared_fixture(cell: &str) -> PathBuf {
-    let path = repo_root().join(format!(
-        "../shared/fixtures/pytorch-{cell}-h10-l2.safetensors"
-    ));
+/// The repository's PyTorch fixture of one cell (`lstm`, `peephole`, `gru`, `rnn`) at the reference sizes:
+/// input 28, hidden 10, 2 layers, 10 classes.
+pub fn cell_fixture(cell: &str) -> PathBuf {
+    let path = repo_root().join(format!("tests/fixtures/pytorch-{cell}-h10-l2.safetensors"));
     assert!(
         path.is_file(),
-        "{} is missing: the shared fixtures live in ../shared beside the repository",
+        "{} is missing: tests/fixtures/make_fixtures.py writes it",
         path.display()
     );
     path
