@@ -15,12 +15,10 @@ use model::parity::{self, LOGITS_TOLERANCE, LOSS_TOLERANCE};
 use model::pytorch::StateDict;
 use model::{RecurrentClassifier, cross_entropy};
 
-
 /// The repository's PyTorch fixture of one cell at the reference sizes (tests/fixtures/make_fixtures.py).
 fn reference_fixture(cell: &str) -> StateDict {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
-        "tests/fixtures/pytorch-{cell}-h10-l2.safetensors"
-    ));
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/pytorch-{cell}-h10-l2.safetensors"));
     StateDict::read(&path).unwrap()
 }
 
@@ -103,10 +101,7 @@ fn assert_close(what: &str, a: &Outputs, b: &Outputs) {
             b.loss_after_one_step,
         ),
     ] {
-        assert!(
-            (x - y).abs() <= LOSS_TOLERANCE,
-            "{what}: {name} {x} vs {y}"
-        );
+        assert!((x - y).abs() <= LOSS_TOLERANCE, "{what}: {name} {x} vs {y}");
     }
 }
 
@@ -134,8 +129,15 @@ fn fixtures() -> Vec<(String, StateDict)> {
     );
     for path in bidirectional {
         let reference = StateDict::read(&path).unwrap();
-        assert!(reference.model_config().unwrap().bidirectional, "{}", path.display());
-        all.push((path.file_stem().unwrap().to_string_lossy().into_owned(), reference));
+        assert!(
+            reference.model_config().unwrap().bidirectional,
+            "{}",
+            path.display()
+        );
+        all.push((
+            path.file_stem().unwrap().to_string_lossy().into_owned(),
+            reference,
+        ));
     }
     all
 }

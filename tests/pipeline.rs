@@ -47,7 +47,8 @@ fn batcher_feeds_the_model_what_torchvision_feeds_the_reference_program() {
         .filter(|(a, b)| a.to_bits() != b.to_bits())
         .count();
     assert_eq!(
-        differing, 0,
+        differing,
+        0,
         "{differing} of {} normalized pixels differ from torchvision's",
         ours.len()
     );

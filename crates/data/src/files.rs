@@ -30,4 +30,3 @@ pub const DIGESTS: [(&str, &str); 4] = [
         "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
     ),
 ];
-

@@ -23,13 +23,13 @@ mod ts;
 pub use batcher::{MnistBatch, MnistBatcher};
 pub use config::{DataConfig, DataConfigError};
 pub use download::{
-    DEFAULT_MIRRORS, DownloadError, Event, LineProgress, MNIST_MIRROR_ENV, Mirrors,
-    Progress, Silent, format_size,
+    DEFAULT_MIRRORS, DownloadError, Event, LineProgress, MNIST_MIRROR_ENV, Mirrors, Progress,
+    Silent, format_size,
 };
+pub use files::{DIGESTS, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
 pub use loader::EpochLoader;
 pub use mnist::{MnistDataset, MnistError, MnistItem};
 pub use sequence::{Permutation, PermutationError, SequenceLayout, SequenceMode};
-pub use files::{DIGESTS, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
 pub use source::{MNIST_DIR_ENV, MnistFiles, SourceError, Split};
 pub use split::{SplitError, train_validation_split};
 pub use ts::{TsDataset, TsError, TsExample};

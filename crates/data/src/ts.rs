@@ -193,7 +193,11 @@ impl Header {
         };
         match key.as_str() {
             "@data" if value.is_empty() => return Ok(true),
-            "@data" => return Err(format!("`@data` stands alone on its line, found {value:?} after it")),
+            "@data" => {
+                return Err(format!(
+                    "`@data` stands alone on its line, found {value:?} after it"
+                ));
+            }
             "@problemname" => self.problem = Some(value.to_string()),
             "@timestamps" => {
                 if flag(value)? {
@@ -219,7 +223,11 @@ impl Header {
                     Some("false") => {
                         return Err("`@classLabel false`: the file has no classes; a classifier needs `@classLabel true <labels…>`".into());
                     }
-                    _ => return Err(format!("`@classLabel` takes `true <labels…>`, not {value:?}")),
+                    _ => {
+                        return Err(format!(
+                            "`@classLabel` takes `true <labels…>`, not {value:?}"
+                        ));
+                    }
                 }
                 let labels: Vec<String> = words.map(str::to_string).collect();
                 if labels.is_empty() {
@@ -270,7 +278,9 @@ fn parse_example(
         )
     })?;
     if fields.is_empty() {
-        return Err("an example needs at least one channel of values before its class label".into());
+        return Err(
+            "an example needs at least one channel of values before its class label".into(),
+        );
     }
     match *dimensions {
         Some(expected) if expected != fields.len() => {
@@ -364,7 +374,11 @@ mod tests {
     /// The error's line and message, for a file that must be refused.
     fn refused(text: &str) -> (usize, String) {
         match parse(text) {
-            Err(TsError::Parse { line, message, path }) => {
+            Err(TsError::Parse {
+                line,
+                message,
+                path,
+            }) => {
                 assert_eq!(path, Path::new("tiny_TRAIN.ts"));
                 (line, message)
             }
@@ -398,7 +412,10 @@ mod tests {
         assert_eq!(set.examples[1].label, 1);
         let (line, message) = refused("@classLabel true 7 3\n@data\n1,2:7\n1:2:3\n");
         assert_eq!(line, 4);
-        assert!(message.contains("2 channels") && message.contains("has 1"), "{message}");
+        assert!(
+            message.contains("2 channels") && message.contains("has 1"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -409,7 +426,10 @@ mod tests {
         std::fs::write(&path, GOOD).unwrap();
         assert_eq!(TsDataset::read(&path).unwrap(), parse(GOOD).unwrap());
         let err = TsDataset::read(dir.join("nope.ts")).unwrap_err();
-        assert!(matches!(err, TsError::Read { .. }) && err.to_string().contains("nope.ts"), "{err}");
+        assert!(
+            matches!(err, TsError::Read { .. }) && err.to_string().contains("nope.ts"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -425,10 +445,18 @@ mod tests {
             (with_data("1,inf:3,4:a"), 4, "not a finite number"),
             (with_data("1,,2:3,4,5:a"), 4, "not a finite number"),
             (with_data("a"), 4, "at least one channel"),
-            ("@dimensions 2\n@classLabel true a\n@data\n".into(), 0, "no examples"),
+            (
+                "@dimensions 2\n@classLabel true a\n@data\n".into(),
+                0,
+                "no examples",
+            ),
             (String::new(), 0, "no `@data` line"),
             ("1,2:a\n".into(), 1, "expected a header line"),
-            ("@dimensions 1\n@data\n1:a\n".into(), 2, "no `@classLabel true"),
+            (
+                "@dimensions 1\n@data\n1:a\n".into(),
+                2,
+                "no `@classLabel true",
+            ),
             ("@classLabel false\n@data\n".into(), 1, "has no classes"),
             ("@timeStamps true\n".into(), 1, "not supported"),
             ("@colour red\n".into(), 1, "unknown header key"),
@@ -438,7 +466,8 @@ mod tests {
             assert_eq!(at, line, "{text:?}: {message}");
             assert!(message.contains(needle), "{text:?}: {message}");
         }
-        let (_, message) = refused("@equalLength true\n@seriesLength 3\n@classLabel true a\n@data\n1,2:a\n");
+        let (_, message) =
+            refused("@equalLength true\n@seriesLength 3\n@classLabel true a\n@data\n1,2:a\n");
         assert!(message.contains("@seriesLength 3"), "{message}");
         let (_, message) = refused("@univariate true\n@dimensions 3\n");
         assert!(message.contains("univariate"), "{message}");

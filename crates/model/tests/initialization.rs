@@ -186,7 +186,10 @@ fn orthogonal_init_makes_every_gate_block_orthogonal() {
             for gate in 0..cell.gates() {
                 let m = block(&weight_hh, gate, hidden);
                 let error = orthogonality_error(&m, hidden);
-                assert!(error <= 1e-5, "{cell} layer {k} gate {gate}: |WᵀW − I| = {error}");
+                assert!(
+                    error <= 1e-5,
+                    "{cell} layer {k} gate {gate}: |WᵀW − I| = {error}"
+                );
             }
             // Not all blocks alike: each is its own draw.
             if cell.gates() > 1 {
@@ -228,7 +231,10 @@ fn the_identity_gate_starts_as_the_identity_and_the_others_as_drawn() {
             let m = block(&weight_hh, other, hidden);
             assert_ne!(m, identity, "{cell} gate {other}");
             if recurrent == RecurrentInit::Orthogonal {
-                assert!(orthogonality_error(&m, hidden) <= 1e-5, "{cell} gate {other}");
+                assert!(
+                    orthogonality_error(&m, hidden) <= 1e-5,
+                    "{cell} gate {other}"
+                );
             } else {
                 let bound = 1.0 / (hidden as f32).sqrt();
                 assert!(m.iter().all(|v| v.abs() <= bound), "{cell} gate {other}");
@@ -239,14 +245,22 @@ fn the_identity_gate_starts_as_the_identity_and_the_others_as_drawn() {
 
 #[test]
 fn a_gate_the_cell_lacks_is_refused_by_name() {
-    for (cell, gate) in [(Cell::Lstm, "n"), (Cell::Gru, "g"), (Cell::Rnn, "i"), (Cell::Lstm, "candidate")] {
+    for (cell, gate) in [
+        (Cell::Lstm, "n"),
+        (Cell::Gru, "g"),
+        (Cell::Rnn, "i"),
+        (Cell::Lstm, "candidate"),
+    ] {
         let config = ModelConfig::new(2, 4, 1, 3)
             .with_cell(cell)
             .with_identity_gate(Some(gate.into()));
         let err = config.validate().unwrap_err();
         assert_eq!(err.field, "identity_gate", "{cell} {gate}");
         assert!(err.to_string().contains("one of the cell's gates"), "{err}");
-        assert!(config.init::<B>(&Default::default()).is_err(), "{cell} {gate}");
+        assert!(
+            config.init::<B>(&Default::default()).is_err(),
+            "{cell} {gate}"
+        );
     }
 }
 

@@ -57,7 +57,13 @@ impl RunDir {
     /// Everything a run and its report write here: what `--overwrite` removes before a fresh run, so
     /// that nothing of the replaced run (its plots or logs) is left beside the new model.
     pub fn outputs(&self) -> Vec<PathBuf> {
-        let files = ["model.mpk", "metrics.json", "experiment.log", "curves.png", "confusion.png"];
+        let files = [
+            "model.mpk",
+            "metrics.json",
+            "experiment.log",
+            "curves.png",
+            "confusion.png",
+        ];
         let dirs = ["checkpoint", "train", "valid"];
         files
             .iter()

@@ -445,7 +445,12 @@ fn prepare_run_dir(run_dir: &RunDir, options: &RunOptions) -> Result<usize, Trai
             } else {
                 Ok(())
             };
-            removed.map_err(|e| io_error(&path, format!("cannot remove the replaced run's file ({e})")))?;
+            removed.map_err(|e| {
+                io_error(
+                    &path,
+                    format!("cannot remove the replaced run's file ({e})"),
+                )
+            })?;
         }
     }
     if root.exists() && !root.is_dir() {

@@ -286,7 +286,10 @@ fn senseless_values_are_refused() {
     json["model"]["identity_gate"] = "g".into();
     let config = parse(&json).unwrap();
     assert_eq!(config.optimizer.learning_rate(), 0.001);
-    assert_eq!(config.model.recurrent_init, model::RecurrentInit::Orthogonal);
+    assert_eq!(
+        config.model.recurrent_init,
+        model::RecurrentInit::Orthogonal
+    );
     for (field, key, value) in [
         ("alpha", "alpha", 1.0),
         ("epsilon", "epsilon", 0.0),

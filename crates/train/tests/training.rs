@@ -188,10 +188,16 @@ fn a_finished_run_is_not_overwritten_by_accident() {
     replace.overwrite = true;
     train::train::<B>(replace, Default::default()).unwrap();
     for leftover in ["curves.png", "confusion.png"] {
-        assert!(!dir.join(leftover).exists(), "{leftover} survived --overwrite");
+        assert!(
+            !dir.join(leftover).exists(),
+            "{leftover} survived --overwrite"
+        );
     }
     let log = std::fs::read(dir.join("experiment.log")).unwrap_or_default();
-    assert_ne!(log, b"from the replaced run", "experiment.log survived --overwrite");
+    assert_ne!(
+        log, b"from the replaced run",
+        "experiment.log survived --overwrite"
+    );
     assert!(dir.join("model.mpk").is_file());
 }
 
