@@ -81,7 +81,15 @@ impl<B: RecurrentBackend> RecurrentClassifier<B> {
 
     /// Logits `[batch, classes]` for sequences `[batch, time, features]`.
     pub fn forward(&self, input: Tensor<B, 3>) -> Tensor<B, 2> {
-        let mut states = self.rnn.final_states(input);
+        self.forward_lengths(input, None)
+    }
+
+    /// Logits `[batch, classes]` for a padded batch `[batch, time, features]` whose sequence `b` is
+    /// `lengths[b]` steps long (each in `1..=time`; every step when `None`): the head reads each
+    /// sequence's final state after its own last step, as PyTorch does on a packed sequence. What
+    /// lies past a length, NaN included, changes nothing.
+    pub fn forward_lengths(&self, input: Tensor<B, 3>, lengths: Option<&[usize]>) -> Tensor<B, 2> {
+        let mut states = self.rnn.final_states_lengths(input, lengths);
         let last = states.split_off(states.len() - self.rnn.directions());
         let hidden = match <[_; 1]>::try_from(last) {
             Ok([only]) => only.hidden,
@@ -96,6 +104,17 @@ impl<B: RecurrentBackend> RecurrentClassifier<B> {
     /// reverse half has seen only steps t and after.
     pub fn forward_per_step(&self, input: Tensor<B, 3>) -> Tensor<B, 3> {
         self.fc.forward(self.rnn.output_sequence(input))
+    }
+
+    /// [`forward_per_step`](Self::forward_per_step) of a padded batch whose sequence `b` is
+    /// `lengths[b]` steps long; the logits past a length are the head's on a zero state.
+    pub fn forward_per_step_lengths(
+        &self,
+        input: Tensor<B, 3>,
+        lengths: Option<&[usize]>,
+    ) -> Tensor<B, 3> {
+        self.fc
+            .forward(self.rnn.output_sequence_lengths(input, lengths))
     }
 
     /// The sizes this classifier was built with, read back from its parameters. The initialization

@@ -256,4 +256,18 @@ impl<B: RecurrentBackend> RecurrentLayer<B> {
     ) -> (Sequence<B>, RecurrentState<B>) {
         B::recurrent_layer(&self.weights(), input, state)
     }
+
+    /// [`forward_sequence`](Self::forward_sequence) over a padded batch whose sequence `b` is
+    /// `lengths[b]` steps long (each in `1..=time`; every step when `None`), as PyTorch runs a packed
+    /// sequence: each final state is the state after the sequence's own last step, the output is zero
+    /// past each length, and the padding reaches no output or gradient (see
+    /// [`recurrent_ops::lengths`]).
+    pub fn forward_lengths(
+        &self,
+        input: Sequence<B>,
+        state: Option<RecurrentState<B>>,
+        lengths: Option<&[usize]>,
+    ) -> (Sequence<B>, RecurrentState<B>) {
+        recurrent_ops::lengths::layer(&self.weights(), input, state, lengths)
+    }
 }

@@ -110,14 +110,36 @@ impl<B: RecurrentBackend> RecurrentStack<B> {
     /// one, whose final state is the one after reading the first step) after reading `input`
     /// `[batch, time, features]` from zeros.
     pub fn final_states(&self, input: Tensor<B, 3>) -> Vec<RecurrentState<B>> {
-        self.run(input, false).1
+        self.run(input, None, false).1
+    }
+
+    /// [`final_states`](Self::final_states) of a padded batch whose sequence `b` is `lengths[b]` steps
+    /// long: each the state after the sequence's own last step (the reverse direction's, after
+    /// reading the sequence's first step, having started at its last), as PyTorch's `h_n` of a packed
+    /// sequence.
+    pub fn final_states_lengths(
+        &self,
+        input: Tensor<B, 3>,
+        lengths: Option<&[usize]>,
+    ) -> Vec<RecurrentState<B>> {
+        self.run(input, lengths, false).1
     }
 
     /// The last level's output after every time step, `[batch, time, directions·H]`: PyTorch's
     /// `output` (with two directions, step t holds the forward state after step t and the reverse
     /// state after reading steps T−1 down to t).
     pub fn output_sequence(&self, input: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.run(input, true)
+        self.output_sequence_lengths(input, None)
+    }
+
+    /// [`output_sequence`](Self::output_sequence) of a padded batch whose sequence `b` is
+    /// `lengths[b]` steps long: zero past each length, as `pad_packed_sequence` gives.
+    pub fn output_sequence_lengths(
+        &self,
+        input: Tensor<B, 3>,
+        lengths: Option<&[usize]>,
+    ) -> Tensor<B, 3> {
+        self.run(input, lengths, true)
             .0
             .expect("the last level keeps its sequence when asked to")
     }
@@ -125,6 +147,7 @@ impl<B: RecurrentBackend> RecurrentStack<B> {
     fn run(
         &self,
         input: Tensor<B, 3>,
+        lengths: Option<&[usize]>,
         keep_last_sequence: bool,
     ) -> (Option<Tensor<B, 3>>, Vec<RecurrentState<B>>) {
         let device = input.device();
@@ -136,18 +159,24 @@ impl<B: RecurrentBackend> RecurrentStack<B> {
                 let dropout = DropoutConfig::new(self.dropout).init();
                 sequence = sequence.map_values(|values| dropout.forward(values));
             }
+            // Reversed within each sequence's length when lengths are given, else as a whole.
+            let reverse = |sequence: Sequence<B>| match lengths {
+                Some(lengths) => recurrent_ops::lengths::reverse_within(sequence, lengths, &device),
+                None => sequence.reversed(),
+            };
             sequence = match level {
                 [forward] => {
-                    let (output, state) = forward.forward_sequence(sequence, None);
+                    let (output, state) = forward.forward_lengths(sequence, None, lengths);
                     states.push(state);
                     output
                 }
-                [forward, reverse] => {
-                    let (ahead, state) = forward.forward_sequence(sequence.clone(), None);
+                [forward, backward] => {
+                    let (ahead, state) = forward.forward_lengths(sequence.clone(), None, lengths);
                     states.push(state);
-                    let (behind, state) = reverse.forward_sequence(sequence.reversed(), None);
+                    let (behind, state) =
+                        backward.forward_lengths(reverse(sequence), None, lengths);
                     states.push(state);
-                    ahead.concat_features(behind.reversed(), &device)
+                    ahead.concat_features(reverse(behind), &device)
                 }
                 _ => unreachable!("a level has one or two directions"),
             };

@@ -29,6 +29,10 @@ impl<B: RecurrentBackend, C: CheckpointStrategy> RecurrentBackend for Autodiff<B
         let (sequence, state) = unpack(packed, weights.cell);
         (Sequence::Whole(sequence), state)
     }
+
+    fn fused_runs(weights: &LayerWeights<Self>, input: &Sequence<Self>) -> bool {
+        fused_applies::<B, Self>(weights, input)
+    }
 }
 
 /// The inputs of the node, in the order of its parents.

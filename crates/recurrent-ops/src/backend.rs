@@ -24,6 +24,14 @@ pub trait RecurrentBackend: Backend {
         fallback::layer(weights, input, state)
     }
 
+    /// Whether [`recurrent_layer`](Self::recurrent_layer) runs `weights` over `input` through the
+    /// backend's native kernels (rather than the [`fallback`]): what decides how a batch of sequences
+    /// of different lengths is run (see [`crate::lengths`]).
+    fn fused_runs(weights: &LayerWeights<Self>, input: &Sequence<Self>) -> bool {
+        let _ = (weights, input);
+        false
+    }
+
     /// Whether [`fused_layer_forward`](Self::fused_layer_forward) and
     /// [`fused_layer_backward`](Self::fused_layer_backward) run natively for this cell and element
     /// type. When true, `Autodiff<Self>` records one node per layer; otherwise it differentiates the

@@ -2,7 +2,7 @@
 //! native kernels, and the reference those kernels are tested against.
 
 use burn::backend::Autodiff;
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{Bool, Tensor, TensorData, backend::Backend};
 
 use crate::{
     Cell, FusedLayer, FusedOutput, LayerGrads, LayerWeights, RecurrentState, Sequence, pack,
@@ -90,7 +90,45 @@ pub fn layer<B: Backend>(
     input: Sequence<B>,
     state: Option<RecurrentState<B>>,
 ) -> (Sequence<B>, RecurrentState<B>) {
-    let [batch, _, _] = input.dims();
+    run(weights, input, state, None)
+}
+
+/// [`layer`] over a padded batch whose sequence `b` is `lengths[b]` steps long (each in
+/// `1..=time`): every step runs for every row, and a row past its length keeps its state and outputs
+/// zeros. The padding is replaced by zeros before it is read, so NaN or huge values there reach
+/// neither an output nor a gradient. The reference for [`crate::lengths::layer`].
+pub fn masked_layer<B: Backend>(
+    weights: &LayerWeights<B>,
+    input: Sequence<B>,
+    state: Option<RecurrentState<B>>,
+    lengths: &[usize],
+) -> (Sequence<B>, RecurrentState<B>) {
+    let [batch, time, _] = input.dims();
+    crate::lengths::check_lengths(lengths, batch, time);
+    run(weights, input, state, Some(lengths))
+}
+
+/// `[rows, width]` mask, true where row `r` is still running at step `t`.
+fn running<B: Backend>(
+    lengths: &[usize],
+    t: usize,
+    width: usize,
+    device: &B::Device,
+) -> Tensor<B, 2, Bool> {
+    let values: Vec<bool> = lengths
+        .iter()
+        .flat_map(|&l| std::iter::repeat_n(t < l, width))
+        .collect();
+    Tensor::from_data(TensorData::new(values, [lengths.len(), width]), device)
+}
+
+fn run<B: Backend>(
+    weights: &LayerWeights<B>,
+    input: Sequence<B>,
+    state: Option<RecurrentState<B>>,
+    lengths: Option<&[usize]>,
+) -> (Sequence<B>, RecurrentState<B>) {
+    let [batch, _, features] = input.dims();
     let hidden_size = weights.hidden_size();
     let device = weights.device();
     let step_weights = StepWeights {
@@ -115,19 +153,47 @@ pub fn layer<B: Backend>(
     let mut state = state;
     let steps = input.into_steps();
     let mut outputs = Vec::with_capacity(steps.len());
-    for x in steps {
+    for (t, mut x) in steps.into_iter().enumerate() {
+        let active = lengths.map(|l| {
+            (
+                running::<B>(l, t, features, &device),
+                running::<B>(l, t, hidden_size, &device),
+            )
+        });
+        if let Some((active_input, _)) = &active {
+            x = x.mask_fill(active_input.clone().bool_not(), 0.0);
+        }
         let mut projected = x.matmul(weights.weight_ih.clone());
         if let Some(bias) = &folded_bias {
             projected = projected + bias.clone();
         }
-        let next = step(
+        let previous = state.clone();
+        let mut next = step(
             weights.cell,
             hidden_size,
             projected,
             state.take(),
             &step_weights,
         );
-        outputs.push(next.hidden.clone());
+        if let Some((_, active)) = active {
+            // Rows past their length keep the state they had and output zeros.
+            let zeros = || Tensor::zeros([batch, hidden_size], &device);
+            let (kept_hidden, kept_cell) = match previous {
+                Some(p) => (p.hidden, p.cell),
+                None => (zeros(), None),
+            };
+            next = RecurrentState {
+                hidden: kept_hidden.mask_where(active.clone(), next.hidden),
+                cell: next.cell.map(|c| {
+                    kept_cell
+                        .unwrap_or_else(zeros)
+                        .mask_where(active.clone(), c)
+                }),
+            };
+            outputs.push(next.hidden.clone().mask_fill(active.bool_not(), 0.0));
+        } else {
+            outputs.push(next.hidden.clone());
+        }
         state = Some(next);
     }
     let state = state.unwrap_or_else(|| {

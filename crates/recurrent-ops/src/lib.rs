@@ -16,6 +16,7 @@ mod cell;
 pub mod cpu;
 pub mod fallback;
 mod layer;
+pub mod lengths;
 #[cfg(feature = "wgpu")]
 mod wgpu;
 

@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 use super::{Dims, Initial, Params, Saved, residual_width};
-use crate::backend::{fused_inference, packed_extra_rows};
+use crate::backend::{fused_applies, fused_inference, packed_extra_rows};
 use crate::{
     Cell, FusedLayer, FusedOutput, LayerGrads, LayerWeights, RecurrentBackend, RecurrentState,
     Sequence,
@@ -242,6 +242,10 @@ macro_rules! cpu_backend {
                 state: Option<RecurrentState<Self>>,
             ) -> (Sequence<Self>, RecurrentState<Self>) {
                 fused_inference(weights, input, state)
+            }
+
+            fn fused_runs(weights: &LayerWeights<Self>, input: &Sequence<Self>) -> bool {
+                fused_applies::<Self, Self>(weights, input)
             }
 
             fn fused_layer_available(_cell: Cell, dtype: DType) -> bool {

@@ -15,7 +15,7 @@ use std::sync::Once;
 use burn::backend::Wgpu;
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 
-use crate::backend::fused_inference;
+use crate::backend::{fused_applies, fused_inference};
 use crate::{
     Cell, FusedLayer, FusedOutput, LayerGrads, LayerWeights, RecurrentBackend, RecurrentState,
     Sequence, fallback,
@@ -29,6 +29,10 @@ impl RecurrentBackend for Wgpu {
         state: Option<RecurrentState<Self>>,
     ) -> (Sequence<Self>, RecurrentState<Self>) {
         fused_inference(weights, input, state)
+    }
+
+    fn fused_runs(weights: &LayerWeights<Self>, input: &Sequence<Self>) -> bool {
+        fused_applies::<Self, Self>(weights, input)
     }
 
     fn fused_layer_available(_cell: Cell, dtype: DType) -> bool {
