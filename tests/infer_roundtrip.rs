@@ -86,9 +86,9 @@ fn a_trained_record_loads_in_another_crate_with_identical_predictions() {
         .take(500);
     let batches = (0..test.len()).step_by(100).map(|start| {
         let items: Vec<_> = (start..start + 100).map(|i| test.get(i).unwrap()).collect();
-        let batch: data::MnistBatch<B> =
+        let batch: data::SequenceBatch<B> =
             burn::data::dataloader::batcher::Batcher::batch(&batcher, items, &device);
-        (batch.sequences, batch.targets)
+        (batch.sequences, batch.lengths, batch.targets)
     });
     let evaluation = loaded.evaluate(batches);
     let reported = outcome.metrics.epochs.last().unwrap();

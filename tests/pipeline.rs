@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use burn::backend::NdArray;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
-use lstm_mnist::data::{MnistBatch, MnistBatcher, MnistFiles, Split};
+use lstm_mnist::data::{MnistBatcher, MnistFiles, SequenceBatch, Split};
 use lstm_mnist::model::pytorch::{HostTensor, StateDict};
 
 type B = NdArray;
@@ -35,7 +35,7 @@ fn batcher_feeds_the_model_what_torchvision_feeds_the_reference_program() {
         .flat_map(|item| item.pixels.iter().map(|&p| levels[p as usize]))
         .collect();
 
-    let batch: MnistBatch<B> =
+    let batch: SequenceBatch<B> =
         MnistBatcher::new(28, 28, 0.1307, 0.3081).batch(items, &Default::default());
     let targets: Vec<i64> = batch.targets.clone().into_data().to_vec().unwrap();
     assert_eq!(targets[..8], [7, 2, 1, 0, 4, 1, 4, 9]);

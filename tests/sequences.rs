@@ -59,13 +59,13 @@ fn train_and_reload(config: TrainConfig, dir: &Path) -> Run {
         .unwrap()
         .take(100);
     let batcher = run.batcher(test.rows(), test.cols()).unwrap();
-    let loader: EpochLoader<B, _, data::MnistBatch<B>> = EpochLoader::new(
+    let loader: EpochLoader<B, _, data::SequenceBatch<B>> = EpochLoader::new(
         std::sync::Arc::new(test),
         std::sync::Arc::new(batcher),
         50,
         Default::default(),
     );
-    let evaluation = model.evaluate(loader.iter().map(|b| (b.sequences, b.targets)));
+    let evaluation = model.evaluate(loader.iter().map(|b| (b.sequences, b.lengths, b.targets)));
     assert_eq!(evaluation.items, 100);
     assert!(
         (evaluation.accuracy - recorded.valid_accuracy).abs() < 1e-9,

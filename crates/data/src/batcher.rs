@@ -6,11 +6,16 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use crate::SequenceLayout;
 use crate::mnist::MnistItem;
 
-/// A batch of images read as sequences: `sequences` `[batch, steps, features]` normalized, `targets` `[batch]`.
+/// A batch of labelled sequences, whatever their source: `sequences` `[batch, steps, features]`
+/// normalized, `lengths` when they differ, `targets` `[batch]`.
 #[derive(Debug, Clone)]
-pub struct MnistBatch<B: Backend> {
-    /// Normalized pixels: per image, `steps` time steps of `features` values (rows: 28 × 28; pixels: 784 × 1).
+pub struct SequenceBatch<B: Backend> {
+    /// Normalized values: per example, `steps` time steps of `features` values (MNIST rows: 28 × 28;
+    /// pixels: 784 × 1; a `.ts` batch: its longest sequence, zero-padded).
     pub sequences: Tensor<B, 3>,
+    /// Each sequence's own length, when the batch holds sequences shorter than `steps`; `None` when
+    /// every sequence is `steps` long.
+    pub lengths: Option<Vec<usize>>,
     /// Class indices.
     pub targets: Tensor<B, 1, Int>,
 }
@@ -95,14 +100,15 @@ impl MnistBatcher {
     }
 }
 
-impl<B: Backend> Batcher<B, MnistItem, MnistBatch<B>> for MnistBatcher {
-    fn batch(&self, items: Vec<MnistItem>, device: &B::Device) -> MnistBatch<B> {
+impl<B: Backend> Batcher<B, MnistItem, SequenceBatch<B>> for MnistBatcher {
+    fn batch(&self, items: Vec<MnistItem>, device: &B::Device) -> SequenceBatch<B> {
         let n = items.len();
         let (steps, features) = self.sequence_shape();
         let values = self.values(&items);
         let labels: Vec<i64> = items.iter().map(|item| item.label as i64).collect();
-        MnistBatch {
+        SequenceBatch {
             sequences: Tensor::from_data(TensorData::new(values, [n, steps, features]), device),
+            lengths: None,
             targets: Tensor::from_data(TensorData::new(labels, [n]), device),
         }
     }

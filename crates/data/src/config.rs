@@ -5,11 +5,39 @@ use burn::config::Config;
 
 use crate::{Permutation, PermutationError, SequenceLayout, SequenceMode};
 
-/// How MNIST is found, normalized, read as a sequence and split. Saved as part of a run's config.
+/// Where the sequences come from: MNIST images, or a directory of `.ts` files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    /// MNIST, each image read as a sequence (`sequence`), normalized with `mean` and `std`.
+    #[default]
+    Mnist,
+    /// A directory (`dir`) holding one `*_TRAIN.ts` and one `*_TEST.ts` file of the time-series
+    /// classification archive: sequences of any length and channel count, normalized per channel
+    /// with statistics of the training examples (`mean`, `std` and `sequence` do not apply).
+    Ts,
+}
+
+impl DataSource {
+    /// The name configs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataSource::Mnist => "mnist",
+            DataSource::Ts => "ts",
+        }
+    }
+}
+
+/// Where the data is, and for MNIST how it is normalized and read as a sequence; how the training
+/// set is split. Saved as part of a run's config.
 #[derive(Config, Debug, PartialEq)]
 pub struct DataConfig {
-    /// Directory holding the four IDX files; `null` searches `MNIST_DIR`, then the cache (where `train`
-    /// downloads MNIST when it is nowhere).
+    /// What the data is: `mnist` (the default) or `ts`.
+    #[config(default = "DataSource::Mnist")]
+    pub source: DataSource,
+    /// MNIST: the directory holding the four IDX files; `null` searches `MNIST_DIR`, then the cache
+    /// (where `train` downloads MNIST when it is nowhere). `ts`: the dataset directory (required,
+    /// here or as `--data-dir`).
     pub dir: Option<PathBuf>,
     /// Mean subtracted after scaling pixels to [0, 1] (MNIST's: 0.1307).
     #[config(default = 0.1307)]
@@ -24,7 +52,7 @@ pub struct DataConfig {
     /// Seed of the pixel permutation of `permuted_pixels`; the run saves the permutation itself too.
     #[config(default = 0)]
     pub permutation_seed: u64,
-    /// Training images held out for validation; 0 validates on the test set, as the reference program does.
+    /// Training examples held out for validation; 0 validates on the test set, as the reference program does.
     #[config(default = 0)]
     pub validation_size: usize,
     /// Seed of the shuffle that picks the held-out validation images.
@@ -71,6 +99,22 @@ impl DataConfig {
                 SequenceLayout::PermutedPixels(Arc::new(permutation))
             }
         })
+    }
+
+    /// Adds, to a JSON `data` section, the keys that later versions introduced (`source`) with the
+    /// values that mean the old behaviour (MNIST), so that older configs and run directories load
+    /// unchanged.
+    pub fn fill_defaults(section: &mut serde_json::Value) {
+        if let serde_json::Value::Object(map) = section {
+            map.entry("source")
+                .or_insert(DataSource::Mnist.name().into());
+        }
+    }
+
+    /// Reads a JSON `data` section, older ones included (see [`fill_defaults`](Self::fill_defaults)).
+    pub fn from_json_value(mut section: serde_json::Value) -> Result<Self, serde_json::Error> {
+        Self::fill_defaults(&mut section);
+        serde_json::from_value(section)
     }
 
     /// Checks values that make no sense (a non-positive or non-finite std, empty limits, …).

@@ -19,9 +19,10 @@ pub use idx;
 mod source;
 mod split;
 mod ts;
+mod ts_data;
 
-pub use batcher::{MnistBatch, MnistBatcher};
-pub use config::{DataConfig, DataConfigError};
+pub use batcher::{MnistBatcher, SequenceBatch};
+pub use config::{DataConfig, DataConfigError, DataSource};
 pub use download::{
     DEFAULT_MIRRORS, DownloadError, Event, LineProgress, MNIST_MIRROR_ENV, Mirrors, Progress,
     Silent, format_size,
@@ -31,5 +32,6 @@ pub use loader::EpochLoader;
 pub use mnist::{MnistDataset, MnistError, MnistItem};
 pub use sequence::{Permutation, PermutationError, SequenceLayout, SequenceMode};
 pub use source::{MNIST_DIR_ENV, MnistFiles, SourceError, Split};
-pub use split::{SplitError, train_validation_split};
+pub use split::{SplitError, split_indices, train_validation_split};
 pub use ts::{TsDataset, TsError, TsExample};
+pub use ts_data::{SequenceInfo, TsBatcher, TsFiles};

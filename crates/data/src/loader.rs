@@ -25,6 +25,8 @@ pub struct EpochLoader<B: Backend, I, O> {
     batcher: Arc<dyn Batcher<B, I, O>>,
     batch_size: usize,
     shuffle_seed: Option<u64>,
+    /// Each item's sequence length, when batches are to hold sequences of similar length.
+    lengths: Option<Arc<Vec<usize>>>,
     /// The epoch the next call to `iter` serves (1-based), shared by clones made with `to_device`.
     next_epoch: Arc<AtomicUsize>,
     on_epoch_start: Option<EpochHook>,
@@ -54,6 +56,7 @@ where
             batcher,
             batch_size,
             shuffle_seed: None,
+            lengths: None,
             next_epoch: Arc::new(AtomicUsize::new(1)),
             on_epoch_start: None,
             device,
@@ -81,14 +84,47 @@ where
         self
     }
 
+    /// Batches of sequences of similar length, from each item's length (`lengths[i]` of item `i`):
+    /// the epoch's order is cut into pools of [`POOL_BATCHES`](Self::POOL_BATCHES) batches, each pool
+    /// sorted by length and cut into batches, and (when shuffled) the full batches are shuffled too.
+    /// A padded batch then costs little more than its sequences.
+    pub fn grouped_by_length(mut self, lengths: Vec<usize>) -> Self {
+        assert_eq!(
+            lengths.len(),
+            self.dataset.len(),
+            "one length per item of the dataset"
+        );
+        self.lengths = Some(Arc::new(lengths));
+        self
+    }
+
+    /// Batches per pool sorted by length (see [`grouped_by_length`](Self::grouped_by_length)).
+    pub const POOL_BATCHES: usize = 16;
+
     /// The item order of `epoch`.
     pub fn order(&self, epoch: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.dataset.len()).collect();
-        if let Some(seed) = self.shuffle_seed {
-            let epoch_seed = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            order.shuffle(&mut StdRng::seed_from_u64(epoch_seed));
+        let epoch_seed = self
+            .shuffle_seed
+            .map(|seed| seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        if let Some(seed) = epoch_seed {
+            order.shuffle(&mut StdRng::seed_from_u64(seed));
         }
-        order
+        let Some(lengths) = &self.lengths else {
+            return order;
+        };
+        for pool in order.chunks_mut(self.batch_size * Self::POOL_BATCHES) {
+            // Stable: equal lengths keep the shuffled order.
+            pool.sort_by_key(|&i| lengths[i]);
+        }
+        let full = order.len() / self.batch_size * self.batch_size;
+        let mut batches: Vec<&[usize]> = order[..full].chunks(self.batch_size).collect();
+        if let Some(seed) = epoch_seed {
+            batches.shuffle(&mut StdRng::seed_from_u64(seed.wrapping_add(1)));
+        }
+        let mut grouped: Vec<usize> = batches.concat();
+        grouped.extend_from_slice(&order[full..]);
+        grouped
     }
 
     fn with_parts(&self, dataset: Arc<dyn Dataset<I>>, device: B::Device) -> Self {
@@ -97,6 +133,7 @@ where
             batcher: self.batcher.clone(),
             batch_size: self.batch_size,
             shuffle_seed: self.shuffle_seed,
+            lengths: self.lengths.clone(),
             next_epoch: self.next_epoch.clone(),
             on_epoch_start: self.on_epoch_start.clone(),
             device,
@@ -137,7 +174,12 @@ where
             start,
             end: end.min(self.dataset.len()),
         });
-        Arc::new(self.with_parts(part, self.device.clone()))
+        let mut loader = self.with_parts(part, self.device.clone());
+        loader.lengths = self
+            .lengths
+            .as_ref()
+            .map(|l| Arc::new(l[start.min(l.len())..end.min(l.len())].to_vec()));
+        Arc::new(loader)
     }
 }
 

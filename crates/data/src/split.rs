@@ -9,7 +9,7 @@ use crate::mnist::MnistDataset;
 /// Why a split cannot be made.
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error(
-    "cannot hold out {requested} validation images from a training set of {available}; choose validation_size below {available}"
+    "cannot hold out {requested} validation examples from a training set of {available}; choose validation_size below {available}"
 )]
 pub struct SplitError {
     /// Images asked for.
@@ -28,7 +28,17 @@ pub fn train_validation_split(
     seed: u64,
 ) -> Result<(MnistDataset, MnistDataset), SplitError> {
     use burn::data::dataset::Dataset;
-    let n = dataset.len();
+    let (train, validation) = split_indices(dataset.len(), validation_size, seed)?;
+    Ok((dataset.subset(&train), dataset.subset(&validation)))
+}
+
+/// The indices of a split of `n` examples: `(train, validation)`, each in increasing order, the
+/// `validation_size` validation ones chosen by a shuffle seeded with `seed`.
+pub fn split_indices(
+    n: usize,
+    validation_size: usize,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>), SplitError> {
     if validation_size >= n {
         return Err(SplitError {
             requested: validation_size,
@@ -40,5 +50,5 @@ pub fn train_validation_split(
     let (validation, train) = order.split_at_mut(validation_size);
     validation.sort_unstable();
     train.sort_unstable();
-    Ok((dataset.subset(train), dataset.subset(validation)))
+    Ok((train.to_vec(), validation.to_vec()))
 }

@@ -55,6 +55,14 @@ pub enum TsError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A dataset directory does not hold exactly one training and one test file.
+    #[error("{dir}: {message}")]
+    Locate {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong, and what to do.
+        message: String,
+    },
     /// The file was read but is not a usable `.ts` classification file.
     #[error("{path}:{line}: {message}")]
     Parse {

@@ -2,7 +2,7 @@
 
 use burn::backend::NdArray;
 use burn::data::dataloader::batcher::Batcher;
-use data::{MnistBatch, MnistBatcher, MnistItem};
+use data::{MnistBatcher, MnistItem, SequenceBatch};
 
 type B = NdArray;
 
@@ -19,7 +19,7 @@ fn pixels_are_scaled_then_normalized_with_mnist_statistics() {
             label: 0,
         },
     ];
-    let batch: MnistBatch<B> = batcher.batch(items.clone(), &Default::default());
+    let batch: SequenceBatch<B> = batcher.batch(items.clone(), &Default::default());
     assert_eq!(batch.sequences.dims(), [2, 2, 3]);
     assert_eq!(
         batch.targets.clone().into_data().to_vec::<i64>().unwrap(),
@@ -42,7 +42,7 @@ fn pixels_are_scaled_then_normalized_with_mnist_statistics() {
 #[test]
 fn other_statistics_are_honoured() {
     let batcher = MnistBatcher::new(1, 2, 0.5, 0.5);
-    let batch: MnistBatch<B> = batcher.batch(
+    let batch: SequenceBatch<B> = batcher.batch(
         vec![MnistItem {
             pixels: vec![0, 255],
             label: 1,

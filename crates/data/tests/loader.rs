@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use burn::backend::NdArray;
 use burn::data::dataloader::DataLoader;
-use data::{EpochLoader, MnistBatch, MnistBatcher, MnistDataset};
+use data::{EpochLoader, MnistBatcher, MnistDataset, SequenceBatch};
 
 type B = NdArray;
 
 /// 10 one-pixel images whose pixel is their index.
-fn loader(batch_size: usize) -> EpochLoader<B, data::MnistItem, MnistBatch<B>> {
+fn loader(batch_size: usize) -> EpochLoader<B, data::MnistItem, SequenceBatch<B>> {
     let dataset = MnistDataset::from_parts((0..10).collect(), vec![0; 10], 1, 1);
     // mean 0, std 1/255: normalized value = raw pixel.
     let batcher = MnistBatcher::new(1, 1, 0.0, 1.0 / 255.0);
@@ -22,7 +22,7 @@ fn loader(batch_size: usize) -> EpochLoader<B, data::MnistItem, MnistBatch<B>> {
     )
 }
 
-fn epoch(loader: &dyn DataLoader<B, MnistBatch<B>>) -> (Vec<usize>, Vec<u32>) {
+fn epoch(loader: &dyn DataLoader<B, SequenceBatch<B>>) -> (Vec<usize>, Vec<u32>) {
     let mut sizes = Vec::new();
     let mut ids = Vec::new();
     for batch in loader.iter() {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use burn::backend::NdArray;
 use burn::data::dataloader::batcher::Batcher;
 use data::{
-    DataConfig, MnistBatch, MnistBatcher, MnistItem, Permutation, PermutationError, SequenceLayout,
-    SequenceMode,
+    DataConfig, MnistBatcher, MnistItem, Permutation, PermutationError, SequenceBatch,
+    SequenceLayout, SequenceMode,
 };
 
 type B = NdArray;
@@ -22,7 +22,7 @@ fn items() -> Vec<MnistItem> {
 }
 
 fn values(batcher: &MnistBatcher) -> (Vec<usize>, Vec<f32>) {
-    let batch: MnistBatch<B> = batcher.batch(items(), &Default::default());
+    let batch: SequenceBatch<B> = batcher.batch(items(), &Default::default());
     let dims = batch.sequences.dims().to_vec();
     (dims, batch.sequences.into_data().to_vec().unwrap())
 }

@@ -1,5 +1,6 @@
 //! Using trained recurrent classifiers from other Rust code: open a run directory written by `train`,
-//! load its model (checked against its config), evaluate it on MNIST, classify pictures of digits (also
+//! load its model (checked against its config), evaluate it, classify `.ts` sequences with the run's
+//! class names and normalization ([`predict_sequences`]), classify pictures of digits (also
 //! step by step, and over HTTP with a draw-a-digit page: [`serve`]), and import PyTorch-trained weights.
 //!
 //! Depends on the `model` and `data` crates only: a run directory is all it needs from training.
@@ -14,7 +15,7 @@ pub mod serve;
 use std::path::PathBuf;
 
 pub use import::import_pytorch;
-pub use predict::{Prediction, Reading, predict, read_steps};
+pub use predict::{Prediction, Reading, predict, predict_sequences, read_steps};
 pub use run::Run;
 
 /// Why inference could not proceed. Each message names the file and what to do.
@@ -67,4 +68,7 @@ pub enum InferError {
     /// The run's pixel permutation is unreadable.
     #[error(transparent)]
     Permutation(#[from] data::PermutationError),
+    /// A `.ts` file or dataset directory could not be read.
+    #[error(transparent)]
+    Sequences(#[from] data::TsError),
 }

@@ -9,10 +9,12 @@ use backend::{DeviceKind, Inference};
 use burn::data::dataloader::DataLoader;
 use burn::data::dataset::Dataset;
 use clap::{Parser, Subcommand};
-use data::{EpochLoader, MnistBatch, MnistFiles, Split};
-use infer::{Prediction, Run, import_pytorch, predict, preprocess, report, serve};
+use data::{DataSource, EpochLoader, MnistFiles, SequenceBatch, Split, TsDataset, TsFiles};
+use infer::{
+    Prediction, Run, import_pytorch, predict, predict_sequences, preprocess, report, serve,
+};
 
-/// Use trained recurrent digit classifiers: evaluate, predict, serve a draw-a-digit page, import from PyTorch.
+/// Use trained recurrent sequence classifiers: evaluate, predict (digit pictures, or .ts sequences), serve a draw-a-digit page, import from PyTorch.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -25,12 +27,14 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Accuracy and loss of a run's model on the 10 000 MNIST test images.
+    /// Accuracy and loss of a run's model on its test set: the 10 000 MNIST test images, or a `.ts`
+    /// run's *_TEST.ts.
     Eval {
         /// The run directory (written by `train` or `import-pytorch`).
         #[arg(long, value_name = "DIR", default_value = "artifacts/reference")]
         run: PathBuf,
-        /// Directory holding the MNIST IDX files (else the run's data.dir, MNIST_DIR, the cache that `train` downloads into).
+        /// The data directory: MNIST's IDX files (else the run's data.dir, MNIST_DIR, the cache that
+        /// `train` downloads into), or a `.ts` run's dataset directory (else the run's data.dir).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
         /// Images per batch (the result does not depend on it).
@@ -40,7 +44,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Classify pictures of single digits (PNG or JPEG, any size).
+    /// Classify pictures of single digits (PNG or JPEG, any size), or, for a run trained on `.ts`
+    /// data, every example of `.ts` files (printed with the run's class names).
     ///
     /// Pictures should show one digit, light on a dark background like MNIST (pass --invert for dark
     /// ink on light paper). They are converted the way MNIST was made: grey levels, the digit scaled
@@ -49,8 +54,8 @@ enum Command {
         /// The run directory.
         #[arg(long, value_name = "DIR", default_value = "artifacts/reference")]
         run: PathBuf,
-        /// Picture files.
-        #[arg(value_name = "IMAGE", required_unless_present = "index")]
+        /// Picture files, or `.ts` files for a run trained on `.ts` data.
+        #[arg(value_name = "FILE", required_unless_present = "index")]
         images: Vec<PathBuf>,
         /// Dark digits on a light background: invert before converting.
         #[arg(long)]
@@ -125,7 +130,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             let run = Run::open(&run)?;
             let model = run.load_model::<Inference>(&device)?;
             let loader = test_loader(&run, data_dir, batch_size, &device)?;
-            let result = model.evaluate(loader.iter().map(|b| (b.sequences, b.targets)));
+            let result = model.evaluate(loader.iter().map(|b| (b.sequences, b.lengths, b.targets)));
             if json {
                 println!(
                     "{}",
@@ -134,7 +139,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 println!("accuracy: {:.2}%", result.accuracy);
                 println!("loss: {:.4}", result.loss);
-                println!("images: {}", result.items);
+                println!("examples: {}", result.items);
             }
         }
         Command::Predict {
@@ -147,6 +152,24 @@ fn run(args: Args) -> anyhow::Result<()> {
         } => {
             let run = Run::open(&run)?;
             let model = run.load_model::<Inference>(&device)?;
+            if let Some(info) = &run.sequences {
+                if index.is_some() || invert {
+                    bail!(
+                        "--index and --invert are for MNIST runs; {} was trained on .ts data: pass .ts files",
+                        run.dir.display()
+                    );
+                }
+                for path in &images {
+                    let file = TsDataset::read(path)?;
+                    info.check(&file, path)?;
+                    let predictions = predict_sequences(&model, info, &file.examples, 256, &device);
+                    for (k, prediction) in predictions.iter().enumerate() {
+                        let name = format!("{}:{}", path.display(), k + 1);
+                        print_sequence_prediction(&name, prediction, &info.classes, json);
+                    }
+                }
+                return Ok(());
+            }
             let (names, pixels): (Vec<String>, Vec<Vec<u8>>) = match index {
                 Some(index) => {
                     let test = test_set(&run, data_dir)?;
@@ -194,14 +217,24 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             let model = run.load_model::<Inference>(&device)?;
             let loader = test_loader(&run, data_dir, 1000, &device)?;
-            let matrix =
-                report::confusion_matrix(&model, loader.iter().map(|b| (b.sequences, b.targets)));
+            let matrix = report::confusion_matrix(
+                &model,
+                loader.iter().map(|b| (b.sequences, b.lengths, b.targets)),
+            );
             let confusion = run.dir.join("confusion.png");
             report::draw_confusion(&matrix, &confusion)?;
             println!("{}", confusion.display());
         }
         Command::Serve { run, port, host } => {
-            let app = serve::App::<Inference>::load(Run::open(&run)?, device, backend::NAME)?;
+            let run = Run::open(&run)?;
+            if run.sequences.is_some() {
+                bail!(
+                    "{} was trained on .ts sequences; the draw-a-digit page serves MNIST runs (use `infer predict --run {} FILE.ts`)",
+                    run.dir.display(),
+                    run.dir.display()
+                );
+            }
+            let app = serve::App::<Inference>::load(run, device, backend::NAME)?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -293,17 +326,58 @@ fn test_loader(
     data_dir: Option<PathBuf>,
     batch_size: usize,
     device: &backend::Device,
-) -> anyhow::Result<EpochLoader<Inference, data::MnistItem, MnistBatch<Inference>>> {
-    let test = test_set(run, data_dir)?;
-    let batcher = run.batcher(test.rows(), test.cols())?;
+) -> anyhow::Result<std::sync::Arc<dyn DataLoader<Inference, SequenceBatch<Inference>>>> {
     // The device is `Copy` on the CPU backends but not on wgpu.
     #[allow(clippy::clone_on_copy)]
-    Ok(EpochLoader::new(
+    let device = device.clone();
+    if let (DataSource::Ts, Some(info)) = (run.data.source, &run.sequences) {
+        let dir = data_dir.or_else(|| run.data.dir.clone()).with_context(|| {
+            format!(
+                "{} was trained on .ts data but its config names no directory: pass --data-dir DIR",
+                run.dir.display()
+            )
+        })?;
+        let files = TsFiles::locate(&dir)?;
+        let test = TsDataset::read(&files.test)?;
+        info.check(&test, &files.test)?;
+        return Ok(std::sync::Arc::new(EpochLoader::new(
+            std::sync::Arc::new(test),
+            std::sync::Arc::new(data::TsBatcher::new(info)),
+            batch_size,
+            device,
+        )));
+    }
+    let test = test_set(run, data_dir)?;
+    let batcher = run.batcher(test.rows(), test.cols())?;
+    Ok(std::sync::Arc::new(EpochLoader::new(
         std::sync::Arc::new(test),
         std::sync::Arc::new(batcher),
         batch_size,
-        device.clone(),
-    ))
+        device,
+    )))
+}
+
+/// One `.ts` example's prediction: the class name, then every class's probability.
+fn print_sequence_prediction(name: &str, prediction: &Prediction, classes: &[String], json: bool) {
+    let class = &classes[prediction.digit];
+    if json {
+        let probabilities: serde_json::Map<String, serde_json::Value> = classes
+            .iter()
+            .zip(&prediction.probabilities)
+            .map(|(c, p)| (c.clone(), serde_json::json!(p)))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"example": name, "class": class, "probabilities": probabilities})
+        );
+    } else {
+        let probabilities: Vec<String> = classes
+            .iter()
+            .zip(&prediction.probabilities)
+            .map(|(c, p)| format!("{c}:{p:.3}"))
+            .collect();
+        println!("{name}: {class}  [{}]", probabilities.join(" "));
+    }
 }
 
 fn print_prediction(name: &str, prediction: &Prediction, json: bool) {

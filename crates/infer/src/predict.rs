@@ -2,7 +2,7 @@
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::activation::softmax;
-use data::{MnistBatch, MnistBatcher, MnistItem};
+use data::{MnistBatcher, MnistItem, SequenceBatch, SequenceInfo, TsBatcher, TsExample};
 use model::RecurrentBackend;
 use model::RecurrentClassifier;
 
@@ -64,6 +64,31 @@ pub fn predict<B: RecurrentBackend>(
         .collect()
 }
 
+/// Classifies `.ts` examples with a run's normalization (`info`), in batches of `batch_size`; the
+/// examples' own labels are not read.
+pub fn predict_sequences<B: RecurrentBackend>(
+    model: &RecurrentClassifier<B>,
+    info: &SequenceInfo,
+    examples: &[TsExample],
+    batch_size: usize,
+    device: &B::Device,
+) -> Vec<Prediction> {
+    let batcher = TsBatcher::new(info);
+    let classes = model.config().num_classes;
+    let mut predictions = Vec::with_capacity(examples.len());
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let batch: SequenceBatch<B> = batcher.batch(chunk.to_vec(), device);
+        let logits = model.forward_lengths(batch.sequences, batch.lengths.as_deref());
+        let probabilities = to_vec(softmax(logits, 1).into_data());
+        predictions.extend(
+            probabilities
+                .chunks(classes)
+                .map(Prediction::from_probabilities),
+        );
+    }
+    predictions
+}
+
 /// Reads one image (raw 0..=255 grey levels) step by step, normalized and ordered by `batcher`.
 pub fn read_steps<B: RecurrentBackend>(
     model: &RecurrentClassifier<B>,
@@ -86,7 +111,7 @@ fn to_batch<B: RecurrentBackend>(
     batcher: &MnistBatcher,
     images: &[Vec<u8>],
     device: &B::Device,
-) -> MnistBatch<B> {
+) -> SequenceBatch<B> {
     let items = images
         .iter()
         .map(|pixels| MnistItem {

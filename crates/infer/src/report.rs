@@ -228,14 +228,19 @@ where
     I: IntoIterator<
         Item = (
             burn::tensor::Tensor<B, 3>,
+            Option<Vec<usize>>,
             burn::tensor::Tensor<B, 1, burn::tensor::Int>,
         ),
     >,
 {
     let classes = model.config().num_classes;
     let mut matrix = vec![vec![0usize; classes]; classes];
-    for (inputs, targets) in batches {
-        let predicted = model.forward(inputs).argmax(1).into_data().convert::<i64>();
+    for (inputs, lengths, targets) in batches {
+        let predicted = model
+            .forward_lengths(inputs, lengths.as_deref())
+            .argmax(1)
+            .into_data()
+            .convert::<i64>();
         let truth = targets.into_data().convert::<i64>();
         let (predicted, truth) = (
             predicted.to_vec::<i64>().expect("i64"),

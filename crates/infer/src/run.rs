@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use data::{DataConfig, MnistBatcher};
+use data::{DataConfig, DataSource, MnistBatcher, SequenceInfo};
 use model::RecurrentBackend;
 use model::{ModelConfig, RecurrentClassifier};
 use serde_json::Value;
@@ -18,6 +18,8 @@ pub struct Run {
     pub model: ModelConfig,
     /// Normalization and data location from `config.json`.
     pub data: DataConfig,
+    /// A `.ts` run's class names and per-feature normalization (`sequences.json`).
+    pub sequences: Option<SequenceInfo>,
 }
 
 impl Run {
@@ -47,11 +49,41 @@ impl Run {
         };
         let model = ModelConfig::from_json_value(section("model")?)
             .map_err(|e| bad(format!("section `model`: {e}")))?;
-        let data: DataConfig = serde_json::from_value(section("data")?)
+        let data = DataConfig::from_json_value(section("data")?)
             .map_err(|e| bad(format!("section `data`: {e}")))?;
         model.validate().map_err(|e| bad(e.to_string()))?;
         data.validate().map_err(|e| bad(e.to_string()))?;
-        Ok(Self { dir, model, data })
+        let sequences = match data.source {
+            DataSource::Mnist => None,
+            DataSource::Ts => {
+                let path = dir.join(SequenceInfo::FILE);
+                let info = SequenceInfo::load(&path).map_err(|message| InferError::NotARun {
+                    dir: dir.clone(),
+                    message: format!(
+                        "{message}; a run trained on .ts data keeps its class names and normalization there"
+                    ),
+                })?;
+                if info.dimensions != model.input_size || info.classes.len() != model.num_classes {
+                    return Err(InferError::RunConfig {
+                        path: path.clone(),
+                        message: format!(
+                            "describes {} features and {} classes, but the model reads {} and has {}",
+                            info.dimensions,
+                            info.classes.len(),
+                            model.input_size,
+                            model.num_classes
+                        ),
+                    });
+                }
+                Some(info)
+            }
+        };
+        Ok(Self {
+            dir,
+            model,
+            data,
+            sequences,
+        })
     }
 
     /// The model record file.

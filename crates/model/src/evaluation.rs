@@ -15,19 +15,20 @@ pub struct Evaluation {
 }
 
 impl<B: RecurrentBackend> RecurrentClassifier<B> {
-    /// Evaluates on `(sequences [batch, time, features], labels [batch])` batches. The loss is the mean
-    /// over examples, not over batches, so the batch size does not change the result.
+    /// Evaluates on `(sequences [batch, time, features], lengths, labels [batch])` batches (`lengths`
+    /// as in [`forward_lengths`](Self::forward_lengths)). The loss is the mean over examples, not over
+    /// batches, so the batch size does not change the result.
     pub fn evaluate<I>(&self, batches: I) -> Evaluation
     where
-        I: IntoIterator<Item = (Tensor<B, 3>, Tensor<B, 1, Int>)>,
+        I: IntoIterator<Item = (Tensor<B, 3>, Option<Vec<usize>>, Tensor<B, 1, Int>)>,
     {
         let (mut loss_sum, mut correct, mut items) = (0.0f64, 0usize, 0usize);
-        for (inputs, targets) in batches {
+        for (inputs, lengths, targets) in batches {
             let n = targets.dims()[0];
             if n == 0 {
                 continue;
             }
-            let logits = self.forward(inputs);
+            let logits = self.forward_lengths(inputs, lengths.as_deref());
             let loss = cross_entropy(logits.clone(), targets.clone());
             loss_sum += loss.into_scalar().elem::<f64>() * n as f64;
             let hits = logits.argmax(1).reshape([n]).equal(targets).int().sum();

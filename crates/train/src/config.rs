@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::config::Config;
-use data::DataConfig;
+use data::{DataConfig, DataSource};
 use model::ModelConfig;
 use serde_json::Value;
 
@@ -209,7 +209,16 @@ impl TrainConfig {
 
     /// Checks every value: sizes and counts at least 1, finite positive rates, factors in range.
     pub fn validate(&self) -> Result<(), String> {
-        self.model.validate().map_err(|e| e.to_string())?;
+        let mut model = self.model.clone();
+        if self.data.source == DataSource::Ts {
+            // 0 means "from the data", resolved when the data is read.
+            for size in [&mut model.input_size, &mut model.num_classes] {
+                if *size == 0 {
+                    *size = 1;
+                }
+            }
+        }
+        model.validate().map_err(|e| e.to_string())?;
         self.data.validate().map_err(|e| e.to_string())?;
         if let Some(clipping) = &self.gradient_clipping {
             clipping.validate()?;
@@ -305,8 +314,22 @@ fn fill_defaults(config: &mut Value) {
     top.entry("lr_schedule").or_insert_with(|| {
         serde_json::to_value(ScheduleConfig::new()).expect("schedule serializes")
     });
+    if let Some(data) = top.get_mut("data") {
+        DataConfig::fill_defaults(data);
+    }
+    let from_data = top
+        .get("data")
+        .and_then(|d| d.get("source"))
+        .and_then(Value::as_str)
+        == Some(DataSource::Ts.name());
     if let Some(model) = top.get_mut("model") {
         ModelConfig::fill_defaults(model);
+        // A `.ts` run takes its input size and class count from the data when the config leaves
+        // them out (0 until the data is read).
+        if let (true, Value::Object(model)) = (from_data, model) {
+            model.entry("input_size").or_insert(0.into());
+            model.entry("num_classes").or_insert(0.into());
+        }
     }
 }
 

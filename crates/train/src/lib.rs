@@ -1,7 +1,8 @@
-//! Training the LSTM sequence classifier on MNIST with Burn's Learner.
+//! Training recurrent sequence classifiers with Burn's Learner, on MNIST or on `.ts` sequence files.
 //!
 //! [`train`] runs one configured training on any autodiff backend and writes a self-describing run
-//! directory ([`RunDir`]); the `train` binary wraps it in a command line and picks the backend.
+//! directory ([`RunDir`]); the `train` binary wraps it in a command line and picks the backend. The
+//! data source is the config's (`data.source`), behind one seam (`source`).
 
 pub mod artifacts;
 pub mod clipping;
@@ -12,6 +13,7 @@ mod optimizer;
 mod recorder;
 mod run;
 pub mod schedule;
+mod source;
 mod step;
 
 pub use artifacts::RunDir;
@@ -19,6 +21,6 @@ pub use clipping::ClippingConfig;
 pub use config::{ConfigFileError, OptimizerConfig, TrainConfig};
 pub use metrics::{EpochMetrics, RunMetrics};
 pub use optimizer::WithOptimizer;
-pub use run::{Display, RunOptions, RunOutcome, TrainError, train};
+pub use run::{Display, RunOptions, RunOutcome, TrainError, train, train_sequences};
 pub use schedule::{Decay, Schedule, ScheduleConfig};
 pub use step::Trainable;

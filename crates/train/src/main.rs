@@ -9,7 +9,7 @@ use clap::Parser;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use data::{Mirrors, MnistFiles};
+use data::{DataSource, Mirrors, MnistFiles};
 use train::download::download_progress;
 use train::{Display, RunDir, RunOptions, TrainConfig, TrainError};
 
@@ -27,8 +27,9 @@ struct Args {
     /// Number of epochs (overrides `num_epochs`; with --resume, the new total).
     #[arg(long, value_name = "N")]
     epochs: Option<usize>,
-    /// Directory holding the MNIST IDX files (overrides `data.dir`; else MNIST_DIR, then the cache,
-    /// where MNIST is downloaded when it is nowhere).
+    /// The data directory (overrides `data.dir`): for MNIST the four IDX files (else MNIST_DIR, then
+    /// the cache, where MNIST is downloaded when it is nowhere); for `data.source: "ts"` the directory
+    /// holding one *_TRAIN.ts and one *_TEST.ts.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Base URL of a mirror holding the four MNIST *.gz files, tried instead of the default mirrors
@@ -126,7 +127,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         config.seed = seed;
     }
     // MNIST is found (or, unless --offline, fetched into the cache) before anything else is said.
-    if args.offline {
+    if config.data.source != DataSource::Mnist {
+        // A `.ts` directory is read by `train` itself, which names any problem with it.
+    } else if args.offline {
         MnistFiles::locate(config.data.dir.as_deref())?;
     } else {
         let mirrors = Mirrors::from_cli_or_env(args.mirror)?;
@@ -191,8 +194,22 @@ fn describe(config: &TrainConfig) -> String {
         } else {
             String::new()
         },
-        m.num_classes,
-        config.data.sequence.name(),
+        if m.num_classes == 0 {
+            "data's".to_string()
+        } else {
+            m.num_classes.to_string()
+        },
+        match config.data.source {
+            DataSource::Mnist => format!("MNIST {}", config.data.sequence.name()),
+            DataSource::Ts => format!(
+                ".ts ({})",
+                config
+                    .data
+                    .dir
+                    .as_deref()
+                    .map_or("no directory".into(), |d| d.display().to_string())
+            ),
+        },
         config.batch_size,
         config.num_epochs
     )

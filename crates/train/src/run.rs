@@ -5,19 +5,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use burn::data::dataloader::DataLoader;
-use burn::data::dataset::Dataset;
 use burn::optim::Optimizer;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::renderer::MetricsRenderer;
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use burn::train::{Learner, SupervisedTraining};
-use data::{
-    EpochLoader, MnistBatch, MnistBatcher, MnistDataset, MnistFiles, SequenceLayout, Split,
-    train_validation_split,
-};
 use model::ModelRecorder;
-use model::{Evaluation, RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier};
+use model::{RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier};
 
 use crate::artifacts::{RunDir, sha256_file, write_atomically};
 use crate::clipping::ClippingConfig;
@@ -26,6 +20,7 @@ use crate::metrics::{DataFile, RunMetrics, TestMetrics};
 use crate::optimizer::WithOptimizer;
 use crate::recorder::{Halt, Recorder, Stopping};
 use crate::schedule::ScheduleConfig;
+use crate::source::{Loader, RunData, evaluate};
 use crate::step::Trainable;
 
 /// How progress is shown.
@@ -80,6 +75,9 @@ pub enum TrainError {
     /// MNIST could not be read.
     #[error(transparent)]
     Data(#[from] data::MnistError),
+    /// A `.ts` dataset could not be found or read.
+    #[error(transparent)]
+    Sequences(#[from] data::TsError),
     /// The validation split is impossible.
     #[error(transparent)]
     Split(#[from] data::SplitError),
@@ -161,33 +159,69 @@ fn kept(epoch: usize) -> String {
     }
 }
 
-fn io_error(path: &Path, message: impl std::fmt::Display) -> TrainError {
+pub(crate) fn io_error(path: &Path, message: impl std::fmt::Display) -> TrainError {
     TrainError::Io {
         path: path.to_path_buf(),
         message: message.to_string(),
     }
 }
 
-/// Trains a classifier as `options` say, on `device`, writing the run directory as it goes.
+/// Trains a classifier as `options` say, on `device`, writing the run directory as it goes. The data
+/// is the config's (`data.source`: MNIST, or a `.ts` directory).
 pub fn train<B: RecurrentAutodiffBackend>(
     options: RunOptions,
     device: B::Device,
 ) -> Result<RunOutcome<B::InnerBackend>, TrainError> {
-    let config = &options.config;
-    config.validate().map_err(TrainError::Config)?;
+    let mut config = options.config.clone();
     // Data problems are reported before the run directory is touched.
-    let files = MnistFiles::locate(config.data.dir.as_deref())?;
-    let (train_set, valid_set, test_set, validation) = datasets(config, &files)?;
+    let run_data = RunData::load(&mut config)?;
+    fit_run::<B>(options, config, run_data, device)
+}
+
+/// Trains on labelled sequences held in memory rather than on files: `train` and `test` as
+/// [`TsDataset`](data::TsDataset)s (build them with
+/// [`TsDataset::from_sequences`](data::TsDataset::from_sequences)). Everything else is
+/// [`train`]'s: `options.config.data` must say `"source": "ts"` (its `dir` is not read), the
+/// validation split comes from `train`, the model's input size and class count from the data when
+/// the config leaves them at 0, and the run directory is the same, `sequences.json` included.
+pub fn train_sequences<B: RecurrentAutodiffBackend>(
+    options: RunOptions,
+    train: data::TsDataset,
+    test: data::TsDataset,
+    device: B::Device,
+) -> Result<RunOutcome<B::InnerBackend>, TrainError> {
+    let mut config = options.config.clone();
+    if config.data.source != data::DataSource::Ts {
+        return Err(TrainError::Config(
+            "train_sequences needs a config with data.source \"ts\" (configs/sequences.json is one)"
+                .into(),
+        ));
+    }
+    let run_data = RunData::sequences(
+        &mut config,
+        train,
+        test,
+        Path::new("the training sequences"),
+        Vec::new(),
+    )?;
+    fit_run::<B>(options, config, run_data, device)
+}
+
+fn fit_run<B: RecurrentAutodiffBackend>(
+    options: RunOptions,
+    config: TrainConfig,
+    run_data: RunData,
+    device: B::Device,
+) -> Result<RunOutcome<B::InnerBackend>, TrainError> {
+    config.validate().map_err(TrainError::Config)?;
+    let config = &config;
     let run_dir = RunDir::new(&options.run_dir);
-    let start_epoch = prepare_run_dir(&run_dir, &options)?;
+    let start_epoch = prepare_run_dir(&run_dir, config, &options)?;
 
     let metrics = Arc::new(Mutex::new(initial_metrics(
         &run_dir,
         &options,
-        &files,
-        &validation,
-        train_set.len(),
-        valid_set.len(),
+        &run_data,
         start_epoch,
     )?));
 
@@ -203,48 +237,16 @@ pub fn train<B: RecurrentAutodiffBackend>(
             .and_then(ClippingConfig::max_norm),
     };
     // The loader keeps the last, partial batch.
-    let batches_per_epoch = train_set.len().div_ceil(config.batch_size);
-
-    let batcher = Arc::new(
-        MnistBatcher::new(
-            train_set.rows(),
-            train_set.cols(),
-            config.data.mean,
-            config.data.std,
-        )
-        .with_layout(sequence_layout(
-            config,
-            &run_dir,
-            options.resume,
-            (train_set.rows(), train_set.cols()),
-        )?),
-    );
-    let train_loader: Arc<dyn DataLoader<B, MnistBatch<B>>> = Arc::new(
-        EpochLoader::new(
-            Arc::new(train_set),
-            batcher.clone(),
-            config.batch_size,
-            device.clone(),
-        )
-        .shuffled(config.seed)
-        .starting_at_epoch(start_epoch + 1)
-        .on_epoch_start(reseed::<B>(device.clone(), config.seed)),
-    );
-    let valid_loader: Arc<dyn DataLoader<B::InnerBackend, MnistBatch<B::InnerBackend>>> =
-        Arc::new(EpochLoader::new(
-            Arc::new(valid_set),
-            batcher.clone(),
-            config.eval_batch_size,
-            device.clone(),
-        ));
+    let batches_per_epoch = run_data.train_items().div_ceil(config.batch_size);
+    let loaders = run_data.loaders::<B>(config, &run_dir, options.resume, start_epoch, &device)?;
 
     let halt = Arc::new(Mutex::new(None));
     let parts = LearnerParts {
         run_dir: run_dir.root.clone(),
         stop: options.stop.clone(),
         halt: halt.clone(),
-        train_loader,
-        valid_loader,
+        train_loader: loaders.train,
+        valid_loader: loaders.valid,
         num_epochs: config.num_epochs,
         start_epoch,
         tui: options.display == Display::Auto && std::io::stdout().is_terminal(),
@@ -276,16 +278,10 @@ pub fn train<B: RecurrentAutodiffBackend>(
     }
     save_model(&run_dir, &trained)?;
     let mut metrics = metrics.lock().expect("metrics lock").clone();
-    if let Some(test_set) = test_set {
-        let result = evaluate::<B::InnerBackend>(
-            &trained,
-            &test_set,
-            &batcher,
-            config.eval_batch_size,
-            &device,
-        );
+    if let Some(test) = &loaders.test {
+        let result = evaluate(&trained, test);
         println!(
-            "test: loss {:.4} accuracy {:.2}% ({} images)",
+            "test: loss {:.4} accuracy {:.2}% ({} examples)",
             result.loss, result.accuracy, result.items
         );
         metrics.test = Some(TestMetrics {
@@ -309,8 +305,8 @@ struct LearnerParts<B: RecurrentAutodiffBackend> {
     run_dir: PathBuf,
     stop: Arc<AtomicBool>,
     halt: Arc<Mutex<Option<Halt>>>,
-    train_loader: Arc<dyn DataLoader<B, MnistBatch<B>>>,
-    valid_loader: Arc<dyn DataLoader<B::InnerBackend, MnistBatch<B::InnerBackend>>>,
+    train_loader: Loader<B>,
+    valid_loader: Loader<B::InnerBackend>,
     num_epochs: usize,
     start_epoch: usize,
     tui: bool,
@@ -325,7 +321,7 @@ struct LearnerParts<B: RecurrentAutodiffBackend> {
 /// the initialization's. Run by the training loader as an epoch's iteration begins, on the training
 /// thread: Burn's renderer, which sees the end of an epoch, runs on a thread of its own and would
 /// reseed at some point during the next epoch's first batches.
-fn reseed<B: RecurrentBackend>(
+pub(crate) fn reseed<B: RecurrentBackend>(
     device: B::Device,
     seed: u64,
 ) -> impl Fn(usize) + Send + Sync + 'static {
@@ -405,7 +401,11 @@ where
 }
 
 /// Checks and creates the run directory. Returns the epoch to resume after (0 for a fresh run).
-fn prepare_run_dir(run_dir: &RunDir, options: &RunOptions) -> Result<usize, TrainError> {
+fn prepare_run_dir(
+    run_dir: &RunDir,
+    config: &TrainConfig,
+    options: &RunOptions,
+) -> Result<usize, TrainError> {
     let root = &run_dir.root;
     if options.resume {
         let Some(epoch) = run_dir.last_checkpoint() else {
@@ -417,16 +417,16 @@ fn prepare_run_dir(run_dir: &RunDir, options: &RunOptions) -> Result<usize, Trai
                 ),
             });
         };
-        if epoch >= options.config.num_epochs {
+        if epoch >= config.num_epochs {
             return Err(TrainError::Resume {
                 path: root.clone(),
                 message: format!(
                     "the run already completed epoch {epoch} of {}; raise --epochs to train further",
-                    options.config.num_epochs
+                    config.num_epochs
                 ),
             });
         }
-        write_config(run_dir, &options.config)?;
+        write_config(run_dir, config)?;
         return Ok(epoch);
     }
     let occupied = run_dir.config().exists() || run_dir.checkpoints().exists();
@@ -465,27 +465,8 @@ fn prepare_run_dir(run_dir: &RunDir, options: &RunOptions) -> Result<usize, Trai
             format!("cannot create the run directory ({e}); choose a writable --artifacts DIR"),
         )
     })?;
-    write_config(run_dir, &options.config)?;
+    write_config(run_dir, config)?;
     Ok(0)
-}
-
-/// The reading order of the images. A `permuted_pixels` run saves its permutation, and a resumed
-/// one reads it back, so that the order never depends on the random number generator's version.
-fn sequence_layout(
-    config: &TrainConfig,
-    run_dir: &RunDir,
-    resume: bool,
-    (rows, cols): (usize, usize),
-) -> Result<SequenceLayout, TrainError> {
-    let path = run_dir.permutation();
-    let layout = config
-        .data
-        .sequence_layout(rows, cols, resume.then_some(path.as_path()))?;
-    if let SequenceLayout::PermutedPixels(permutation) = &layout {
-        write_atomically(&path, permutation.to_json().as_bytes())
-            .map_err(|e| io_error(&path, format!("cannot write the pixel permutation ({e})")))?;
-    }
-    Ok(layout)
 }
 
 fn write_config(run_dir: &RunDir, config: &TrainConfig) -> Result<(), TrainError> {
@@ -498,65 +479,18 @@ fn write_config(run_dir: &RunDir, config: &TrainConfig) -> Result<(), TrainError
     })
 }
 
-type Datasets = (MnistDataset, MnistDataset, Option<MnistDataset>, String);
-
-/// Train, validation and (when validation is held out) test sets, with the config's limits applied.
-fn datasets(config: &TrainConfig, files: &MnistFiles) -> Result<Datasets, TrainError> {
-    let train_full = files.load(Split::Train)?;
-    let test = files.load(Split::Test)?;
-    for (what, set) in [("training", &train_full), ("test", &test)] {
-        let (steps, features) = config.data.sequence.shape(set.rows(), set.cols());
-        if features != config.model.input_size {
-            return Err(TrainError::ImageSize {
-                what,
-                rows: set.rows(),
-                cols: set.cols(),
-                mode: config.data.sequence.name(),
-                steps,
-                features,
-                input_size: config.model.input_size,
-            });
-        }
-    }
-    let data = &config.data;
-    let limit = |set: MnistDataset, limit: Option<usize>| match limit {
-        Some(n) => set.take(n),
-        None => set,
-    };
-    let (train, valid, test, validation) = if data.validation_size > 0 {
-        let (train, valid) =
-            train_validation_split(&train_full, data.validation_size, data.split_seed)?;
-        let what = format!(
-            "{} training images held out (split seed {})",
-            data.validation_size, data.split_seed
-        );
-        (train, valid, Some(limit(test, data.eval_limit)), what)
-    } else {
-        (train_full, test, None, "the test set".to_string())
-    };
-    Ok((
-        limit(train, data.train_limit),
-        limit(valid, data.eval_limit),
-        test,
-        validation,
-    ))
-}
-
 fn initial_metrics(
     run_dir: &RunDir,
     options: &RunOptions,
-    files: &MnistFiles,
-    validation: &str,
-    train_items: usize,
-    valid_items: usize,
+    run_data: &RunData,
     start_epoch: usize,
 ) -> Result<RunMetrics, TrainError> {
-    let data_files = files
-        .all()
-        .into_iter()
+    let data_files = run_data
+        .files
+        .iter()
         .map(|path| {
             Ok(DataFile {
-                path: path.to_path_buf(),
+                path: path.clone(),
                 sha256: sha256_file(path).map_err(|e| io_error(path, e))?,
             })
         })
@@ -574,9 +508,9 @@ fn initial_metrics(
     Ok(RunMetrics {
         crate_version: env!("CARGO_PKG_VERSION").to_string(),
         backend: options.backend.clone(),
-        validation: validation.to_string(),
-        train_items,
-        valid_items,
+        validation: run_data.validation.clone(),
+        train_items: run_data.train_items(),
+        valid_items: run_data.valid_items(),
         data_files,
         epochs,
         test: None,
@@ -592,20 +526,4 @@ fn save_model<B: RecurrentBackend>(
     let tmp_file = tmp_stem.with_extension("mpk");
     model.save(&tmp_stem).map_err(|e| io_error(&tmp_file, e))?;
     std::fs::rename(&tmp_file, run_dir.model_file()).map_err(|e| io_error(&run_dir.model_file(), e))
-}
-
-fn evaluate<B: RecurrentBackend>(
-    model: &RecurrentClassifier<B>,
-    set: &MnistDataset,
-    batcher: &Arc<MnistBatcher>,
-    batch_size: usize,
-    device: &B::Device,
-) -> Evaluation {
-    let loader: EpochLoader<B, _, MnistBatch<B>> = EpochLoader::new(
-        Arc::new(set.clone()),
-        batcher.clone(),
-        batch_size,
-        device.clone(),
-    );
-    model.evaluate(loader.iter().map(|batch| (batch.sequences, batch.targets)))
 }

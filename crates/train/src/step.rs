@@ -4,7 +4,7 @@ use crate::clipping::clip_global_norm;
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
-use data::MnistBatch;
+use data::SequenceBatch;
 use model::{RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier, cross_entropy};
 
 /// Wraps the model crate's classifier so that this crate can implement Burn's step traits for it.
@@ -22,18 +22,20 @@ pub struct Trainable<B: RecurrentBackend> {
 
 impl<B: RecurrentBackend> Trainable<B> {
     /// Logits and mean cross-entropy for a batch.
-    pub fn classify(&self, batch: MnistBatch<B>) -> ClassificationOutput<B> {
-        let logits = self.model.forward(batch.sequences);
+    pub fn classify(&self, batch: SequenceBatch<B>) -> ClassificationOutput<B> {
+        let logits = self
+            .model
+            .forward_lengths(batch.sequences, batch.lengths.as_deref());
         let loss = cross_entropy(logits.clone(), batch.targets.clone());
         ClassificationOutput::new(loss, logits, batch.targets)
     }
 }
 
 impl<B: RecurrentAutodiffBackend> TrainStep for Trainable<B> {
-    type Input = MnistBatch<B>;
+    type Input = SequenceBatch<B>;
     type Output = ClassificationOutput<B>;
 
-    fn step(&self, batch: MnistBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
+    fn step(&self, batch: SequenceBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
         let output = self.classify(batch);
         let grads = GradientsParams::from_grads(output.loss.backward(), self);
         let grads = match self.max_grad_norm {
@@ -48,10 +50,10 @@ impl<B: RecurrentAutodiffBackend> TrainStep for Trainable<B> {
 }
 
 impl<B: RecurrentBackend> InferenceStep for Trainable<B> {
-    type Input = MnistBatch<B>;
+    type Input = SequenceBatch<B>;
     type Output = ClassificationOutput<B>;
 
-    fn step(&self, batch: MnistBatch<B>) -> ClassificationOutput<B> {
+    fn step(&self, batch: SequenceBatch<B>) -> ClassificationOutput<B> {
         self.classify(batch)
     }
 }

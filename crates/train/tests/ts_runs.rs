@@ -1,0 +1,210 @@
+//! Training on `.ts` sequence files that the test writes: sizes taken from the data, class names and
+//! normalization kept with the run, it learns, it is deterministic and resumes exactly, and a config
+//! that disagrees with the data (or names no directory) is refused with a message that says so.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use burn::backend::{Autodiff, NdArray};
+use data::SequenceInfo;
+use train::{Display, RunOptions, TrainConfig, TrainError};
+
+type B = Autodiff<NdArray>;
+
+/// Backends seed a process-wide RNG: runs in one test binary must not interleave.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn temp(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ts-runs-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A `.ts` file of `n` two-channel sequences of 3–14 steps in three classes: `up` rises, `down` falls,
+/// `flat` stays, each with noise, so that a small GRU can tell them apart.
+fn ts_file(n: usize, seed: u64) -> String {
+    let mut state = seed;
+    let mut noise = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 0.4
+    };
+    let classes = ["up", "down", "flat"];
+    let mut text = String::from(
+        "# written by ts_runs.rs\n@problemName Slopes\n@univariate false\n@dimensions 2\n@equalLength false\n@classLabel true up down flat\n@data\n",
+    );
+    for k in 0..n {
+        let class = k % 3;
+        let length = 3 + (k * 7 + seed as usize) % 12;
+        let slope = [1.0, -1.0, 0.0][class];
+        let first: Vec<String> = (0..length)
+            .map(|t| format!("{:.4}", slope * t as f32 / length as f32 + noise()))
+            .collect();
+        let second: Vec<String> = (0..length)
+            .map(|_| format!("{:.4}", 5.0 + noise()))
+            .collect();
+        text.push_str(&format!(
+            "{}:{}:{}\n",
+            first.join(","),
+            second.join(","),
+            classes[class]
+        ));
+    }
+    text
+}
+
+fn dataset(tag: &str) -> PathBuf {
+    let dir = temp(tag);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Slopes_TRAIN.ts"), ts_file(240, 1)).unwrap();
+    std::fs::write(dir.join("Slopes_TEST.ts"), ts_file(60, 2)).unwrap();
+    dir
+}
+
+fn config(data_dir: &Path, epochs: usize) -> TrainConfig {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/sequences.json"),
+    )
+    .unwrap();
+    let mut config = TrainConfig::from_json(&text, Path::new("configs/sequences.json")).unwrap();
+    config.data.dir = Some(data_dir.to_path_buf());
+    config.data.validation_size = 40;
+    config.model.hidden_size = 8;
+    config.model.num_layers = 1;
+    config.batch_size = 16;
+    config.num_epochs = epochs;
+    config
+}
+
+fn options(config: TrainConfig, dir: &Path, resume: bool) -> RunOptions {
+    RunOptions {
+        config,
+        run_dir: dir.to_path_buf(),
+        resume,
+        overwrite: false,
+        backend: "ndarray".into(),
+        display: Display::Lines,
+        stop: Default::default(),
+    }
+}
+
+#[test]
+fn a_ts_run_takes_its_sizes_from_the_data_learns_and_keeps_its_classes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let data = dataset("learns");
+    let run = temp("learns-run");
+    let config = config(&data, 6);
+    assert_eq!(
+        config.model.input_size, 0,
+        "left to the data by configs/sequences.json"
+    );
+    let outcome = train::train::<B>(options(config, &run, false), Default::default()).unwrap();
+
+    let saved = TrainConfig::load(run.join("config.json")).unwrap();
+    assert_eq!(saved.model.input_size, 2);
+    assert_eq!(saved.model.num_classes, 3);
+    let info = SequenceInfo::load(&run.join(SequenceInfo::FILE)).unwrap();
+    assert_eq!(info.classes, ["up", "down", "flat"]);
+    assert_eq!(info.dimensions, 2);
+    // The second channel is 5 ± 0.2 everywhere: normalized with the training examples' statistics.
+    assert!((info.mean[1] - 5.0).abs() < 0.05, "{:?}", info.mean);
+    assert_eq!(outcome.metrics.train_items, 200);
+    assert_eq!(outcome.metrics.valid_items, 40);
+    let test = outcome
+        .metrics
+        .test
+        .expect("held-out validation: the test set is evaluated once");
+    assert_eq!(test.items, 60);
+    assert!(test.accuracy > 80.0, "test accuracy {}", test.accuracy);
+}
+
+#[test]
+fn a_ts_run_is_deterministic_and_resumes_exactly() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let data = dataset("resume");
+    let straight = temp("resume-straight");
+    let parted = temp("resume-parted");
+    train::train::<B>(
+        options(config(&data, 3), &straight, false),
+        Default::default(),
+    )
+    .unwrap();
+    train::train::<B>(
+        options(config(&data, 2), &parted, false),
+        Default::default(),
+    )
+    .unwrap();
+    train::train::<B>(options(config(&data, 3), &parted, true), Default::default()).unwrap();
+    let model = |dir: &Path| -> Vec<f32> {
+        let config = TrainConfig::load(dir.join("config.json")).unwrap();
+        let model = config
+            .model
+            .load::<NdArray>(dir.join("model.mpk"), &Default::default())
+            .unwrap();
+        model::pytorch::StateDict::from_classifier(&model)
+            .tensors
+            .values()
+            .flat_map(|t| match t {
+                model::pytorch::HostTensor::Float { values, .. } => values.clone(),
+                model::pytorch::HostTensor::Int { .. } => Vec::new(),
+            })
+            .collect()
+    };
+    assert_eq!(model(&straight), model(&parted), "resumed run differs");
+    let again = temp("resume-again");
+    train::train::<B>(options(config(&data, 3), &again, false), Default::default()).unwrap();
+    assert_eq!(
+        model(&straight),
+        model(&again),
+        "same seed, different weights"
+    );
+}
+
+#[test]
+fn a_config_that_disagrees_with_the_data_is_refused() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let data = dataset("refused");
+    let mut wrong = config(&data, 1);
+    wrong.model.input_size = 5;
+    let error = train::train::<B>(
+        options(wrong, &temp("refused-a"), false),
+        Default::default(),
+    )
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("model.input_size is 5") && message.contains("2 channels per step"),
+        "{message}"
+    );
+
+    let mut nowhere = config(&data, 1);
+    nowhere.data.dir = None;
+    let error = train::train::<B>(
+        options(nowhere, &temp("refused-b"), false),
+        Default::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, TrainError::Config(_)));
+    assert!(error.to_string().contains("--data-dir"), "{error}");
+
+    let empty = temp("refused-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let error = train::train::<B>(
+        options(config(&empty, 1), &temp("refused-c"), false),
+        Default::default(),
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("_TRAIN.ts"), "{error}");
+}
+
+#[path = "../examples/in_memory.rs"]
+#[allow(dead_code)]
+mod in_memory;
+
+#[test]
+fn the_in_memory_example_learns() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let accuracy = in_memory::run(&temp("in-memory")).unwrap();
+    assert!(accuracy > 80.0, "test accuracy {accuracy}");
+}
