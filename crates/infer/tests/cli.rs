@@ -161,3 +161,94 @@ fn report_draws_curves_and_confusion_matrix() {
         assert!(ink > 1000, "{name}: {ink} dark pixels");
     }
 }
+
+/// `artifacts/fsdd`, trained on the Free Spoken Digit Dataset's `.ts` files: `infer eval` on its test
+/// file gives the test figures the run recorded. The dataset may not be redistributed with this
+/// repository (CC BY-SA), so the test finds it through FSDD_DIR, which `.ci/run` sets.
+#[test]
+#[ignore = "needs the Free Spoken Digit Dataset as .ts files: set FSDD_DIR (CI does) and run with --include-ignored"]
+fn eval_of_the_spoken_digit_run_matches_its_recorded_test() {
+    let dir = std::env::var("FSDD_DIR").unwrap_or_else(|_| {
+        panic!("set FSDD_DIR to the directory holding FSDD_TRAIN.ts and FSDD_TEST.ts")
+    });
+    let (ok, stdout, stderr) = infer(&[
+        "eval",
+        "--run",
+        "artifacts/fsdd",
+        "--data-dir",
+        &dir,
+        "--batch-size",
+        "256",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let metrics: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("artifacts/fsdd/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    let recorded = &metrics["test"];
+    assert_eq!(result["items"], recorded["items"]);
+    let accuracy = result["accuracy"].as_f64().unwrap();
+    // At most one of the 600 recordings may flip, as in the MNIST check above.
+    let one = 100.0 / recorded["items"].as_f64().unwrap();
+    assert!(
+        (accuracy - recorded["accuracy"].as_f64().unwrap()).abs() <= one,
+        "{result} vs {recorded}"
+    );
+    let loss = result["loss"].as_f64().unwrap();
+    let trained = recorded["loss"].as_f64().unwrap();
+    assert!(
+        (loss - trained).abs() <= RELATIVE_LOSS_TOLERANCE * trained,
+        "{result} vs {recorded}"
+    );
+    assert!(accuracy >= 98.0, "the goal is 98%: {accuracy}");
+}
+
+/// `infer predict` on a `.ts` run: each example's class name and probabilities, and one clear error for
+/// a file that does not fit the model. The files are written here; no dataset is needed.
+#[test]
+fn predict_reads_ts_files_with_the_runs_class_names() {
+    let dir = std::env::temp_dir().join(format!("infer-ts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let header = |dims: usize| {
+        format!(
+            "@problemName FSDD\n@univariate false\n@dimensions {dims}\n@equalLength false\n@classLabel true 0 1 2 3 4 5 6 7 8 9\n@data\n"
+        )
+    };
+    let step = |k: usize| {
+        (0..k)
+            .map(|t| format!("{}", t as f32 * 0.5))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let good = dir.join("two.ts");
+    let example = |len: usize| vec![step(len); 13].join(":");
+    std::fs::write(
+        &good,
+        format!("{}{}:3\n{}:7\n", header(13), example(6), example(11)),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) =
+        infer(&["predict", "--run", "artifacts/fsdd", good.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with(&format!("{}:1: ", good.display())) && lines[0].contains("9:"),
+        "{stdout}"
+    );
+
+    let bad = dir.join("narrow.ts");
+    std::fs::write(
+        &bad,
+        format!("{}{}:3\n", header(2), vec![step(4); 2].join(":")),
+    )
+    .unwrap();
+    let (ok, _, stderr) = infer(&["predict", "--run", "artifacts/fsdd", bad.to_str().unwrap()]);
+    assert!(
+        !ok && stderr.contains("narrow.ts") && stderr.contains("the model was trained on 13"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
