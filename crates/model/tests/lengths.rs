@@ -103,7 +103,7 @@ fn a_padded_batch_equals_each_sequence_alone() {
                     diff <= TOLERANCE,
                     "{what}: row {b} per-step logits differ by {diff:e}"
                 );
-                let term = (one * probe.clone().slice([b..b + 1])).sum();
+                let term = (one * probe.clone().narrow(0, b, 1)).sum();
                 alone_loss = Some(match alone_loss {
                     Some(total) => total + term,
                     None => term,
