@@ -1,4 +1,4 @@
-//! One code base, three backends: the same PyTorch weights give the same logits on ndarray, flex and
+//! One code base, three backends: the same PyTorch weights (and packed sequences) give the same logits on ndarray, flex and
 //! wgpu, and one SGD step gives the same losses. wgpu runs for real: on a GPU, or without one on
 //! Mesa's software Vulkan driver (lavapipe; Debian: `apt-get install mesa-vulkan-drivers libvulkan1`).
 //! These tests are in the second tier (`cargo test --workspace -- --include-ignored`, which CI runs):
@@ -38,8 +38,15 @@ fn outputs<B: RecurrentAutodiffBackend>(reference: &StateDict, device: &B::Devic
         .float_tensor("input", [shape[0], shape[1], shape[2]], "test", device)
         .unwrap();
     let targets = reference.int_tensor::<B>("target", device).unwrap();
-    let logits = model.valid().forward(input.clone().inner());
-    let loss = cross_entropy(model.forward(input.clone()), targets.clone());
+    let lengths = parity::sequence_lengths(reference).unwrap();
+    let lengths = lengths.as_deref();
+    let logits = model
+        .valid()
+        .forward_lengths(input.clone().inner(), lengths);
+    let loss = cross_entropy(
+        model.forward_lengths(input.clone(), lengths),
+        targets.clone(),
+    );
     let loss_before = loss.clone().into_scalar().elem::<f32>();
     let mut optimizer = SgdConfig::new()
         .with_momentum(Some(
@@ -48,7 +55,7 @@ fn outputs<B: RecurrentAutodiffBackend>(reference: &StateDict, device: &B::Devic
         .init::<B, RecurrentClassifier<B>>();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     model = optimizer.step(0.01, model, grads);
-    let loss_after_one_step = cross_entropy(model.forward(input), targets)
+    let loss_after_one_step = cross_entropy(model.forward_lengths(input, lengths), targets)
         .into_scalar()
         .elem::<f32>();
     Outputs {
@@ -105,40 +112,42 @@ fn assert_close(what: &str, a: &Outputs, b: &Outputs) {
     }
 }
 
-/// The reference-sized fixture of every cell, then every bidirectional fixture.
+/// The reference-sized fixture of every cell, then every bidirectional fixture and every fixture of
+/// packed sequences (`*-lengths`, NaN and ±1e30 past each length).
 fn fixtures() -> Vec<(String, StateDict)> {
     let mut all: Vec<(String, StateDict)> = ["lstm", "peephole", "gru", "rnn"]
         .into_iter()
         .map(|cell| (cell.to_string(), reference_fixture(cell)))
         .collect();
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut bidirectional: Vec<_> = std::fs::read_dir(&dir)
+    let mut others: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .filter(|path| {
             let name = path.file_name().unwrap().to_string_lossy();
-            name.starts_with("pytorch-bi-") && name.ends_with(".safetensors")
+            name.ends_with(".safetensors")
+                && (name.starts_with("pytorch-bi-") || name.ends_with("-lengths.safetensors"))
         })
         .collect();
-    bidirectional.sort();
-    assert!(
-        bidirectional.len() >= 3,
-        "{} bidirectional fixtures in {}",
-        bidirectional.len(),
-        dir.display()
-    );
-    for path in bidirectional {
+    others.sort();
+    for path in others {
         let reference = StateDict::read(&path).unwrap();
-        assert!(
-            reference.model_config().unwrap().bidirectional,
-            "{}",
-            path.display()
-        );
         all.push((
             path.file_stem().unwrap().to_string_lossy().into_owned(),
             reference,
         ));
     }
+    let count = |keep: fn(&StateDict) -> bool| all.iter().filter(|(_, r)| keep(r)).count();
+    assert!(
+        count(|r| r.model_config().unwrap().bidirectional) >= 3,
+        "too few bidirectional fixtures in {}",
+        dir.display()
+    );
+    assert!(
+        count(|r| r.tensors.contains_key("lengths")) >= 3,
+        "too few fixtures of packed sequences in {}",
+        dir.display()
+    );
     all
 }
 

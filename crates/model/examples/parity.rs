@@ -1,7 +1,9 @@
 //! Checks that Burn reproduces a PyTorch reference file: the logits of the imported weights, and the
 //! logits after two SGD steps, on every backend this build enables.
 //!
-//! `cargo run --release -p model --example parity -- FILE.safetensors [FILE...]`
+//! `cargo run --release -p model --example parity -- [--step-by-step] FILE.safetensors [FILE...]`
+//! Files with a `lengths` tensor were run by PyTorch on packed sequences and are checked through
+//! `forward_lengths`; `--step-by-step` turns the fused kernels off and checks the fallback instead.
 //! Exits non-zero when a difference exceeds its tolerance (`model::parity`: 2.5e-7 for the logits before and
 //! after two steps, 5e-7 for the loss).
 
@@ -24,6 +26,9 @@ struct Args {
     /// Reference files (PyTorch state_dict + `input`, `target`, `logits`, `logits_after_2_steps`).
     #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// Run every layer step by step (the fallback every kernel is tested against), not fused.
+    #[arg(long)]
+    step_by_step: bool,
 }
 
 /// One backend this build enables, by name.
@@ -50,6 +55,7 @@ fn run_backend<B: RecurrentAutodiffBackend>(
 
 fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
+    model::set_fused_kernels(!args.step_by_step);
     let mut all_pass = true;
     for file in &args.files {
         let reference = StateDict::read(file)?;

@@ -6,6 +6,11 @@
 //! and momentum from the metadata keys `lr` and `momentum`, dampening 0) on the mean cross-entropy, or,
 //! with the metadata `optimizer: rmsprop`, two `torch.optim.RMSprop` steps (`alpha`, `epsilon`,
 //! `momentum`, `centered`).
+//!
+//! A file may also hold `lengths` (`[N]` integers, each in `1..=T`): PyTorch then ran the batch as
+//! packed sequences (`pack_padded_sequence(input, lengths, batch_first=True, enforce_sorted=False)`),
+//! and Burn runs it through [`RecurrentClassifier::forward_lengths`]; the values of `input` past each
+//! length are arbitrary (the fixtures put NaN and ±1e30 there) and must not matter.
 
 use burn::module::AutodiffModule;
 use burn::optim::momentum::MomentumConfig;
@@ -71,6 +76,8 @@ pub fn check<B: RecurrentAutodiffBackend>(
     let input: Tensor<B, 3> =
         reference.float_tensor("input", [n, t, f], "the parity batch", device)?;
     let targets = reference.int_tensor::<B>("target", device)?;
+    let lengths = sequence_lengths_of(reference, n, t)?;
+    let lengths = lengths.as_deref();
     let classes = [n, config.num_classes];
     let expected_logits: Tensor<B, 2> =
         reference.float_tensor("logits", classes, "one row of logits per input", device)?;
@@ -81,7 +88,7 @@ pub fn check<B: RecurrentAutodiffBackend>(
         device,
     )?;
 
-    let logits = model.forward(input.clone());
+    let logits = model.forward_lengths(input.clone(), lengths);
     let logits_max_abs_diff = max_abs_diff(logits.clone(), expected_logits);
     let loss_abs_diff = match reference.tensors.get("loss") {
         Some(HostTensor::Float { values, .. }) if values.len() == 1 => {
@@ -104,7 +111,7 @@ pub fn check<B: RecurrentAutodiffBackend>(
                 .with_momentum(momentum as f32)
                 .with_centered(centered)
                 .init::<B, RecurrentClassifier<B>>();
-            two_steps(model, optimizer, lr, &input, &targets)
+            two_steps(model, optimizer, lr, &input, lengths, &targets)
         }
         _ => {
             let optimizer = SgdConfig::new()
@@ -114,10 +121,10 @@ pub fn check<B: RecurrentAutodiffBackend>(
                         .with_dampening(0.0)
                 }))
                 .init::<B, RecurrentClassifier<B>>();
-            two_steps(model, optimizer, lr, &input, &targets)
+            two_steps(model, optimizer, lr, &input, lengths, &targets)
         }
     };
-    let after = model.valid().forward(input.inner());
+    let after = model.valid().forward_lengths(input.inner(), lengths);
     let after_2_steps_max_abs_diff = max_abs_diff(after, expected_after.inner());
 
     Ok(ParityReport {
@@ -133,14 +140,70 @@ fn two_steps<B: RecurrentAutodiffBackend, O: Optimizer<RecurrentClassifier<B>, B
     mut optimizer: O,
     lr: f64,
     input: &Tensor<B, 3>,
+    lengths: Option<&[usize]>,
     targets: &Tensor<B, 1, Int>,
 ) -> RecurrentClassifier<B> {
     for _ in 0..2 {
-        let loss = cross_entropy(model.forward(input.clone()), targets.clone());
+        let logits = model.forward_lengths(input.clone(), lengths);
+        let loss = cross_entropy(logits, targets.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(lr, model, grads);
     }
     model
+}
+
+/// The per-sequence `lengths` of a reference file's `input` `[N, T, F]`, when the file has them (PyTorch
+/// then ran it on packed sequences): `[N]` integers, each in `1..=T`.
+pub fn sequence_lengths(reference: &StateDict) -> Result<Option<Vec<usize>>, ImportError> {
+    let shape = reference.get("input", "parity check")?.shape().to_vec();
+    let (n, t) = match shape[..] {
+        [n, t, _] => (n, t),
+        _ => (0, 0),
+    };
+    sequence_lengths_of(reference, n, t)
+}
+
+/// The file's per-sequence `lengths` when it has them: `[n]` integers, each in `1..=t`.
+fn sequence_lengths_of(
+    reference: &StateDict,
+    n: usize,
+    t: usize,
+) -> Result<Option<Vec<usize>>, ImportError> {
+    let Some(tensor) = reference.tensors.get("lengths") else {
+        return Ok(None);
+    };
+    let HostTensor::Int { shape, values } = tensor else {
+        return Err(ImportError::Dtype {
+            path: reference.source.clone(),
+            name: "lengths".into(),
+            dtype: "a float tensor".into(),
+            expected: "int64 (torch.long), as pack_padded_sequence takes",
+        });
+    };
+    if shape[..] != [n] {
+        return Err(ImportError::Shape {
+            path: reference.source.clone(),
+            name: "lengths".into(),
+            expected: format!("[{n}]"),
+            found: shape.clone(),
+            why: "one length per sequence of `input`".into(),
+        });
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(row, &length)| match usize::try_from(length) {
+            Ok(length) if (1..=t).contains(&length) => Ok(length),
+            _ => Err(ImportError::Value {
+                path: reference.source.clone(),
+                name: "lengths".into(),
+                problem: format!(
+                    "gives sequence {row} the length {length}; each length must lie in 1..={t} (the time axis of `input`)"
+                ),
+            }),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn max_abs_diff<B: burn::tensor::backend::Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {

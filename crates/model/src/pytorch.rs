@@ -78,6 +78,16 @@ pub enum ImportError {
         /// Where the expectation comes from.
         why: String,
     },
+    /// A tensor holds a value outside the range it must lie in.
+    #[error("{path}: tensor `{name}` {problem}")]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// Which value is wrong and what it should be.
+        problem: String,
+    },
     /// A tensor's element type cannot be used.
     #[error("{path}: tensor `{name}` is {dtype}, expected {expected}; convert it before saving")]
     Dtype {

@@ -137,3 +137,83 @@ fn parity_check_detects_a_wrong_weight() {
         );
     });
 }
+
+/// The fixtures PyTorch ran on packed sequences (`*-lengths.safetensors`).
+fn packed_fixtures() -> Vec<std::path::PathBuf> {
+    common::repo_fixtures()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("-lengths.safetensors"))
+        .collect()
+}
+
+#[test]
+fn packed_sequences_match_pytorch() {
+    let files = packed_fixtures();
+    let mut covered = Vec::new();
+    for file in &files {
+        let reference = StateDict::read(file).unwrap();
+        let config = reference.model_config().unwrap();
+        covered.push((config.cell, config.bidirectional, config.num_layers));
+        // Garbage really sits past the lengths: PyTorch never read it and Burn must not either.
+        let Some(model::pytorch::HostTensor::Float { values, .. }) = reference.tensors.get("input")
+        else {
+            panic!("{}: no float input", file.display())
+        };
+        assert!(values.iter().any(|v| v.is_nan()), "{}", file.display());
+        assert!(values.iter().any(|v| v.abs() >= 1e30), "{}", file.display());
+        assert_parity(file);
+    }
+    for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn] {
+        for bidirectional in [false, true] {
+            assert!(
+                covered.iter().any(|c| c.0 == cell && c.1 == bidirectional),
+                "no packed {cell} fixture with bidirectional = {bidirectional}"
+            );
+        }
+    }
+    assert!(covered.iter().any(|c| c.0 == Cell::PeepholeLstm));
+    assert!(covered.iter().any(|c| c.2 == 3));
+}
+
+#[test]
+fn packed_parity_depends_on_the_lengths() {
+    // Lengths all equal to T make every garbage value part of the sequence: the logits turn NaN.
+    let mut reference = StateDict::read(&packed_fixtures()[0]).unwrap();
+    if let Some(model::pytorch::HostTensor::Int { values, .. }) =
+        reference.tensors.get_mut("lengths")
+    {
+        let t = values[0];
+        values.iter_mut().for_each(|v| *v = t);
+    }
+    for_each_backend!(|name, device| {
+        let report = parity::check::<B>(&reference, &device).unwrap();
+        assert!(!report.passes(), "{name}: wrong lengths still passed");
+    });
+}
+
+#[test]
+fn bad_lengths_are_refused_with_the_file_and_the_row() {
+    let file = &packed_fixtures()[0];
+    let original = StateDict::read(file).unwrap();
+    let t = original.get("input", "test").unwrap().shape()[1];
+    for (edit, expected) in [
+        (0_i64, "sequence 2 the length 0".to_string()),
+        (
+            t as i64 + 1,
+            format!("length {}; each length must lie in 1..={t}", t + 1),
+        ),
+    ] {
+        let mut reference = original.clone();
+        if let Some(model::pytorch::HostTensor::Int { values, .. }) =
+            reference.tensors.get_mut("lengths")
+        {
+            values[2] = edit;
+        }
+        type B = burn::backend::Autodiff<burn::backend::NdArray>;
+        let error = parity::check::<B>(&reference, &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&expected), "{error}");
+        assert!(error.contains(&file.display().to_string()), "{error}");
+    }
+}
