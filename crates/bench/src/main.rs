@@ -1,6 +1,7 @@
 //! `bench`: training and inference throughput (samples/s) of a config's classifier on the backend
 //! chosen by cargo feature, with the data already in memory. `benches/compare.py` runs it beside
-//! `benches/pytorch_reference.py` and prints the ratios.
+//! `benches/pytorch_reference.py` and prints the ratios. With `--lengths MIN-MAX` it measures sequences of
+//! different lengths twice, padded and length-aware, side by side.
 
 mod burn_nn;
 mod throughput;
@@ -19,6 +20,7 @@ use model::Cell;
 use serde_json::json;
 use throughput::{Classify, Plan, Throughput};
 use train::TrainConfig;
+use workload::{Batch, LengthPlan};
 
 /// Which implementation of the config's model to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -74,6 +76,101 @@ struct Args {
     /// `backend::retain_freed_memory`, which the other binaries apply.
     #[arg(long)]
     default_malloc: bool,
+    /// Sequences of different lengths, drawn uniformly from MIN-MAX steps, each batch padded to its
+    /// longest: measured padded (every row runs every step, as without lengths) and length-aware.
+    #[arg(long, value_name = "MIN-MAX", value_parser = parse_lengths)]
+    lengths: Option<(usize, usize)>,
+    /// With --lengths: sort the lengths before cutting batches, as training's batches grouped by length
+    /// are (otherwise each batch mixes lengths at random).
+    #[arg(long, requires = "lengths")]
+    grouped: bool,
+    /// Features per step, for configs that take `model.input_size` from the data (needs --lengths).
+    #[arg(long, requires = "lengths")]
+    input_size: Option<usize>,
+    /// Classes, for configs that take `model.num_classes` from the data.
+    #[arg(long)]
+    classes: Option<usize>,
+}
+
+/// `MIN-MAX` (or one number) as a range of sequence lengths, 1 ≤ MIN ≤ MAX.
+fn parse_lengths(text: &str) -> Result<(usize, usize), String> {
+    let number = |part: &str| {
+        part.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("`{part}` is not a whole number; write MIN-MAX, e.g. 6-92"))
+    };
+    let (min, max) = match text.split_once('-') {
+        Some((min, max)) => (number(min)?, number(max)?),
+        None => (number(text)?, number(text)?),
+    };
+    if min == 0 || min > max {
+        return Err(format!(
+            "{min}-{max}: lengths need 1 <= MIN <= MAX, e.g. 6-92"
+        ));
+    }
+    Ok((min, max))
+}
+
+/// The sequences measured.
+#[derive(Debug, Clone, Copy)]
+enum Workload {
+    /// Every sequence `[steps, features]`, from the config's data layout.
+    Fixed([usize; 2]),
+    /// Lengths drawn from a range, `features` per step.
+    Lengths { plan: LengthPlan, features: usize },
+}
+
+impl Workload {
+    /// `count` batches of `batch_size` sequences for `classes` classes on `device`.
+    fn batches<B: Backend>(
+        self,
+        batch_size: usize,
+        classes: usize,
+        seed: u64,
+        device: &B::Device,
+    ) -> Vec<Batch<B>> {
+        match self {
+            Workload::Fixed(shape) => {
+                workload::random_batches(DISTINCT_BATCHES, batch_size, shape, classes, device)
+            }
+            Workload::Lengths { plan, features } => workload::random_batches_with_lengths(
+                DISTINCT_BATCHES,
+                batch_size,
+                plan,
+                features,
+                classes,
+                seed,
+                device,
+            ),
+        }
+    }
+
+    /// How the steps are described in the report.
+    fn steps(self) -> String {
+        match self {
+            Workload::Fixed([steps, _]) => format!("{steps} steps"),
+            Workload::Lengths { plan, .. } => format!(
+                "{}-{} steps{}",
+                plan.min,
+                plan.max,
+                if plan.grouped {
+                    ", grouped by length"
+                } else {
+                    ", mixed lengths"
+                }
+            ),
+        }
+    }
+}
+
+/// One measured variant: its name (padded or length-aware, when lengths are measured), training and
+/// inference throughput, and the steps its training batches run against the steps their sequences have.
+struct Measured {
+    variant: Option<&'static str>,
+    training: Throughput,
+    inference: Vec<Throughput>,
+    steps_run: usize,
+    steps_real: usize,
 }
 
 /// Distinct batches cycled through, so that no result is a cache artefact of a single input.
@@ -98,10 +195,42 @@ fn run(args: Args, retained_memory: bool) -> anyhow::Result<()> {
     if let Some(zero) = args.infer_batch.iter().find(|&&b| b == 0) {
         bail!("--infer-batch {zero}: batch sizes must be at least 1");
     }
-    let config = TrainConfig::load(&args.config)?;
+    let mut config = TrainConfig::load(&args.config)?;
+    if let Some(classes) = args.classes {
+        config.model.num_classes = classes;
+    }
+    if let Some(features) = args.input_size {
+        config.model.input_size = features;
+    }
+    if config.model.num_classes == 0 {
+        bail!(
+            "{} takes model.num_classes from the data; pass --classes",
+            args.config.display()
+        );
+    }
     let device = backend::device(args.device)?;
-    let shape = sequence_shape(&config)?;
-
+    let workload = match args.lengths {
+        None => Workload::Fixed(sequence_shape(&config)?),
+        Some((min, max)) => {
+            if config.model.input_size == 0 {
+                bail!(
+                    "{} takes model.input_size from the data; pass --input-size",
+                    args.config.display()
+                );
+            }
+            Workload::Lengths {
+                plan: LengthPlan {
+                    min,
+                    max,
+                    grouped: args.grouped,
+                },
+                features: config.model.input_size,
+            }
+        }
+    };
+    if args.model == Implementation::BurnNn && args.lengths.is_some() {
+        bail!("--model burn-nn measures burn::nn::Lstm, which has no per-sequence lengths");
+    }
     if args.model == Implementation::BurnNn && config.model.cell != Cell::Lstm {
         bail!(
             "--model burn-nn measures burn::nn::Lstm, but {} has cell `{}`",
@@ -110,155 +239,262 @@ fn run(args: Args, retained_memory: bool) -> anyhow::Result<()> {
         );
     }
     model::set_fused_kernels(args.model != Implementation::StepByStep);
-    let (training, inference) = match args.model {
-        Implementation::Ours | Implementation::StepByStep => measure(
-            &args,
-            &config,
-            shape,
-            &device,
-            |d| {
-                config
-                    .model
-                    .init::<Training>(d)
-                    .context("cannot build the model")
-            },
-            |d| {
-                config
-                    .model
-                    .init::<Inference>(d)
-                    .context("cannot build the model")
-            },
-        )?,
-        Implementation::BurnNn => measure(
-            &args,
-            &config,
-            shape,
-            &device,
-            |d| Ok(BurnLstm::<Training>::new(&config.model, d)),
-            |d| Ok(BurnLstm::<Inference>::new(&config.model, d)),
-        )?,
+    // Without lengths one variant; with them, the same batches padded and length-aware, measured in
+    // turn twice (padded, length-aware, padded, length-aware) so that neither gains from going second.
+    let variants: &[(Option<&'static str>, bool)] = match workload {
+        Workload::Fixed(_) => &[(None, false)],
+        Workload::Lengths { .. } => &[
+            (Some("padded"), true),
+            (Some("length-aware"), false),
+            (Some("padded"), true),
+            (Some("length-aware"), false),
+        ],
     };
+    let mut measured: Vec<Measured> = Vec::new();
+    for &(variant, padded) in variants {
+        let run = Run {
+            args: &args,
+            config: &config,
+            workload,
+            padded,
+            device: &device,
+        };
+        let (training, inference, (steps_run, steps_real)) = match args.model {
+            Implementation::Ours | Implementation::StepByStep => run.measure(
+                |d| {
+                    config
+                        .model
+                        .init::<Training>(d)
+                        .context("cannot build the model")
+                },
+                |d| {
+                    config
+                        .model
+                        .init::<Inference>(d)
+                        .context("cannot build the model")
+                },
+            )?,
+            Implementation::BurnNn => run.measure(
+                |d| Ok(BurnLstm::<Training>::new(&config.model, d)),
+                |d| Ok(BurnLstm::<Inference>::new(&config.model, d)),
+            )?,
+        };
+        // The second pass of a variant adds its repeats to the first's.
+        if let Some(first) = measured.iter_mut().find(|m| m.variant == variant) {
+            first.training.repeats.extend(training.repeats);
+            for (a, b) in first.inference.iter_mut().zip(inference) {
+                a.repeats.extend(b.repeats);
+            }
+        } else {
+            measured.push(Measured {
+                variant,
+                training,
+                inference,
+                steps_run,
+                steps_real,
+            });
+        }
+    }
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let m = &config.model;
     if args.json {
-        let report = json!({
+        let steps = match workload {
+            Workload::Fixed([steps, _]) => json!(steps),
+            Workload::Lengths { plan, .. } => {
+                json!({"min": plan.min, "max": plan.max, "grouped": plan.grouped})
+            }
+        };
+        let variant = |m: &Measured| {
+            json!({
+                "train": m.training.to_json(),
+                "infer": m.inference.iter().map(Throughput::to_json).collect::<Vec<_>>(),
+                "train_steps_run": m.steps_run,
+                "train_steps_in_sequences": m.steps_real,
+            })
+        };
+        let last = measured.last().expect("one variant at least");
+        let mut report = json!({
             "framework": "burn",
             "backend": backend::NAME,
             "implementation": args.model.name(),
             "config": args.config.display().to_string(),
             "model": {"cell": m.cell.name(), "input_size": m.input_size, "hidden_size": m.hidden_size,
-                      "num_layers": m.num_layers, "num_classes": m.num_classes, "steps": shape[0]},
+                      "num_layers": m.num_layers, "bidirectional": m.bidirectional,
+                      "num_classes": m.num_classes, "steps": steps},
             "cores": cores,
             "retained_freed_memory": retained_memory,
-            "train": training.to_json(),
-            "infer": inference.iter().map(|t| t.to_json()).collect::<Vec<_>>(),
+            "train": last.training.to_json(),
+            "infer": last.inference.iter().map(Throughput::to_json).collect::<Vec<_>>(),
         });
+        if args.lengths.is_some() {
+            report["variants"] = measured
+                .iter()
+                .map(|m| (m.variant.unwrap_or_default().to_string(), variant(m)))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
         println!("{report}");
-    } else {
+        return Ok(());
+    }
+    println!(
+        "{}: {} ({}{} {}→{} ×{}, {}, Linear {}→{}) on {}, {cores} cores, {}; median of {} repeats{}",
+        args.model.name(),
+        args.config.display(),
+        if m.bidirectional {
+            "bidirectional "
+        } else {
+            ""
+        },
+        m.cell,
+        m.input_size,
+        m.hidden_size,
+        m.num_layers,
+        workload.steps(),
+        m.hidden_size * if m.bidirectional { 2 } else { 1 },
+        m.num_classes,
+        backend::NAME,
+        if retained_memory {
+            "freed memory retained"
+        } else {
+            "allocator defaults"
+        },
+        args.repeats,
+        if args.lengths.is_some() {
+            " in each of two passes"
+        } else {
+            ""
+        }
+    );
+    for m in &measured {
+        let variant = m.variant.map(|v| format!("  {v:<12}")).unwrap_or_default();
         println!(
-            "{}: {} ({} {}→{} ×{}, {} steps, Linear {}→{}) on {}, {cores} cores, {}; median of {} repeats",
-            args.model.name(),
-            args.config.display(),
-            m.cell,
-            m.input_size,
-            m.hidden_size,
-            m.num_layers,
-            shape[0],
-            m.hidden_size,
-            m.num_classes,
-            backend::NAME,
-            if retained_memory {
-                "freed memory retained"
-            } else {
-                "allocator defaults"
-            },
-            args.repeats
+            "train  batch {:>5}:{variant} {:>9.0} samples/s",
+            m.training.batch_size,
+            m.training.median()
         );
-        println!(
-            "train  batch {:>5}: {:>9.0} samples/s",
-            training.batch_size,
-            training.median()
-        );
-        for t in &inference {
+        for t in &m.inference {
             println!(
-                "infer  batch {:>5}: {:>9.0} samples/s",
+                "infer  batch {:>5}:{variant} {:>9.0} samples/s",
                 t.batch_size,
                 t.median()
             );
         }
     }
+    if let [padded, aware] = &measured[..] {
+        println!(
+            "length-aware / padded: train {:.2}x; {}; training batches run {} steps padded, {} length-aware ({:.2}x fewer)",
+            aware.training.median() / padded.training.median(),
+            aware
+                .inference
+                .iter()
+                .zip(&padded.inference)
+                .map(|(a, p)| format!(
+                    "infer batch {} {:.2}x",
+                    a.batch_size,
+                    a.median() / p.median()
+                ))
+                .collect::<Vec<_>>()
+                .join(", "),
+            padded.steps_run,
+            aware.steps_run,
+            padded.steps_run as f64 / aware.steps_run as f64
+        );
+    }
     Ok(())
 }
 
-/// Training and inference throughput of one implementation, built by `train_model` (autodiff
-/// backend) and `infer_model` from the seed of the config.
-fn measure<MT, MI>(
-    args: &Args,
-    config: &TrainConfig,
-    shape: [usize; 2],
-    device: &backend::Device,
-    train_model: impl FnOnce(&backend::Device) -> anyhow::Result<MT>,
-    infer_model: impl FnOnce(&backend::Device) -> anyhow::Result<MI>,
-) -> anyhow::Result<(Throughput, Vec<Throughput>)>
-where
-    MT: AutodiffModule<Training> + Classify<Training> + 'static,
-    MI: Classify<Inference>,
-{
-    let classes = config.model.num_classes;
-    Training::seed(device, config.seed);
-    let model = train_model(device)?;
-    let batches = workload::random_batches::<Training>(
-        DISTINCT_BATCHES,
-        config.batch_size,
-        shape,
-        classes,
-        device,
-    );
-    // The device is `Copy` on the CPU backends but not on wgpu.
-    #[allow(clippy::clone_on_copy)]
-    let training_device = device.clone();
-    let clipping = config
-        .gradient_clipping
-        .as_ref()
-        .and_then(train::ClippingConfig::optimizer_clipping);
-    let training = config.optimizer.with_optimizer(
-        clipping,
-        throughput::Training {
-            model,
-            batches: &batches,
-            plan: Plan {
-                warmup: (args.train_steps / 10).max(5),
-                iterations: args.train_steps,
-                repeats: args.repeats,
-            },
-            device: training_device,
-        },
-    );
+/// One measurement: the config's model on one workload, padded or not, on one device.
+struct Run<'a> {
+    args: &'a Args,
+    config: &'a TrainConfig,
+    workload: Workload,
+    /// Drop the batches' lengths: every row runs to its batch's longest sequence.
+    padded: bool,
+    device: &'a backend::Device,
+}
 
-    Inference::seed(device, config.seed);
-    let model = infer_model(device)?;
-    let inference = args
-        .infer_batch
-        .iter()
-        .map(|&batch_size| {
-            let batches = workload::random_batches::<Inference>(
-                DISTINCT_BATCHES,
-                batch_size,
-                shape,
-                classes,
-                device,
-            );
-            let iterations = args.infer_samples.div_ceil(batch_size);
-            let plan = Plan {
-                warmup: (iterations / 10).max(2),
-                iterations,
-                repeats: args.repeats,
-            };
-            throughput::inference(&model, &batches, plan, device)
-        })
-        .collect();
-    Ok((training, inference))
+impl Run<'_> {
+    /// The batches as measured: without their lengths when padded.
+    fn prepared<B: Backend>(&self, batches: Vec<Batch<B>>) -> Vec<Batch<B>> {
+        if self.padded {
+            batches.iter().map(Batch::padded).collect()
+        } else {
+            batches
+        }
+    }
+
+    /// Training and inference throughput of one implementation, built by `train_model` (autodiff
+    /// backend) and `infer_model` from the seed of the config; and the sequence steps the training
+    /// batches run against the steps their sequences hold.
+    fn measure<MT, MI>(
+        &self,
+        train_model: impl FnOnce(&backend::Device) -> anyhow::Result<MT>,
+        infer_model: impl FnOnce(&backend::Device) -> anyhow::Result<MI>,
+    ) -> anyhow::Result<(Throughput, Vec<Throughput>, (usize, usize))>
+    where
+        MT: AutodiffModule<Training> + Classify<Training> + 'static,
+        MI: Classify<Inference>,
+    {
+        let (args, config, device) = (self.args, self.config, self.device);
+        let classes = config.model.num_classes;
+        Training::seed(device, config.seed);
+        let model = train_model(device)?;
+        let all =
+            self.workload
+                .batches::<Training>(config.batch_size, classes, config.seed, device);
+        let steps = all.iter().fold((0, 0), |(run, real), batch| {
+            let [rows, time, _] = batch.inputs.dims();
+            let lengths = batch.lengths.as_ref();
+            let real_steps = lengths.map_or(rows * time, |l| l.iter().sum());
+            let run_steps = if self.padded { rows * time } else { real_steps };
+            (run + run_steps, real + real_steps)
+        });
+        let batches = self.prepared(all);
+        // The device is `Copy` on the CPU backends but not on wgpu.
+        #[allow(clippy::clone_on_copy)]
+        let training_device = device.clone();
+        let clipping = config
+            .gradient_clipping
+            .as_ref()
+            .and_then(train::ClippingConfig::optimizer_clipping);
+        let training = config.optimizer.with_optimizer(
+            clipping,
+            throughput::Training {
+                model,
+                batches: &batches,
+                plan: Plan {
+                    warmup: (args.train_steps / 10).max(5),
+                    iterations: args.train_steps,
+                    repeats: args.repeats,
+                },
+                device: training_device,
+            },
+        );
+
+        Inference::seed(device, config.seed);
+        let model = infer_model(device)?;
+        let inference = args
+            .infer_batch
+            .iter()
+            .map(|&batch_size| {
+                let batches = self.prepared(self.workload.batches::<Inference>(
+                    batch_size,
+                    classes,
+                    config.seed,
+                    device,
+                ));
+                let iterations = args.infer_samples.div_ceil(batch_size);
+                let plan = Plan {
+                    warmup: (iterations / 10).max(2),
+                    iterations,
+                    repeats: args.repeats,
+                };
+                throughput::inference(&model, &batches, plan, device)
+            })
+            .collect();
+        Ok((training, inference, steps))
+    }
 }
 
 /// `[steps, features]` of the config's sequences for 28×28 images.

@@ -15,19 +15,24 @@ use crate::workload::Batch;
 
 /// A classifier of sequences, whatever its implementation.
 pub trait Classify<B: Backend> {
-    /// Logits `[batch, classes]` for sequences `[batch, time, features]`.
-    fn logits(&self, input: Tensor<B, 3>) -> Tensor<B, 2>;
+    /// Logits `[batch, classes]` for the batch's sequences `[batch, time, features]`, each run to its
+    /// own length when the batch has lengths.
+    fn logits(&self, batch: &Batch<B>) -> Tensor<B, 2>;
 }
 
 impl<B: RecurrentBackend> Classify<B> for RecurrentClassifier<B> {
-    fn logits(&self, input: Tensor<B, 3>) -> Tensor<B, 2> {
-        self.forward(input)
+    fn logits(&self, batch: &Batch<B>) -> Tensor<B, 2> {
+        self.forward_lengths(batch.inputs.clone(), batch.lengths.as_deref())
     }
 }
 
 impl<B: Backend> Classify<B> for BurnLstm<B> {
-    fn logits(&self, input: Tensor<B, 3>) -> Tensor<B, 2> {
-        self.forward(input)
+    fn logits(&self, batch: &Batch<B>) -> Tensor<B, 2> {
+        assert!(
+            batch.lengths.is_none(),
+            "burn::nn::Lstm has no per-sequence lengths"
+        );
+        self.forward(batch.inputs.clone())
     }
 }
 
@@ -107,10 +112,9 @@ pub fn inference<B: Backend, M: Classify<B>>(
     plan: Plan,
     device: &B::Device,
 ) -> Throughput {
-    let batch_size = batches[0].0.dims()[0];
+    let batch_size = batches[0].inputs.dims()[0];
     time_repeats::<B>(plan, batch_size, device, |i| {
-        let (inputs, _) = &batches[i % batches.len()];
-        let logits = model.logits(inputs.clone());
+        let logits = model.logits(&batches[i % batches.len()]);
         std::hint::black_box(logits.into_data());
     })
 }
@@ -135,13 +139,13 @@ where
     type Output = Throughput;
 
     fn run<O: Optimizer<M, B> + 'static>(self, mut optimizer: O, learning_rate: f64) -> Throughput {
-        let batch_size = self.batches[0].0.dims()[0];
+        let batch_size = self.batches[0].inputs.dims()[0];
         let mut model = Some(self.model);
         let batches = self.batches;
         time_repeats::<B>(self.plan, batch_size, &self.device, |i| {
-            let (inputs, labels) = &batches[i % batches.len()];
+            let batch = &batches[i % batches.len()];
             let current = model.take().expect("the model is put back after each step");
-            let loss = cross_entropy(current.logits(inputs.clone()), labels.clone());
+            let loss = cross_entropy(current.logits(batch), batch.labels.clone());
             let gradients = GradientsParams::from_grads(loss.backward(), &current);
             model = Some(optimizer.step(learning_rate, current, gradients));
         })

@@ -8,11 +8,12 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{Tensor, TensorPrimitive};
+use burn::tensor::{DType, Tensor, TensorPrimitive};
 
 use crate::backend::{fused_applies, unpack};
 use crate::{
-    FusedLayer, FusedOutput, LayerWeights, RecurrentBackend, RecurrentState, Sequence, fallback,
+    Cell, FusedLayer, FusedOutput, LayerWeights, RecurrentBackend, RecurrentState, Sequence,
+    fallback,
 };
 
 impl<B: RecurrentBackend, C: CheckpointStrategy> RecurrentBackend for Autodiff<B, C> {
@@ -25,13 +26,35 @@ impl<B: RecurrentBackend, C: CheckpointStrategy> RecurrentBackend for Autodiff<B
             return fallback::layer(weights, input, state);
         }
         let input = input.into_whole(&weights.device());
-        let packed = fused_node::<B, C>(weights, input, state);
+        let packed = fused_node::<B, C>(weights, input, state, None);
         let (sequence, state) = unpack(packed, weights.cell);
         (Sequence::Whole(sequence), state)
     }
 
     fn fused_runs(weights: &LayerWeights<Self>, input: &Sequence<Self>) -> bool {
         fused_applies::<B, Self>(weights, input)
+    }
+
+    fn fused_layer_lengths_available(cell: Cell, dtype: DType) -> bool {
+        B::fused_layer_lengths_available(cell, dtype)
+    }
+
+    fn recurrent_layer_lengths(
+        weights: &LayerWeights<Self>,
+        input: Sequence<Self>,
+        state: Option<RecurrentState<Self>>,
+        lengths: &[usize],
+    ) -> (Sequence<Self>, RecurrentState<Self>) {
+        let dtype = weights.weight_hh.dtype();
+        if !(fused_applies::<B, Self>(weights, &input)
+            && B::fused_layer_lengths_available(weights.cell, dtype))
+        {
+            return fallback::masked_layer(weights, input, state, lengths);
+        }
+        let input = input.into_whole(&weights.device());
+        let packed = fused_node::<B, C>(weights, input, state, Some(lengths));
+        let (sequence, state) = unpack(packed, weights.cell);
+        (Sequence::Whole(sequence), state)
     }
 }
 
@@ -96,6 +119,7 @@ fn fused_node<B: RecurrentBackend, C: CheckpointStrategy>(
     weights: &LayerWeights<Autodiff<B, C>>,
     input: Tensor<Autodiff<B, C>, 3>,
     state: Option<RecurrentState<Autodiff<B, C>>>,
+    lengths: Option<&[usize]>,
 ) -> Tensor<Autodiff<B, C>, 3> {
     let absent = primitive(Tensor::<Autodiff<B, C>, 1>::zeros([1], &weights.device()));
     let x = primitive(input);
@@ -123,6 +147,7 @@ fn fused_node<B: RecurrentBackend, C: CheckpointStrategy>(
             hidden: inner::<B, C, 2>(h),
             cell: c0.as_ref().map(inner::<B, C, 2>),
         }),
+        lengths: lengths.map(<[usize]>::to_vec),
     };
 
     let node_of = |t: Option<&FloatTensor<Autodiff<B, C>>>| t.unwrap_or(&absent).node.clone();

@@ -32,6 +32,25 @@ pub trait RecurrentBackend: Backend {
         false
     }
 
+    /// Whether the native kernels take [`FusedLayer::lengths`]: where [`fused_runs`](Self::fused_runs)
+    /// holds too, [`recurrent_layer_lengths`](Self::recurrent_layer_lengths) is then one kernel call
+    /// that skips each row's steps past its length.
+    fn fused_layer_lengths_available(_cell: Cell, _dtype: DType) -> bool {
+        false
+    }
+
+    /// [`recurrent_layer`](Self::recurrent_layer) over a padded batch whose rows are sorted longest
+    /// first, `lengths` non-increasing, each in `1..=time`: the output sequence, zero past each length,
+    /// and each row's state after its own last step. The default runs the masked [`fallback`].
+    fn recurrent_layer_lengths(
+        weights: &LayerWeights<Self>,
+        input: Sequence<Self>,
+        state: Option<RecurrentState<Self>>,
+        lengths: &[usize],
+    ) -> (Sequence<Self>, RecurrentState<Self>) {
+        fallback::masked_layer(weights, input, state, lengths)
+    }
+
     /// Whether [`fused_layer_forward`](Self::fused_layer_forward) and
     /// [`fused_layer_backward`](Self::fused_layer_backward) run natively for this cell and element
     /// type. When true, `Autodiff<Self>` records one node per layer; otherwise it differentiates the
@@ -85,14 +104,19 @@ pub(crate) fn fused_inference<B: RecurrentBackend>(
     weights: &LayerWeights<B>,
     input: Sequence<B>,
     state: Option<RecurrentState<B>>,
+    lengths: Option<&[usize]>,
 ) -> (Sequence<B>, RecurrentState<B>) {
     if !fused_applies::<B, B>(weights, &input) {
-        return fallback::layer(weights, input, state);
+        return match lengths {
+            None => fallback::layer(weights, input, state),
+            Some(lengths) => fallback::masked_layer(weights, input, state, lengths),
+        };
     }
     let layer = FusedLayer {
         weights: weights.clone(),
         input: input.into_whole(&weights.device()),
         state,
+        lengths: lengths.map(<[usize]>::to_vec),
     };
     let (sequence, state) = unpack(B::fused_layer_forward(&layer, false).packed, weights.cell);
     (Sequence::Whole(sequence), state)
@@ -120,6 +144,11 @@ pub struct FusedLayer<B: Backend> {
     pub input: Tensor<B, 3>,
     /// The initial state; zeros when `None`.
     pub state: Option<RecurrentState<B>>,
+    /// Each row's length when the rows are sequences of different lengths, padded: non-increasing
+    /// (rows sorted longest first), each in `1..=time`. `None`: every row runs every step. Only
+    /// backends whose [`fused_lengths_run`](RecurrentBackend::fused_lengths_run) says so are given
+    /// lengths.
+    pub lengths: Option<Vec<usize>>,
 }
 
 /// The output of a fused layer.

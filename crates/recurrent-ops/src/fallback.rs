@@ -11,10 +11,11 @@ use crate::{
 /// [`layer`] as one fused operation: its packed output (see [`FusedOutput::packed`]), no residuals.
 pub fn forward<B: Backend>(layer: &FusedLayer<B>) -> FusedOutput<B> {
     let device = layer.weights.device();
-    let (sequence, state) = self::layer(
+    let (sequence, state) = run(
         &layer.weights,
         Sequence::Whole(layer.input.clone()),
         layer.state.clone(),
+        layer.lengths.as_deref(),
     );
     FusedOutput {
         packed: pack(sequence.into_whole(&device), state),
@@ -44,8 +45,12 @@ pub fn backward<B: Backend>(layer: &FusedLayer<B>, grad: Tensor<B, 3>) -> LayerG
         cell: s.cell.as_ref().map(tracked),
     });
     let device = weights.device();
-    let (sequence, final_state) =
-        self::layer(&weights, Sequence::Whole(input.clone()), state.clone());
+    let (sequence, final_state) = run(
+        &weights,
+        Sequence::Whole(input.clone()),
+        state.clone(),
+        layer.lengths.as_deref(),
+    );
     let packed = pack(sequence.into_whole(&device), final_state);
     let gradients = (packed * Tensor::from_inner(grad)).sum().backward();
     let of = |t: &Tensor<Ad<B>, 2>| {

@@ -3,12 +3,14 @@
 //! reach any output or gradient, and the output sequence is zero there (as `pad_packed_sequence`
 //! gives).
 //!
-//! Backends with fused kernels run a padded batch in *segments*: the rows sorted longest first, the
-//! time axis cut where a sequence ends, and each segment one call of the backend's own kernel over the
-//! rows still running, from the state the previous segment left. Rows that have finished drop out of
-//! the work, so a batch costs the sum of its lengths rather than batch × longest, and the padding is
-//! never read. Other backends run the [`fallback`] with a mask per step, which is also the reference
-//! the segmented path is tested against.
+//! The rows are sorted longest first, so the rows still running at any step are a prefix of the batch.
+//! Backends whose kernels take lengths (the CPU kernels of NdArray and Flex) run the whole batch as one
+//! kernel call that drops each row out of every product and every element-wise pass once it has ended:
+//! the work is the sum of the lengths rather than batch × longest, and the padding is never read. Other
+//! backends with fused kernels (wgpu) run it in *segments*: the time axis cut where a sequence ends,
+//! each segment one call of the backend's kernel over the rows still running, from the state the
+//! previous segment left. The rest run the [`fallback`] with a mask per step, which is also the
+//! reference both fused paths are tested against.
 
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
@@ -51,7 +53,10 @@ pub fn layer<B: RecurrentBackend>(
     if lengths.iter().all(|&l| l == time) {
         return B::recurrent_layer(weights, input, state);
     }
-    if B::fused_runs(weights, &input) {
+    let dtype = weights.weight_hh.dtype();
+    if B::fused_runs(weights, &input) && B::fused_layer_lengths_available(weights.cell, dtype) {
+        in_kernel(weights, input, state, lengths)
+    } else if B::fused_runs(weights, &input) {
         segmented(weights, input, state, lengths)
     } else {
         fallback::masked_layer(weights, input, state, lengths)
@@ -101,8 +106,42 @@ fn indices<B: Backend>(values: &[usize], device: &B::Device) -> Tensor<B, 1, Int
     Tensor::from_data(TensorData::new(values, [n]), device)
 }
 
-/// The segmented run (see the module documentation).
-fn segmented<B: RecurrentBackend>(
+/// One kernel call that skips each row's steps past its length: rows sorted longest first, run, and
+/// put back in batch order.
+fn in_kernel<B: RecurrentBackend>(
+    weights: &LayerWeights<B>,
+    input: Sequence<B>,
+    state: Option<RecurrentState<B>>,
+    lengths: &[usize],
+) -> (Sequence<B>, RecurrentState<B>) {
+    let device = weights.device();
+    let plan = Plan::new(lengths);
+    let sorted_lengths: Vec<usize> = plan.order.iter().map(|&row| lengths[row]).collect();
+    let in_order = plan.order.iter().enumerate().all(|(k, &row)| k == row);
+    if in_order {
+        return B::recurrent_layer_lengths(weights, input, state, &sorted_lengths);
+    }
+    let order = indices::<B>(&plan.order, &device);
+    let sorted = input.into_whole(&device).select(0, order.clone());
+    let state = state.map(|s| RecurrentState {
+        hidden: s.hidden.select(0, order.clone()),
+        cell: s.cell.map(|c| c.select(0, order.clone())),
+    });
+    let (sequence, state) =
+        B::recurrent_layer_lengths(weights, Sequence::Whole(sorted), state, &sorted_lengths);
+    let back = indices::<B>(&inverse(&plan.order), &device);
+    let state = RecurrentState {
+        hidden: state.hidden.select(0, back.clone()),
+        cell: state.cell.map(|c| c.select(0, back.clone())),
+    };
+    let sequence = sequence.into_whole(&device).select(0, back);
+    (Sequence::Whole(sequence), state)
+}
+
+/// The segmented run (see the module documentation): what [`layer`] does on backends whose fused
+/// kernels take no lengths (wgpu). Public so that it can be tested on every backend; `lengths` as for
+/// [`layer`].
+pub fn segmented<B: RecurrentBackend>(
     weights: &LayerWeights<B>,
     input: Sequence<B>,
     state: Option<RecurrentState<B>>,
@@ -110,6 +149,7 @@ fn segmented<B: RecurrentBackend>(
 ) -> (Sequence<B>, RecurrentState<B>) {
     let device = weights.device();
     let [batch, time, _] = input.dims();
+    check_lengths(lengths, batch, time);
     let hidden = weights.hidden_size();
     let plan = Plan::new(lengths);
     let order = indices::<B>(&plan.order, &device);
@@ -201,16 +241,20 @@ pub fn reverse_within<B: Backend>(
 ) -> Sequence<B> {
     let [batch, time, features] = sequence.dims();
     check_lengths(lengths, batch, time);
-    let mut index = Vec::with_capacity(batch * time * features);
-    for &length in lengths {
+    // One index per (row, step) into the `[batch · time, features]` view: a row select, not a gather
+    // with an index per value.
+    let mut index = Vec::with_capacity(batch * time);
+    for (row, &length) in lengths.iter().enumerate() {
         for t in 0..time {
-            let source = if t < length { length - 1 - t } else { t } as i64;
-            index.extend(std::iter::repeat_n(source, features));
+            let source = if t < length { length - 1 - t } else { t };
+            index.push((row * time + source) as i64);
         }
     }
-    let index =
-        Tensor::<B, 3, Int>::from_data(TensorData::new(index, [batch, time, features]), device);
-    Sequence::Whole(sequence.into_whole(device).gather(1, index))
+    let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [batch * time]), device);
+    let flat = sequence
+        .into_whole(device)
+        .reshape([batch * time, features]);
+    Sequence::Whole(flat.select(0, index).reshape([batch, time, features]))
 }
 
 #[cfg(test)]

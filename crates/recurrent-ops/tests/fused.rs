@@ -220,11 +220,13 @@ fn compare_operation<B: RecurrentBackend, R: Backend>(case: &Case, rng: &mut Rng
         weights: v.weights::<B>(case, false),
         input: tensor::<B, 3>(input.clone(), shape),
         state: v.state::<B>(case, false),
+        lengths: None,
     };
     let reference_layer = FusedLayer {
         weights: v.weights::<R>(case, false),
         input: tensor::<R, 3>(input, shape),
         state: v.state::<R>(case, false),
+        lengths: None,
     };
     let what = format!("{case:?}");
     let fused = B::fused_layer_forward(&layer, true);

@@ -1,8 +1,10 @@
-//! Batches of sequences of different lengths: the segmented fused path (`lengths::layer` on NdArray
-//! and Flex, one kernel call per segment) against the masked step-by-step fallback, for every cell,
-//! with and without initial state and biases — outputs and final states within 1e-6, every gradient
-//! within 1e-5 relative — and the padding shown to change nothing: NaN or 1e30 past the lengths give
-//! the same bits as zeros, and the input's gradient there is exactly zero.
+//! Batches of sequences of different lengths: both fused paths — `lengths::layer` (on NdArray and Flex
+//! one kernel call that skips each row's steps past its length) and `lengths::segmented` (one kernel
+//! call per segment, what wgpu runs) — against the masked step-by-step fallback, for every cell, with
+//! and without initial state and biases: outputs and final states within 1e-6, every gradient within
+//! 1e-5 relative, and the padding shown to change nothing: NaN or 1e30 past the lengths give the same
+//! bits as zeros, and the input's gradient there is exactly zero. The kernel path gives the same bits
+//! in thread pools of one and of three threads.
 
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::tensor::backend::Backend;
@@ -185,13 +187,31 @@ type Run<B> = fn(
     &[usize],
 ) -> (Sequence<B>, RecurrentState<B>);
 
-fn segmented<B: recurrent_ops::RecurrentBackend>(
+fn with_lengths<B: recurrent_ops::RecurrentBackend>(
     weights: &LayerWeights<B>,
     input: Sequence<B>,
     state: Option<RecurrentState<B>>,
     lengths: &[usize],
 ) -> (Sequence<B>, RecurrentState<B>) {
     lengths::layer(weights, input, state, Some(lengths))
+}
+
+/// The fused path under test.
+#[derive(Debug, Clone, Copy)]
+enum Path {
+    /// `lengths::layer`: the backend's own way (one kernel call on the CPU backends).
+    Layer,
+    /// `lengths::segmented`: one kernel call per segment.
+    Segments,
+}
+
+impl Path {
+    fn run<B: recurrent_ops::RecurrentBackend>(self) -> Run<B> {
+        match self {
+            Path::Layer => with_lengths::<B>,
+            Path::Segments => lengths::segmented::<B>,
+        }
+    }
 }
 
 /// The packed output (sequence, final hidden, final cell) of one run, as host values.
@@ -270,15 +290,17 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-fn check_backend<B: RecurrentAutodiffBackend>(name: &str)
+fn check_backend<B: RecurrentAutodiffBackend>(name: &str, path: Path)
 where
     B::InnerBackend: recurrent_ops::RecurrentBackend,
 {
+    let segmented = path.run::<B::InnerBackend>();
+    let segmented_ad = path.run::<B>();
     let mut rng = Rng(31);
     for cell in Cell::ALL {
         for case in cases(cell, &mut rng) {
             let v = Values::new(&case, &mut rng);
-            let what = format!("{name} {case:?}");
+            let what = format!("{name} {path:?} {case:?}");
             let fused = forward::<B::InnerBackend>(&case, &v, v.input.clone(), segmented);
             let reference =
                 forward::<B::InnerBackend>(&case, &v, v.input.clone(), fallback::masked_layer);
@@ -303,7 +325,7 @@ where
                 );
             }
 
-            let fused = gradients::<B>(&case, &v, v.padded_with(&case, f32::NAN), segmented);
+            let fused = gradients::<B>(&case, &v, v.padded_with(&case, f32::NAN), segmented_ad);
             let reference = gradients::<B>(
                 &case,
                 &v,
@@ -336,20 +358,57 @@ where
 }
 
 #[test]
-fn ndarray_segments_match_the_masked_fallback() {
-    check_backend::<Autodiff<NdArray>>("ndarray");
+fn ndarray_kernels_with_lengths_match_the_masked_fallback() {
+    check_backend::<Autodiff<NdArray>>("ndarray", Path::Layer);
 }
 
 #[test]
-fn flex_segments_match_the_masked_fallback() {
-    check_backend::<Autodiff<Flex>>("flex");
+fn flex_kernels_with_lengths_match_the_masked_fallback() {
+    check_backend::<Autodiff<Flex>>("flex", Path::Layer);
+}
+
+#[test]
+fn ndarray_segments_match_the_masked_fallback() {
+    check_backend::<Autodiff<NdArray>>("ndarray", Path::Segments);
 }
 
 #[cfg(feature = "wgpu")]
 #[test]
 #[ignore = "needs a Vulkan driver (Mesa's lavapipe in CI): run with --include-ignored"]
 fn wgpu_segments_match_the_masked_fallback() {
-    check_backend::<Autodiff<burn::backend::Wgpu>>("wgpu");
+    check_backend::<Autodiff<burn::backend::Wgpu>>("wgpu", Path::Layer);
+}
+
+/// The kernel path's outputs and gradients do not depend on how many threads split the batch.
+#[test]
+fn kernels_with_lengths_give_the_same_bits_on_any_thread_count() {
+    let mut rng = Rng(77);
+    for cell in Cell::ALL {
+        let case = Case {
+            cell,
+            batch: 37,
+            time: 23,
+            input: 6,
+            hidden: 24,
+            state: true,
+            bias: true,
+            lengths: (0..37).map(|_| 1 + rng.below(23)).collect(),
+        };
+        let v = Values::new(&case, &mut rng);
+        let in_pool = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let input = v.padded_with(&case, f32::NAN);
+                let outputs = forward::<NdArray>(&case, &v, input.clone(), with_lengths);
+                let grads = gradients::<Autodiff<NdArray>>(&case, &v, input, with_lengths);
+                (outputs, grads)
+            })
+        };
+        assert_eq!(in_pool(1), in_pool(3), "{cell}");
+    }
 }
 
 /// Full lengths take the unsegmented path and give exactly what a call without lengths gives.
@@ -367,7 +426,7 @@ fn full_lengths_are_the_plain_layer() {
         lengths: vec![6; 4],
     };
     let v = Values::new(&case, &mut rng);
-    let with = forward::<NdArray>(&case, &v, v.input.clone(), segmented);
+    let with = forward::<NdArray>(&case, &v, v.input.clone(), with_lengths);
     let x = inputs::<NdArray>(&case, &v, v.input.clone(), false);
     let (sequence, state) = lengths::layer(&x.weights, Sequence::Whole(x.input), None, None);
     let without = values(pack(sequence.into_whole(&Default::default()), state));

@@ -3,12 +3,14 @@
 
 use super::chunks::{rows_per_chunk, run, split, split_mut};
 use super::gemm::{Mat, matmul, matmul_on_pool, small_matmul, transpose};
-use super::{Dims, Grads, Initial, Params, residual_width};
+use super::{Dims, Grads, Initial, Lengths, Params, residual_width};
 use crate::Cell;
 
 /// The rows of one chunk of the batch, and the parts of every buffer that belong to them.
 struct Chunk<'a> {
     rows: usize,
+    /// Each row's length, longest first.
+    lengths: &'a [usize],
     h0: Option<&'a [f32]>,
     c0: Option<&'a [f32]>,
     packed: &'a [f32],
@@ -33,17 +35,32 @@ pub struct Saved<'a> {
 }
 
 /// Gradients of everything the layer read, from `grad`, the gradient of the packed output of
-/// `forward` (run with its residuals kept) on the same inputs; the input's only when `input_grad`.
+/// `forward` (run with its residuals kept) on the same inputs and `lengths`; the input's only when
+/// `input_grad`. Steps past a row's length take no part: their output gradients are not read, and the
+/// input's gradient there is zero.
+#[allow(clippy::too_many_arguments)]
 pub fn backward(
     dims: Dims,
     params: &Params<'_>,
     x: &[f32],
     initial: Initial<'_>,
+    lengths: Lengths<'_>,
     forward: Saved<'_>,
     grad: &[f32],
     input_grad: bool,
 ) -> Grads {
     dims.check(params, x, &initial);
+    let shorter = lengths.any_shorter(&dims);
+    let lengths = lengths.resolve(&dims);
+    // The weight gradients sum over every (row, step); past a row's length the gate gradients are
+    // zero, and the input there, which may hold anything, is read as zero.
+    let masked_x: Vec<f32>;
+    let x = if shorter {
+        masked_x = zero_past_lengths(x, &lengths, dims.time, dims.input);
+        &masked_x[..]
+    } else {
+        x
+    };
     let cell = params.cell;
     let (batch, time, h) = (dims.batch, dims.time, dims.hidden);
     let gh = dims.gates(cell);
@@ -93,6 +110,7 @@ pub fn backward(
     let tasks: Vec<Chunk<'_>> = (0..count)
         .map(|k| Chunk {
             rows: rows.min(batch - k * rows),
+            lengths: &lengths[k * rows..][..rows.min(batch - k * rows)],
             h0: h0s.as_ref().map(|s| s[k]),
             c0: c0s.as_ref().map(|s| s[k]),
             packed: packeds[k],
@@ -140,6 +158,15 @@ pub fn backward(
         hidden: initial.hidden.map(|_| dh0),
         cell: initial.cell.map(|_| dc0),
     }
+}
+
+/// `x` `[batch, time, width]` with every step past its row's length set to zero.
+fn zero_past_lengths(x: &[f32], lengths: &[usize], time: usize, width: usize) -> Vec<f32> {
+    let mut out = x.to_vec();
+    for (row, &length) in out.chunks_exact_mut(time * width).zip(lengths) {
+        row[length * width..].fill(0.0);
+    }
+    out
 }
 
 /// `[batch·time, H]`: the hidden state each step started from (the initial one, or zeros, first).
@@ -235,7 +262,10 @@ fn backward_chunk(
     for t in (0..time).rev() {
         let has_hidden = t > 0 || chunk.h0.is_some();
         let has_cell = t > 0 || chunk.c0.is_some();
-        for r in 0..rows {
+        // Rows sorted longest first: the rows running at step t are a prefix. A row that has not
+        // started yet (going backwards) keeps the gradient of its final state in its carry.
+        let running = chunk.lengths.partition_point(|&length| length > t);
+        for r in 0..running {
             let g = &chunk.grad[r * packed_row + t * h..][..h];
             let carry = &mut dh[r * h..][..h];
             for j in 0..h {
@@ -286,7 +316,7 @@ fn backward_chunk(
             } else {
                 (&*chunk.dgx, false)
             };
-            small_matmul(rows, gh, h, &dg[t * gh..], time * gh, weight_hh_t, &mut dh, h, accumulate);
+            small_matmul(running, gh, h, &dg[t * gh..], time * gh, weight_hh_t, &mut dh, h, accumulate);
         }
     }
     if chunk.h0.is_some() {

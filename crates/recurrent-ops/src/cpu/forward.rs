@@ -3,12 +3,14 @@
 use super::chunks::{rows_per_chunk, run, split, split_mut};
 use super::gemm::{Mat, matmul, small_matmul, transpose};
 use super::math::{sigmoid_in_place, tanh_in_place};
-use super::{Dims, Forward, Initial, Params, residual_width};
+use super::{Dims, Forward, Initial, Lengths, Params, residual_width};
 use crate::Cell;
 
 /// The rows of one chunk of the batch, and the parts of every buffer that belong to them.
 struct Chunk<'a> {
     rows: usize,
+    /// Each row's length, longest first.
+    lengths: &'a [usize],
     x: &'a [f32],
     h0: Option<&'a [f32]>,
     c0: Option<&'a [f32]>,
@@ -17,15 +19,19 @@ struct Chunk<'a> {
 }
 
 /// Runs the layer over `x` `[batch, time, in]` from `initial`; keeps the residuals the backward pass
-/// reads when `keep_residuals`.
+/// reads when `keep_residuals`. With `lengths` (see [`Lengths`]) row `b` runs its first `lengths[b]`
+/// steps only: its outputs past them stay zero, its final state is the one after its own last step,
+/// and the input past them is never read.
 pub fn forward(
     dims: Dims,
     params: &Params<'_>,
     x: &[f32],
     initial: Initial<'_>,
+    lengths: Lengths<'_>,
     keep_residuals: bool,
 ) -> Forward {
     dims.check(params, x, &initial);
+    let lengths = lengths.resolve(&dims);
     let cell = params.cell;
     let h = dims.hidden;
     let packed_row = dims.packed_row(cell);
@@ -49,6 +55,7 @@ pub fn forward(
         .enumerate()
         .map(|(k, (packed, residuals))| Chunk {
             rows: rows.min(dims.batch - k * rows),
+            lengths: &lengths[k * rows..][..rows.min(dims.batch - k * rows)],
             x: xs[k],
             h0: h0s.as_ref().map(|s| s[k]),
             c0: c0s.as_ref().map(|s| s[k]),
@@ -91,19 +98,26 @@ fn forward_chunk(
     let packed_row = dims.packed_row(cell);
     let rw = residual_width(cell, h);
     let keep = !chunk.residuals.is_empty();
-    let rows = chunk.rows;
-    let block = h * rows;
+    let all_rows = chunk.rows;
+    // Rows are sorted longest first, so the rows still running at step t are the first `active(t)`.
+    let active = |t: usize| chunk.lengths.partition_point(|&length| length > t);
 
-    // The input projection of every step, `[G·H, time · rows]` with columns in (step, row) order: one
-    // product of the transposed weights with the inputs laid out time-major.
-    let mut x_time_major = vec![0.0; time * rows * input];
-    for r in 0..rows {
-        for t in 0..time {
-            x_time_major[(t * rows + r) * input..][..input]
+    // The input projection of every step, `[G·H, columns]` with columns in (step, row) order over the
+    // rows running at that step: one product of the transposed weights with those inputs laid out
+    // time-major. `offsets[t]` is the first column of step t.
+    let mut offsets = Vec::with_capacity(time);
+    let mut columns = 0;
+    for t in 0..time {
+        offsets.push(columns);
+        columns += active(t);
+    }
+    let mut x_time_major = vec![0.0; columns * input];
+    for t in 0..time {
+        for r in 0..active(t) {
+            x_time_major[(offsets[t] + r) * input..][..input]
                 .copy_from_slice(&chunk.x[(r * time + t) * input..][..input]);
         }
     }
-    let columns = time * rows;
     let mut projection = vec![0.0; gh * columns];
     matmul(
         Mat::rows(params.weight_ih, input, gh, gh).t(),
@@ -120,36 +134,57 @@ fn forward_chunk(
         }
     }
 
-    let mut hidden = vec![0.0; block];
-    let mut cell_state = vec![0.0; block];
+    // The state of the running rows, feature-major `[H, rows]`: when rows finish, their final state
+    // is written out and the others close up, so every pass below covers running rows only.
+    let mut hidden_buf = vec![0.0; h * all_rows];
+    let mut cell_buf = vec![0.0; h * all_rows];
     if let Some(h0) = chunk.h0 {
-        scatter_transposed(h0, rows, h, &mut hidden);
+        scatter_transposed(h0, all_rows, h, &mut hidden_buf);
     }
     if let Some(c0) = chunk.c0 {
-        scatter_transposed(c0, rows, h, &mut cell_state);
+        scatter_transposed(c0, all_rows, h, &mut cell_buf);
     }
-    let mut gates = vec![0.0; gh * rows];
-    let mut recurrent = vec![0.0; gh * rows];
-    let mut tanh_c = vec![0.0; block];
+    let mut gates_buf = vec![0.0; gh * all_rows];
+    let mut recurrent_buf = vec![0.0; gh * all_rows];
+    let mut tanh_c_buf = vec![0.0; h * all_rows];
+    let mut rows = all_rows;
 
     for t in 0..time {
+        let running = active(t);
+        if running < rows {
+            // Rows `running..rows` ended with the previous step.
+            let finished = running..rows;
+            write_final(&hidden_buf, rows, h, finished.clone(), &mut chunk.packed[time * h..], packed_row);
+            close_up(&mut hidden_buf, h, rows, running);
+            if cell.has_cell_state() {
+                write_final(&cell_buf, rows, h, finished, &mut chunk.packed[(time + 1) * h..], packed_row);
+                close_up(&mut cell_buf, h, rows, running);
+            }
+            rows = running;
+        }
+        let block = h * rows;
+        let hidden = &mut hidden_buf[..block];
+        let cell_state = &mut cell_buf[..block];
+        let gates = &mut gates_buf[..gh * rows];
+        let recurrent = &mut recurrent_buf[..gh * rows];
+        let tanh_c = &mut tanh_c_buf[..block];
         let has_hidden = t > 0 || chunk.h0.is_some();
         let has_cell = t > 0 || chunk.c0.is_some();
         for j in 0..gh {
-            gates[j * rows..][..rows].copy_from_slice(&projection[j * columns + t * rows..][..rows]);
+            gates[j * rows..][..rows].copy_from_slice(&projection[j * columns + offsets[t]..][..rows]);
         }
         match cell {
             Cell::Lstm | Cell::PeepholeLstm => {
                 if has_hidden {
-                    small_matmul(gh, h, rows, weight_hh_t, h, &hidden, &mut gates, rows, true);
+                    small_matmul(gh, h, rows, weight_hh_t, h, hidden, gates, rows, true);
                 }
                 let (ifg, o) = gates.split_at_mut(3 * block);
                 if cell == Cell::PeepholeLstm && has_cell {
                     let [w_ci, w_cf, _] = params
                         .peepholes
                         .expect("a peephole layer has its peephole weights");
-                    add_scaled_rows(&mut ifg[..block], &cell_state, w_ci, rows);
-                    add_scaled_rows(&mut ifg[block..2 * block], &cell_state, w_cf, rows);
+                    add_scaled_rows(&mut ifg[..block], cell_state, w_ci, rows);
+                    add_scaled_rows(&mut ifg[block..2 * block], cell_state, w_cf, rows);
                 }
                 sigmoid_in_place(&mut ifg[..2 * block]);
                 tanh_in_place(&mut ifg[2 * block..]);
@@ -168,26 +203,26 @@ fn forward_chunk(
                     let [_, _, w_co] = params
                         .peepholes
                         .expect("a peephole layer has its peephole weights");
-                    add_scaled_rows(o, &cell_state, w_co, rows);
+                    add_scaled_rows(o, cell_state, w_co, rows);
                 }
                 sigmoid_in_place(o);
-                tanh_c.copy_from_slice(&cell_state);
-                tanh_in_place(&mut tanh_c);
+                tanh_c.copy_from_slice(cell_state);
+                tanh_in_place(tanh_c);
                 for k in 0..block {
                     hidden[k] = o[k] * tanh_c[k];
                 }
                 if keep {
                     let out = &mut chunk.residuals[t * rw..];
-                    gather_transposed(&gates, rows, 4 * h, out, time * rw, 0);
-                    gather_transposed(&cell_state, rows, h, out, time * rw, 4 * h);
-                    gather_transposed(&tanh_c, rows, h, out, time * rw, 5 * h);
+                    gather_transposed(gates, rows, 4 * h, out, time * rw, 0);
+                    gather_transposed(cell_state, rows, h, out, time * rw, 4 * h);
+                    gather_transposed(tanh_c, rows, h, out, time * rw, 5 * h);
                 }
             }
             Cell::Gru => {
                 // The recurrent part `W_h h + b_h`, where there is one, in `recurrent`.
                 let has_hp = has_hidden || params.bias_hh.is_some();
                 if has_hidden {
-                    small_matmul(gh, h, rows, weight_hh_t, h, &hidden, &mut recurrent, rows, false);
+                    small_matmul(gh, h, rows, weight_hh_t, h, hidden, recurrent, rows, false);
                 } else {
                     recurrent.fill(0.0);
                 }
@@ -224,25 +259,55 @@ fn forward_chunk(
                 }
                 if keep {
                     let out = &mut chunk.residuals[t * rw..];
-                    gather_transposed(&gates, rows, 3 * h, out, time * rw, 0);
+                    gather_transposed(gates, rows, 3 * h, out, time * rw, 0);
                     gather_transposed(&recurrent[2 * block..], rows, h, out, time * rw, 3 * h);
                 }
             }
             Cell::Rnn => {
                 if has_hidden {
-                    small_matmul(gh, h, rows, weight_hh_t, h, &hidden, &mut gates, rows, true);
+                    small_matmul(gh, h, rows, weight_hh_t, h, hidden, gates, rows, true);
                 }
-                tanh_in_place(&mut gates);
-                hidden.copy_from_slice(&gates);
+                tanh_in_place(gates);
+                hidden.copy_from_slice(gates);
             }
         }
-        gather_transposed(&hidden, rows, h, &mut chunk.packed[t * h..], packed_row, 0);
+        gather_transposed(hidden, rows, h, &mut chunk.packed[t * h..], packed_row, 0);
     }
-    gather_transposed(&hidden, rows, h, &mut chunk.packed[time * h..], packed_row, 0);
+    // The rows that ran every step.
+    gather_transposed(&hidden_buf[..h * rows], rows, h, &mut chunk.packed[time * h..], packed_row, 0);
     if cell.has_cell_state() {
-        gather_transposed(&cell_state, rows, h, &mut chunk.packed[(time + 1) * h..], packed_row, 0);
+        gather_transposed(&cell_buf[..h * rows], rows, h, &mut chunk.packed[(time + 1) * h..], packed_row, 0);
     }
 }
+}
+
+/// Writes the state of rows `finished` out of a feature-major `[H, rows]` state into their rows of
+/// `dst` (`stride` apart): the final state of sequences that end here.
+#[inline(always)]
+fn write_final(
+    state: &[f32],
+    rows: usize,
+    h: usize,
+    finished: std::ops::Range<usize>,
+    dst: &mut [f32],
+    stride: usize,
+) {
+    for r in finished {
+        for j in 0..h {
+            dst[r * stride + j] = state[j * rows + r];
+        }
+    }
+}
+
+/// Keeps the first `running` of `rows` columns of a feature-major `[H, rows]` state, closed up into
+/// `[H, running]` at the front of the buffer.
+#[inline(always)]
+fn close_up(state: &mut [f32], h: usize, rows: usize, running: usize) {
+    // Feature j moves from j·rows to j·running ≤ j·rows: in increasing j, no source is overwritten
+    // before it is read.
+    for j in 1..h {
+        state.copy_within(j * rows..j * rows + running, j * running);
+    }
 }
 
 /// `block[j·rows + r] += state[j·rows + r] · w[j]`: a diagonal (peephole) term on feature-major rows.

@@ -7,7 +7,7 @@ use burn::backend::{Flex, NdArray};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
-use super::{Dims, Initial, Params, Saved, residual_width};
+use super::{Dims, Initial, Lengths, Params, Saved, residual_width};
 use crate::backend::{fused_applies, fused_inference, packed_extra_rows};
 use crate::{
     Cell, FusedLayer, FusedOutput, LayerGrads, LayerWeights, RecurrentBackend, RecurrentState,
@@ -179,6 +179,7 @@ fn fused_forward<B: HostBackend>(layer: &FusedLayer<B>, keep_residuals: bool) ->
         &buffers.params(),
         B::values(&buffers.input),
         buffers.initial(),
+        Lengths(layer.lengths.as_deref()),
         keep_residuals,
     );
     let width = residual_width(cell, hidden);
@@ -210,6 +211,7 @@ fn fused_backward<B: HostBackend>(
         &buffers.params(),
         B::values(&buffers.input),
         buffers.initial(),
+        Lengths(layer.lengths.as_deref()),
         Saved {
             packed: B::values(&packed),
             residuals: residuals.as_ref().map_or(&[], B::values),
@@ -241,11 +243,24 @@ macro_rules! cpu_backend {
                 input: Sequence<Self>,
                 state: Option<RecurrentState<Self>>,
             ) -> (Sequence<Self>, RecurrentState<Self>) {
-                fused_inference(weights, input, state)
+                fused_inference(weights, input, state, None)
             }
 
             fn fused_runs(weights: &LayerWeights<Self>, input: &Sequence<Self>) -> bool {
                 fused_applies::<Self, Self>(weights, input)
+            }
+
+            fn fused_layer_lengths_available(_cell: Cell, dtype: DType) -> bool {
+                dtype == DType::F32
+            }
+
+            fn recurrent_layer_lengths(
+                weights: &LayerWeights<Self>,
+                input: Sequence<Self>,
+                state: Option<RecurrentState<Self>>,
+                lengths: &[usize],
+            ) -> (Sequence<Self>, RecurrentState<Self>) {
+                fused_inference(weights, input, state, Some(lengths))
             }
 
             fn fused_layer_available(_cell: Cell, dtype: DType) -> bool {

@@ -92,6 +92,38 @@ pub struct Initial<'a> {
     pub cell: Option<&'a [f32]>,
 }
 
+/// Each sequence's length, for a batch of sequences of different lengths padded to the longest: one
+/// per row, non-increasing (the rows sorted longest first), each in `1..=time`. `None`: every row runs
+/// every step.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lengths<'a>(pub Option<&'a [usize]>);
+
+impl<'a> Lengths<'a> {
+    /// One length per row, every step where none are given; panics on lengths that break the contract.
+    fn resolve(self, dims: &Dims) -> std::borrow::Cow<'a, [usize]> {
+        match self.0 {
+            None => vec![dims.time; dims.batch].into(),
+            Some(lengths) => {
+                assert_eq!(lengths.len(), dims.batch, "one length per row");
+                assert!(
+                    lengths.windows(2).all(|w| w[0] >= w[1]),
+                    "lengths sorted longest first"
+                );
+                assert!(
+                    lengths.iter().all(|l| (1..=dims.time).contains(l)),
+                    "lengths in 1..=time"
+                );
+                lengths.into()
+            }
+        }
+    }
+
+    /// Whether some row stops before the last step.
+    fn any_shorter(self, dims: &Dims) -> bool {
+        self.0.is_some_and(|l| l.iter().any(|&l| l < dims.time))
+    }
+}
+
 /// The packed output and, when asked for, the residuals of a forward pass.
 #[derive(Debug, Clone)]
 pub struct Forward {
