@@ -28,7 +28,7 @@ impl RecurrentBackend for Wgpu {
         input: Sequence<Self>,
         state: Option<RecurrentState<Self>>,
     ) -> (Sequence<Self>, RecurrentState<Self>) {
-        fused_inference(weights, input, state)
+        fused_inference(weights, input, state, None)
     }
 
     fn fused_runs(weights: &LayerWeights<Self>, input: &Sequence<Self>) -> bool {
@@ -65,9 +65,14 @@ fn cell_code(cell: Cell) -> u32 {
     }
 }
 
-/// The kernels' sizes for `layer`, or `None` (said once per process) when it runs the fallback.
+/// The kernels' sizes for `layer`, or `None` (said once per process) when it runs the fallback. The
+/// kernels take no lengths: a layer given some runs the fallback, which honours them (`lengths::layer`
+/// never gives wgpu lengths; it runs segments).
 fn kernel_call(layer: &FusedLayer<Wgpu>) -> Option<Call> {
     static TOO_LARGE: Once = Once::new();
+    if layer.lengths.is_some() {
+        return None;
+    }
     let [batch, time, _] = layer.input.dims();
     let call = Call {
         cell: cell_code(layer.weights.cell),
