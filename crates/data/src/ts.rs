@@ -13,6 +13,9 @@
 //! 0.5,0.4:2.0,2.1:one
 //! ```
 //!
+//! A file may also come without labels (`@classLabel false`, no label field): sequences to classify,
+//! which training and evaluation refuse ([`TsDataset::require_labels`]).
+//!
 //! Anything a reader could misread is an error naming the file, the line and what is wrong: an undeclared
 //! class, a channel count other than `@dimensions`, channels of unequal length within an example, a value
 //! that is not a finite number, a missing value (`?`), a file without examples.
@@ -27,8 +30,9 @@ pub struct TsExample {
     pub values: Vec<f32>,
     /// Number of time steps.
     pub length: usize,
-    /// Index of the class in [`TsDataset::classes`].
-    pub label: usize,
+    /// Index of the class in [`TsDataset::classes`]; `None` in a file without labels
+    /// (`@classLabel false`), which can be classified but not trained or evaluated on.
+    pub label: Option<usize>,
 }
 
 /// The contents of one `.ts` file.
@@ -39,6 +43,7 @@ pub struct TsDataset {
     /// Channels (features) per time step.
     pub dimensions: usize,
     /// Class names in the order `@classLabel` declares them; a label is an index into this list.
+    /// Empty in a file without labels.
     pub classes: Vec<String>,
     /// The examples, in file order.
     pub examples: Vec<TsExample>,
@@ -172,6 +177,23 @@ impl TsDataset {
         })
     }
 
+    /// Whether the examples carry class labels (`@classLabel true <labels…>`).
+    pub fn is_labelled(&self) -> bool {
+        !self.classes.is_empty()
+    }
+
+    /// An error naming `path` when the examples carry no labels: what training and evaluation need.
+    pub fn require_labels(&self, path: &Path) -> Result<(), TsError> {
+        if self.is_labelled() {
+            return Ok(());
+        }
+        Err(TsError::Parse {
+            path: path.to_path_buf(),
+            line: 0,
+            message: "`@classLabel false`: the examples have no class labels, which training and evaluation need; `infer predict` classifies such a file".into(),
+        })
+    }
+
     /// The shortest and longest sequence length.
     pub fn length_range(&self) -> (usize, usize) {
         let lengths = self.examples.iter().map(|e| e.length);
@@ -229,7 +251,13 @@ impl Header {
                 match words.next().map(str::to_ascii_lowercase).as_deref() {
                     Some("true") => {}
                     Some("false") => {
-                        return Err("`@classLabel false`: the file has no classes; a classifier needs `@classLabel true <labels…>`".into());
+                        if let Some(extra) = words.next() {
+                            return Err(format!(
+                                "`@classLabel false` lists no labels, found {extra:?} after it"
+                            ));
+                        }
+                        self.classes = Some(Vec::new());
+                        return Ok(false);
                     }
                     _ => {
                         return Err(format!(
@@ -275,16 +303,21 @@ fn parse_example(
     header: &Header,
 ) -> Result<TsExample, String> {
     let mut fields: Vec<&str> = line.split(':').collect();
-    let label_text = fields.pop().unwrap_or_default().trim();
-    let label = *classes.get(label_text).ok_or_else(|| {
-        let mut declared: Vec<(&String, &usize)> = classes.iter().collect();
-        declared.sort_by_key(|(_, i)| **i);
-        let declared: Vec<&str> = declared.iter().map(|(name, _)| name.as_str()).collect();
-        format!(
-            "class {label_text:?} is not declared by `@classLabel` ({})",
-            declared.join(" ")
-        )
-    })?;
+    // A file without labels (`@classLabel false`) declares no classes and has no label field.
+    let label = if classes.is_empty() {
+        None
+    } else {
+        let label_text = fields.pop().unwrap_or_default().trim();
+        Some(*classes.get(label_text).ok_or_else(|| {
+            let mut declared: Vec<(&String, &usize)> = classes.iter().collect();
+            declared.sort_by_key(|(_, i)| **i);
+            let declared: Vec<&str> = declared.iter().map(|(name, _)| name.as_str()).collect();
+            format!(
+                "class {label_text:?} is not declared by `@classLabel` ({})",
+                declared.join(" ")
+            )
+        })?)
+    };
     if fields.is_empty() {
         return Err(
             "an example needs at least one channel of values before its class label".into(),
@@ -406,18 +439,63 @@ mod tests {
         assert_eq!(set.classes, ["Standing", "Running"]);
         assert_eq!(set.examples.len(), 2);
         assert_eq!(set.examples[0].length, 3);
-        assert_eq!(set.examples[0].label, 1);
+        assert_eq!(set.examples[0].label, Some(1));
         assert_eq!(set.examples[0].values, [0.5, 10.0, 1.5, 11.0, 2.5, 12.0]);
         assert_eq!(set.examples[1].values, [1.0, 3.0, 2.0, 4.0]);
-        assert_eq!(set.examples[1].label, 0);
+        assert_eq!(set.examples[1].label, Some(0));
         assert_eq!(set.length_range(), (2, 3));
+        assert!(set.is_labelled());
+    }
+
+    #[test]
+    fn files_without_labels_read_every_field_as_a_channel_and_refuse_training() {
+        let set = parse(
+            "@dimensions 2
+@classLabel false
+@data
+1,2,3:4,5,6
+7:8
+",
+        )
+        .unwrap();
+        assert!(set.classes.is_empty() && !set.is_labelled());
+        assert_eq!((set.dimensions, set.examples.len()), (2, 2));
+        assert_eq!(set.examples[0].label, None);
+        assert_eq!(set.examples[0].values, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        let err = set
+            .require_labels(Path::new("new.ts"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("new.ts:0: `@classLabel false`") && err.contains("infer predict"),
+            "{err}"
+        );
+        // A label field where none are declared is a channel too many.
+        let (line, message) = refused(
+            "@dimensions 2
+@classLabel false
+@data
+1:2:a
+",
+        );
+        assert_eq!(line, 4);
+        assert!(message.contains("3 channels"), "{message}");
+        let (line, message) = refused(
+            "@classLabel false a b
+",
+        );
+        assert_eq!(
+            (line, message.contains("lists no labels")),
+            (1, true),
+            "{message}"
+        );
     }
 
     #[test]
     fn header_keys_are_case_insensitive_and_files_without_dimensions_take_the_first_example() {
         let set = parse("@PROBLEMNAME x\n@ClassLabel TRUE 7 3\n@DATA\n1,2,3:7\n4:3\n").unwrap();
         assert_eq!((set.dimensions, set.classes.len()), (1, 2));
-        assert_eq!(set.examples[1].label, 1);
+        assert_eq!(set.examples[1].label, Some(1));
         let (line, message) = refused("@classLabel true 7 3\n@data\n1,2:7\n1:2:3\n");
         assert_eq!(line, 4);
         assert!(
@@ -443,7 +521,7 @@ mod tests {
 
     #[test]
     fn every_bad_input_is_one_error_with_its_line() {
-        let cases: [(String, usize, &str); 16] = [
+        let cases: [(String, usize, &str); 15] = [
             (with_data("1,2:3,4:c"), 4, "class \"c\" is not declared"),
             (with_data("1,2:3,4:5,6:a"), 4, "3 channels"),
             (with_data("1,2:3:a"), 4, "channel 1 has 1"),
@@ -465,7 +543,6 @@ mod tests {
                 2,
                 "no `@classLabel true",
             ),
-            ("@classLabel false\n@data\n".into(), 1, "has no classes"),
             ("@timeStamps true\n".into(), 1, "not supported"),
             ("@colour red\n".into(), 1, "unknown header key"),
         ];

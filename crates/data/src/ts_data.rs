@@ -52,7 +52,7 @@ impl TsDataset {
             examples.push(TsExample {
                 length: steps.len(),
                 values: steps.into_iter().flatten().collect(),
-                label,
+                label: Some(label),
             });
         }
         if examples.is_empty() {
@@ -165,7 +165,9 @@ impl TsFiles {
     /// Reads both files and checks that they agree: the same channel count and the same classes.
     pub fn load(&self) -> Result<(TsDataset, TsDataset), TsError> {
         let train = TsDataset::read(&self.train)?;
+        train.require_labels(&self.train)?;
         let test = TsDataset::read(&self.test)?;
+        test.require_labels(&self.test)?;
         let mismatch = |message: String| TsError::Parse {
             path: self.test.clone(),
             line: 0,
@@ -268,7 +270,8 @@ impl SequenceInfo {
         })
     }
 
-    /// Checks that `dataset` reads like the training data: same channel count, same classes.
+    /// Checks that `dataset` reads like the training data: same channel count, same classes (when it has
+    /// labels).
     pub fn check(&self, dataset: &TsDataset, path: &Path) -> Result<(), TsError> {
         let error = |message: String| TsError::Parse {
             path: path.to_path_buf(),
@@ -281,7 +284,7 @@ impl SequenceInfo {
                 dataset.dimensions, self.dimensions
             )));
         }
-        if dataset.classes != self.classes {
+        if dataset.is_labelled() && dataset.classes != self.classes {
             return Err(error(format!(
                 "declares the classes {:?}, but the model was trained on {:?}",
                 dataset.classes, self.classes
@@ -323,7 +326,11 @@ impl<B: Backend> Batcher<B, TsExample, SequenceBatch<B>> for TsBatcher {
             }
         }
         let lengths: Vec<usize> = items.iter().map(|e| e.length).collect();
-        let labels: Vec<i64> = items.iter().map(|e| e.label as i64).collect();
+        // An unlabelled example (a file to classify) gets target 0, which prediction does not read.
+        let labels: Vec<i64> = items
+            .iter()
+            .map(|e| e.label.map_or(0, |label| label as i64))
+            .collect();
         SequenceBatch {
             sequences: Tensor::from_data(TensorData::new(values, [n, longest, d]), device),
             lengths: lengths.iter().any(|&l| l != longest).then_some(lengths),

@@ -339,6 +339,7 @@ fn test_loader(
         })?;
         let files = TsFiles::locate(&dir)?;
         let test = TsDataset::read(&files.test)?;
+        test.require_labels(&files.test)?;
         info.check(&test, &files.test)?;
         return Ok(std::sync::Arc::new(EpochLoader::new(
             std::sync::Arc::new(test),

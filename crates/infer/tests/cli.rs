@@ -239,6 +239,28 @@ fn predict_reads_ts_files_with_the_runs_class_names() {
         "{stdout}"
     );
 
+    // The same sequences without labels (`@classLabel false`, no label field): the same predictions.
+    let unlabelled = dir.join("unlabelled.ts");
+    std::fs::write(
+        &unlabelled,
+        format!(
+            "@dimensions 13\n@classLabel false\n@data\n{}\n{}\n",
+            example(6),
+            example(11)
+        ),
+    )
+    .unwrap();
+    let (ok, unlabelled_out, stderr) = infer(&[
+        "predict",
+        "--run",
+        "artifacts/fsdd",
+        unlabelled.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let strip =
+        |out: &str, path: &std::path::Path| out.replace(&path.display().to_string(), "FILE");
+    assert_eq!(strip(&unlabelled_out, &unlabelled), strip(&stdout, &good));
+
     let bad = dir.join("narrow.ts");
     std::fs::write(
         &bad,

@@ -148,6 +148,14 @@ impl RunData {
         origin: &Path,
         files: Vec<PathBuf>,
     ) -> Result<Self, TrainError> {
+        for set in [&train_full, &test] {
+            if set.examples.iter().any(|e| e.label.is_none()) || !set.is_labelled() {
+                return Err(TrainError::Config(format!(
+                    "{}: some sequences have no class label; training needs a label on every one",
+                    origin.display()
+                )));
+            }
+        }
         if test.dimensions != train_full.dimensions || test.classes != train_full.classes {
             return Err(TrainError::Config(format!(
                 "the test sequences ({} features, classes {:?}) do not match the training sequences of {} ({} features, classes {:?})",
