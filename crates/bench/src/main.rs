@@ -17,6 +17,7 @@ use burn::tensor::backend::Backend;
 use burn_nn::BurnLstm;
 use clap::{Parser, ValueEnum};
 use model::Cell;
+use recurrent_ops::cpu::{InstructionSet, instruction_set, set_instruction_set};
 use serde_json::json;
 use throughput::{Classify, Plan, Throughput};
 use train::TrainConfig;
@@ -90,6 +91,24 @@ struct Args {
     /// Classes, for configs that take `model.num_classes` from the data.
     #[arg(long)]
     classes: Option<usize>,
+    /// Run the CPU kernels on this code path (avx512, avx2-fma, portable) instead of the fastest
+    /// the CPU has; the bits are the same on each, only the speed differs.
+    #[arg(long, value_name = "SET", value_parser = parse_instruction_set)]
+    instruction_set: Option<InstructionSet>,
+}
+
+/// One of [`InstructionSet::ALL`] by name.
+fn parse_instruction_set(text: &str) -> Result<InstructionSet, String> {
+    InstructionSet::ALL
+        .into_iter()
+        .find(|set| set.name() == text)
+        .ok_or_else(|| {
+            let names: Vec<_> = InstructionSet::ALL.iter().map(|s| s.name()).collect();
+            format!(
+                "`{text}` is not an instruction set; one of: {}",
+                names.join(", ")
+            )
+        })
 }
 
 /// `MIN-MAX` (or one number) as a range of sequence lengths, 1 ≤ MIN ≤ MAX.
@@ -194,6 +213,9 @@ fn run(args: Args, retained_memory: bool) -> anyhow::Result<()> {
     }
     if let Some(zero) = args.infer_batch.iter().find(|&&b| b == 0) {
         bail!("--infer-batch {zero}: batch sizes must be at least 1");
+    }
+    if let Some(set) = args.instruction_set {
+        set_instruction_set(Some(set)).context("--instruction-set")?;
     }
     let mut config = TrainConfig::load(&args.config)?;
     if let Some(classes) = args.classes {
@@ -323,6 +345,7 @@ fn run(args: Args, retained_memory: bool) -> anyhow::Result<()> {
                       "num_layers": m.num_layers, "bidirectional": m.bidirectional,
                       "num_classes": m.num_classes, "steps": steps},
             "cores": cores,
+            "instruction_set": instruction_set().name(),
             "retained_freed_memory": retained_memory,
             "train": last.training.to_json(),
             "infer": last.inference.iter().map(Throughput::to_json).collect::<Vec<_>>(),
@@ -338,7 +361,7 @@ fn run(args: Args, retained_memory: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{}: {} ({}{} {}→{} ×{}, {}, Linear {}→{}) on {}, {cores} cores, {}; median of {} repeats{}",
+        "{}: {} ({}{} {}→{} ×{}, {}, Linear {}→{}) on {}, {cores} cores, {} kernels, {}; median of {} repeats{}",
         args.model.name(),
         args.config.display(),
         if m.bidirectional {
@@ -354,6 +377,7 @@ fn run(args: Args, retained_memory: bool) -> anyhow::Result<()> {
         m.hidden_size * if m.bidirectional { 2 } else { 1 },
         m.num_classes,
         backend::NAME,
+        instruction_set(),
         if retained_memory {
             "freed memory retained"
         } else {

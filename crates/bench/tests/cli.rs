@@ -23,6 +23,8 @@ fn reports_training_and_inference_throughput_as_json() {
         "64,7",
         "--infer-samples",
         "64",
+        "--instruction-set",
+        "portable",
     ]);
     assert!(
         output.status.success(),
@@ -37,6 +39,7 @@ fn reports_training_and_inference_throughput_as_json() {
     );
     assert_eq!(report["model"]["steps"], 28);
     assert_eq!(report["train"]["batch_size"], 64);
+    assert_eq!(report["instruction_set"], "portable");
     let positive = |v: &serde_json::Value| v.as_f64().is_some_and(|x| x.is_finite() && x > 0.0);
     assert!(positive(&report["train"]["samples_per_s"]), "{report}");
     assert_eq!(report["train"]["repeats"].as_array().unwrap().len(), 2);
@@ -55,6 +58,10 @@ fn bad_arguments_are_errors_not_panics() {
         (&["--repeats", "0"][..], "must be at least 1"),
         (&["--infer-batch", "0"][..], "--infer-batch 0"),
         (&["--config", "no/such.json"][..], "no/such.json"),
+        (
+            &["--instruction-set", "sse9"][..],
+            "one of: avx512, avx2-fma, portable",
+        ),
     ] {
         let output = bench(args);
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -141,3 +141,32 @@ fn training_gives_the_same_bits_with_one_or_two_threads() {
     check::<burn::backend::Autodiff<burn::backend::NdArray>>("ndarray");
     check::<burn::backend::Autodiff<burn::backend::Flex>>("flex");
 }
+
+/// The kernels' code paths (AVX-512, AVX2 with FMA, portable: whichever this CPU has) give the same
+/// weights after the same training steps: a CPU of another class trains to the same bits. On a CPU
+/// with AVX-512 this covers all three paths; a change that rounds differently on one of them fails.
+#[test]
+fn training_gives_the_same_bits_on_every_instruction_set() {
+    use recurrent_ops::cpu::{InstructionSet, set_instruction_set};
+    let _serial = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
+    type B = burn::backend::Autodiff<burn::backend::NdArray>;
+    let sets = InstructionSet::available();
+    assert!(sets.contains(&InstructionSet::Portable));
+    let runs: Vec<_> = sets
+        .iter()
+        .map(|&set| {
+            set_instruction_set(Some(set)).unwrap();
+            let bits = trained_bits::<B>(2, 30);
+            set_instruction_set(None).unwrap();
+            (set, bits)
+        })
+        .collect();
+    for (set, bits) in &runs {
+        assert!(
+            *bits == runs[0].1,
+            "weights after 30 steps differ between the {} and {set} kernels",
+            runs[0].0
+        );
+    }
+    assert_ne!(runs[0].1, trained_bits::<B>(2, 1));
+}

@@ -411,6 +411,42 @@ fn kernels_with_lengths_give_the_same_bits_on_any_thread_count() {
     }
 }
 
+/// Every code path the CPU has (AVX-512, AVX2 with FMA, portable) gives the same bits for every cell,
+/// outputs and gradients, with lengths: a CPU of another class computes the same values.
+#[test]
+fn kernels_give_the_same_bits_on_every_instruction_set() {
+    use recurrent_ops::cpu::{InstructionSet, set_instruction_set};
+    let mut rng = Rng(78);
+    for cell in Cell::ALL {
+        let case = Case {
+            cell,
+            batch: 21,
+            time: 19,
+            input: 9,
+            hidden: 20,
+            state: true,
+            bias: true,
+            lengths: (0..21).map(|_| 1 + rng.below(19)).collect(),
+        };
+        let v = Values::new(&case, &mut rng);
+        let on = |set: InstructionSet| {
+            set_instruction_set(Some(set)).unwrap();
+            let input = v.padded_with(&case, f32::NAN);
+            let outputs = forward::<NdArray>(&case, &v, input.clone(), with_lengths);
+            let grads = gradients::<Autodiff<NdArray>>(&case, &v, input, with_lengths);
+            set_instruction_set(None).unwrap();
+            let bits = |values: &[f32]| values.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let grads: Vec<_> = grads.iter().map(|(name, g)| (*name, bits(g))).collect();
+            (bits(&outputs), grads)
+        };
+        let sets = InstructionSet::available();
+        let first = on(sets[0]);
+        for &set in &sets[1..] {
+            assert!(on(set) == first, "{cell}: {set} differs from {}", sets[0]);
+        }
+    }
+}
+
 /// Full lengths take the unsegmented path and give exactly what a call without lengths gives.
 #[test]
 fn full_lengths_are_the_plain_layer() {

@@ -1,9 +1,11 @@
-//! The matrix products of the kernels: matrixmultiply's sgemm (the one burn-ndarray links), always on
-//! the calling thread. Each element of a product is accumulated over k in the same order whatever the
-//! number of rows or columns computed, which is what lets the kernels split a batch across threads
-//! without changing a bit.
+//! The matrix products of the kernels, always on the calling thread. Each element of a product is
+//! accumulated over k in the same order whatever the number of rows or columns computed and whatever
+//! the [`InstructionSet`], which is what lets the kernels split a batch across threads, and run on
+//! any CPU, without changing a bit.
 
 use rayon::prelude::*;
+
+use super::isa::{InstructionSet, instruction_set};
 
 /// A matrix view: `data[row * row_stride + col * col_stride]`.
 #[derive(Clone, Copy)]
@@ -61,8 +63,22 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// Depth of a block of k. Each output element is a running fused multiply-add over a block, from
+/// zero, then added to the output (or stored, for the first block of a product that does not
+/// accumulate). 256 is matrixmultiply's `S_KC`: on a CPU with FMA these are the bits of its sgemm,
+/// which burn-ndarray links, so runs made before these products were ours reproduce.
+const KC: usize = 256;
+/// Columns per packed panel of `b`: one AVX-512 vector, two AVX2 vectors.
+const NR: usize = 16;
+/// Rows per packed block of `a`: 16 accumulator vectors on AVX-512; AVX2 (16 registers) takes them
+/// eight at a time.
+const MR: usize = 16;
+/// Columns of `b` packed at a time (a block of `KC × NC` is 1 MiB at most, cache-sized).
+const NC: usize = 1024;
+
 /// `out = a × b`, or `out += a × b` when `accumulate`; `out` is row-major `a.rows × b.cols` with
-/// rows `out_stride` apart.
+/// rows `out_stride` apart. Each element is computed by the same operations in the same order on
+/// every [`InstructionSet`] and whatever rows or columns are computed with it.
 pub fn matmul(a: Mat<'_>, b: Mat<'_>, out: &mut [f32], out_stride: usize, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "inner dimensions of a matrix product");
@@ -71,6 +87,7 @@ pub fn matmul(a: Mat<'_>, b: Mat<'_>, out: &mut [f32], out_stride: usize, accumu
         m == 0 || n == 0 || (m - 1) * out_stride + n <= out.len(),
         "product outside its output buffer"
     );
+    assert!(m <= 1 || out_stride >= n, "output rows overlap");
     if m == 0 || n == 0 {
         return;
     }
@@ -82,27 +99,232 @@ pub fn matmul(a: Mat<'_>, b: Mat<'_>, out: &mut [f32], out_stride: usize, accumu
         }
         return;
     }
-    let beta = if accumulate { 1.0 } else { 0.0 };
-    // SAFETY: the assertions above keep every element read or written inside its slice, and `out`
-    // is borrowed mutably, so it aliases neither input.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.data.as_ptr(),
-            a.row_stride as isize,
-            a.col_stride as isize,
-            b.data.as_ptr(),
-            b.row_stride as isize,
-            b.col_stride as isize,
-            beta,
-            out.as_mut_ptr(),
-            out_stride as isize,
-            1,
-        );
+    let set = instruction_set();
+    let mut b_pack = vec![0.0f32; KC * NC.min(n).next_multiple_of(NR)];
+    let mut a_pack = [0.0f32; KC * MR];
+    let mut block = [[0.0f32; NR]; MR];
+    for j0 in (0..n).step_by(NC) {
+        let nc = NC.min(n - j0);
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            let store = p0 == 0 && !accumulate;
+            pack_b(b, p0, kc, j0, nc, &mut b_pack);
+            for i0 in (0..m).step_by(MR) {
+                let mr = MR.min(m - i0);
+                pack_a(a, i0, mr, p0, kc, &mut a_pack);
+                for (panel, jp) in (0..nc).step_by(NR).enumerate() {
+                    let panel_b = &b_pack[panel * kc * NR..][..kc * NR];
+                    micro_kernel(set, mr, kc, &a_pack, panel_b, &mut block);
+                    let cols = NR.min(nc - jp);
+                    for (r, values) in block.iter().enumerate().take(mr) {
+                        let row = &mut out[(i0 + r) * out_stride + j0 + jp..][..cols];
+                        write_row(row, values, store);
+                    }
+                }
+            }
+        }
     }
+}
+
+/// `row = values` when `store`, else `row += values`, for the first `row.len() ≤ NR` values: whole
+/// rows as fixed-size arrays (a few vector moves; a slice copy of 16 values would call `memmove`).
+#[inline(always)]
+fn write_row(row: &mut [f32], values: &[f32; NR], store: bool) {
+    if let Ok(row) = <&mut [f32; NR]>::try_from(&mut *row) {
+        if store {
+            *row = *values;
+        } else {
+            for (o, v) in row.iter_mut().zip(values) {
+                *o += v;
+            }
+        }
+    } else if store {
+        for (o, v) in row.iter_mut().zip(values) {
+            *o = *v;
+        }
+    } else {
+        for (o, v) in row.iter_mut().zip(values) {
+            *o += v;
+        }
+    }
+}
+
+/// Rows `p0..p0 + kc`, columns `j0..j0 + nc` of `b` as panels of [`NR`] columns, each `kc × NR`
+/// row-major, the last one padded with zeros.
+fn pack_b(b: Mat<'_>, p0: usize, kc: usize, j0: usize, nc: usize, pack: &mut [f32]) {
+    for (panel, jp) in (0..nc).step_by(NR).enumerate() {
+        let cols = NR.min(nc - jp);
+        let panel = &mut pack[panel * kc * NR..][..kc * NR];
+        for p in 0..kc {
+            let dst: &mut [f32; NR] = (&mut panel[p * NR..][..NR]).try_into().expect("NR values");
+            let src = (p0 + p) * b.row_stride + (j0 + jp) * b.col_stride;
+            if b.col_stride == 1 && cols == NR {
+                *dst = b.data[src..src + NR].try_into().expect("NR values");
+                continue;
+            }
+            if b.col_stride == 1 {
+                dst[..cols].copy_from_slice(&b.data[src..src + cols]);
+            } else {
+                for (l, d) in dst[..cols].iter_mut().enumerate() {
+                    *d = b.data[src + l * b.col_stride];
+                }
+            }
+            dst[cols..].fill(0.0);
+        }
+    }
+}
+
+/// Rows `i0..i0 + mr`, columns `p0..p0 + kc` of `a`, column by column: `pack[p * MR + r]`.
+fn pack_a(a: Mat<'_>, i0: usize, mr: usize, p0: usize, kc: usize, pack: &mut [f32; KC * MR]) {
+    if a.row_stride == 1 {
+        for p in 0..kc {
+            let src = i0 + (p0 + p) * a.col_stride;
+            if mr == MR {
+                let dst: &mut [f32; MR] =
+                    (&mut pack[p * MR..][..MR]).try_into().expect("MR values");
+                *dst = a.data[src..src + MR].try_into().expect("MR values");
+            } else {
+                pack[p * MR..][..mr].copy_from_slice(&a.data[src..src + mr]);
+            }
+        }
+    } else {
+        for r in 0..mr {
+            let row = (i0 + r) * a.row_stride + p0 * a.col_stride;
+            for p in 0..kc {
+                pack[p * MR + r] = a.data[row + p * a.col_stride];
+            }
+        }
+    }
+}
+
+/// `block[r][l] = Σ_p a_pack[p·MR + r] · panel[p·NR + l]` for the first `mr` rows, one fused
+/// multiply-add per p, in order, from zero.
+fn micro_kernel(
+    set: InstructionSet,
+    mr: usize,
+    kc: usize,
+    a_pack: &[f32; KC * MR],
+    panel: &[f32],
+    block: &mut [[f32; NR]; MR],
+) {
+    assert!(mr <= MR && kc <= KC && panel.len() == kc * NR);
+    macro_rules! rows {
+        ($kernel:ident, $offset:expr, $rows:expr) => {
+            match $rows {
+                1 => $kernel::<1>(kc, a_pack, $offset, panel, block),
+                2 => $kernel::<2>(kc, a_pack, $offset, panel, block),
+                3 => $kernel::<3>(kc, a_pack, $offset, panel, block),
+                4 => $kernel::<4>(kc, a_pack, $offset, panel, block),
+                5 => $kernel::<5>(kc, a_pack, $offset, panel, block),
+                6 => $kernel::<6>(kc, a_pack, $offset, panel, block),
+                7 => $kernel::<7>(kc, a_pack, $offset, panel, block),
+                8 => $kernel::<8>(kc, a_pack, $offset, panel, block),
+                9 => $kernel::<9>(kc, a_pack, $offset, panel, block),
+                10 => $kernel::<10>(kc, a_pack, $offset, panel, block),
+                11 => $kernel::<11>(kc, a_pack, $offset, panel, block),
+                12 => $kernel::<12>(kc, a_pack, $offset, panel, block),
+                13 => $kernel::<13>(kc, a_pack, $offset, panel, block),
+                14 => $kernel::<14>(kc, a_pack, $offset, panel, block),
+                15 => $kernel::<15>(kc, a_pack, $offset, panel, block),
+                _ => $kernel::<16>(kc, a_pack, $offset, panel, block),
+            }
+        };
+    }
+    match set {
+        // SAFETY: `instruction_set` only gives a path the CPU has (checked by `is_available`), and
+        // every kernel reads `kc ≤ KC` columns of rows `offset..offset + R ≤ MR` of `a_pack` and
+        // `kc × NR` values of `panel` (asserted above).
+        #[cfg(target_arch = "x86_64")]
+        InstructionSet::Avx512 => unsafe { rows!(kernel_avx512, 0, mr) },
+        #[cfg(target_arch = "x86_64")]
+        InstructionSet::Avx2Fma => {
+            for offset in (0..mr).step_by(8) {
+                // SAFETY: as above, for AVX2 and FMA, eight rows at a time.
+                unsafe { rows!(kernel_avx2_fma, offset, (mr - offset).min(8)) }
+            }
+        }
+        _ => rows!(kernel_portable, 0, mr),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_avx512<const R: usize>(
+    kc: usize,
+    a_pack: &[f32; KC * MR],
+    offset: usize,
+    panel: &[f32],
+    block: &mut [[f32; NR]; MR],
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); R];
+    let (a, b) = (a_pack.as_ptr().wrapping_add(offset), panel.as_ptr());
+    for p in 0..kc {
+        // SAFETY: p < kc: `p·NR + 16 ≤ panel.len()` and `offset + p·MR + r < KC·MR` (asserted by the
+        // caller).
+        unsafe {
+            let bv = _mm512_loadu_ps(b.add(p * NR));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm512_fmadd_ps(_mm512_set1_ps(*a.add(p * MR + r)), bv, *acc);
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        // SAFETY: a row of `block` holds NR = 16 values.
+        unsafe { _mm512_storeu_ps(block[offset + r].as_mut_ptr(), *acc) };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kernel_avx2_fma<const R: usize>(
+    kc: usize,
+    a_pack: &[f32; KC * MR],
+    offset: usize,
+    panel: &[f32],
+    block: &mut [[f32; NR]; MR],
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    let (a, b) = (a_pack.as_ptr().wrapping_add(offset), panel.as_ptr());
+    for p in 0..kc {
+        // SAFETY: as in `kernel_avx512`: two vectors of 8 fill a row of NR = 16.
+        unsafe {
+            let b0 = _mm256_loadu_ps(b.add(p * NR));
+            let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm256_set1_ps(*a.add(p * MR + r));
+                acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+            }
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        // SAFETY: a row of `block` holds NR = 16 values.
+        unsafe {
+            _mm256_storeu_ps(block[offset + r].as_mut_ptr(), acc[0]);
+            _mm256_storeu_ps(block[offset + r].as_mut_ptr().add(8), acc[1]);
+        }
+    }
+}
+
+fn kernel_portable<const R: usize>(
+    kc: usize,
+    a_pack: &[f32; KC * MR],
+    offset: usize,
+    panel: &[f32],
+    block: &mut [[f32; NR]; MR],
+) {
+    let mut acc = [[0.0f32; NR]; R];
+    for (p, b) in panel.chunks_exact(NR).enumerate().take(kc) {
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let av = a_pack[p * MR + offset + r];
+            for (acc, &bv) in acc.iter_mut().zip(b) {
+                *acc = av.mul_add(bv, *acc);
+            }
+        }
+    }
+    block[offset..offset + R].copy_from_slice(&acc);
 }
 
 /// Multiply-adds below which [`matmul_on_pool`] computes on the calling thread alone.
@@ -136,6 +358,100 @@ pub fn matmul_on_pool(a: Mat<'_>, b: Mat<'_>) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::isa::set_instruction_set;
+
+    /// Tests that choose the instruction set run one at a time (the choice is process-wide; the bits
+    /// do not depend on it, so other tests are unaffected).
+    static INSTRUCTION_SET: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// matrixmultiply's sgemm, the products' reference: `out = a × b` (+ `out` when `accumulate`).
+    fn sgemm(a: Mat<'_>, b: Mat<'_>, out: &mut [f32], out_stride: usize, accumulate: bool) {
+        // SAFETY: the callers pass views that fit their buffers and an output of `a.rows` rows
+        // `out_stride ≥ b.cols` apart.
+        unsafe {
+            matrixmultiply::sgemm(
+                a.rows,
+                a.cols,
+                b.cols,
+                1.0,
+                a.data.as_ptr(),
+                a.row_stride as isize,
+                a.col_stride as isize,
+                b.data.as_ptr(),
+                b.row_stride as isize,
+                b.col_stride as isize,
+                if accumulate { 1.0 } else { 0.0 },
+                out.as_mut_ptr(),
+                out_stride as isize,
+                1,
+            );
+        }
+    }
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7919 + seed * 104_729) % 2011) as f32 / 503.0 - 2.0)
+            .collect()
+    }
+
+    /// Every path gives the same bits, and on a CPU with FMA they are those of matrixmultiply (which
+    /// picks its AVX-512 or AVX2 fused kernels there): several blocks of k, of columns and of rows,
+    /// transposed and strided operands, stored and accumulated.
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        let _serial = INSTRUCTION_SET.lock().unwrap_or_else(|e| e.into_inner());
+        let shapes = [
+            (1, 1, 1),
+            (3, 28, 40),
+            (9, 257, 17),
+            (40, 1, 1100),
+            (17, 600, 33),
+            (64, 100, 400),
+        ];
+        for (m, k, n) in shapes {
+            // a: m × k taken from a k × (m + 2) buffer (transposed, strided); b: k × n row-major.
+            let a_data = values(k * (m + 2), 1);
+            let b_data = values(k * n, 2);
+            let a = Mat::rows(&a_data, k, m, m + 2).t();
+            let b = Mat::rows(&b_data, k, n, n);
+            let start = values(m * (n + 3), 3);
+            let mut want = start.clone();
+            sgemm(a, b, &mut want, n + 3, false);
+            let mut want_acc = start.clone();
+            sgemm(a, b, &mut want_acc, n + 3, true);
+            let fma = InstructionSet::Avx2Fma.is_available();
+            let mut first: Option<(Vec<f32>, Vec<f32>)> = None;
+            for set in InstructionSet::available() {
+                set_instruction_set(Some(set)).unwrap();
+                assert_eq!(instruction_set(), set);
+                let mut got = start.clone();
+                matmul(a, b, &mut got, n + 3, false);
+                let mut got_acc = start.clone();
+                matmul(a, b, &mut got_acc, n + 3, true);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                if fma {
+                    assert!(
+                        bits(&got) == bits(&want),
+                        "{set} {m}x{k}x{n}: not sgemm's bits"
+                    );
+                    assert!(
+                        bits(&got_acc) == bits(&want_acc),
+                        "{set} {m}x{k}x{n}: accumulate"
+                    );
+                }
+                match &first {
+                    None => first = Some((got, got_acc)),
+                    Some((g, ga)) => {
+                        assert!(
+                            bits(g) == bits(&got) && bits(ga) == bits(&got_acc),
+                            "{set} {m}x{k}x{n}"
+                        )
+                    }
+                }
+            }
+            set_instruction_set(None).unwrap();
+        }
+    }
 
     fn naive(a: Mat<'_>, b: Mat<'_>) -> Vec<f32> {
         let mut out = vec![0.0; a.rows * b.cols];

@@ -16,9 +16,10 @@
 //! R = [`residual_width`]: the LSTMs keep `i, f, g, o, c, tanh c`, the GRU `r, z, n` and
 //! `W_hn h + b_hn`, the tanh RNN nothing (its hidden states are the output).
 
-/// Defines `$name`, which runs `$body` compiled for AVX2 when the CPU has it and for the baseline
-/// otherwise. Both compile the same IEEE operations (no fused multiply-add), so the bits are the same
-/// either way; AVX2 only makes the vectors wider.
+/// Defines `$name`, which runs `$body` compiled for AVX2 when the CPU has it (and the
+/// [`InstructionSet`] is not forced to `Portable`) and for the baseline otherwise. Both compile the
+/// same IEEE operations (no fused multiply-add), so the bits are the same either way; AVX2 only makes
+/// the vectors wider.
 macro_rules! with_avx2 {
     (fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         fn $name($($arg: $ty),*) {
@@ -31,7 +32,7 @@ macro_rules! with_avx2 {
                 fn avx2($($arg: $ty),*) {
                     body($($arg),*)
                 }
-                if std::is_x86_feature_detected!("avx2") {
+                if std::is_x86_feature_detected!("avx2") && $crate::cpu::isa::avx2() {
                     // SAFETY: the CPU has AVX2, the only feature `avx2` was compiled with.
                     return unsafe { avx2($($arg),*) };
                 }
@@ -46,10 +47,12 @@ mod chunks;
 mod forward;
 mod gemm;
 mod host;
+mod isa;
 pub mod math;
 
 pub use backward::{Saved, backward};
 pub use forward::forward;
+pub use isa::{InstructionSet, Unavailable, instruction_set, set_instruction_set};
 
 use crate::Cell;
 
