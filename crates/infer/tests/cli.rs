@@ -68,7 +68,8 @@ fn eval_matches_training(run: &str) -> Result<(), String> {
         serde_json::from_str(&std::fs::read_to_string(&metrics).map_err(|e| e.to_string())?)
             .map_err(|e| format!("{run}: {e}"))?;
     let test = &recorded["test"];
-    let (trained_accuracy, trained_loss) = match (test["accuracy"].as_f64(), test["loss"].as_f64()) {
+    let (trained_accuracy, trained_loss) = match (test["accuracy"].as_f64(), test["loss"].as_f64())
+    {
         (Some(accuracy), Some(loss)) => (accuracy, loss),
         _ => (last.valid_accuracy, last.valid_loss),
     };
