@@ -379,33 +379,41 @@ fn wgpu_segments_match_the_masked_fallback() {
     check_backend::<Autodiff<burn::backend::Wgpu>>("wgpu", Path::Layer);
 }
 
+/// A case of `cell` with a state, biases and random lengths in `1..=time`.
+fn random_lengths(cell: Cell, [batch, time, input, hidden]: [usize; 4], rng: &mut Rng) -> Case {
+    Case {
+        cell,
+        batch,
+        time,
+        input,
+        hidden,
+        state: true,
+        bias: true,
+        lengths: (0..batch).map(|_| 1 + rng.below(time)).collect(),
+    }
+}
+
+/// The kernel path's outputs and gradients on ndarray, NaN past each length.
+fn kernel_run(case: &Case, v: &Values) -> (Vec<f32>, Vec<(&'static str, Vec<f32>)>) {
+    let input = v.padded_with(case, f32::NAN);
+    let outputs = forward::<NdArray>(case, v, input.clone(), with_lengths);
+    let grads = gradients::<Autodiff<NdArray>>(case, v, input, with_lengths);
+    (outputs, grads)
+}
+
 /// The kernel path's outputs and gradients do not depend on how many threads split the batch.
 #[test]
 fn kernels_with_lengths_give_the_same_bits_on_any_thread_count() {
     let mut rng = Rng(77);
     for cell in Cell::ALL {
-        let case = Case {
-            cell,
-            batch: 37,
-            time: 23,
-            input: 6,
-            hidden: 24,
-            state: true,
-            bias: true,
-            lengths: (0..37).map(|_| 1 + rng.below(23)).collect(),
-        };
+        let case = random_lengths(cell, [37, 23, 6, 24], &mut rng);
         let v = Values::new(&case, &mut rng);
         let in_pool = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            pool.install(|| {
-                let input = v.padded_with(&case, f32::NAN);
-                let outputs = forward::<NdArray>(&case, &v, input.clone(), with_lengths);
-                let grads = gradients::<Autodiff<NdArray>>(&case, &v, input, with_lengths);
-                (outputs, grads)
-            })
+            pool.install(|| kernel_run(&case, &v))
         };
         assert_eq!(in_pool(1), in_pool(3), "{cell}");
     }
@@ -418,22 +426,11 @@ fn kernels_give_the_same_bits_on_every_instruction_set() {
     use recurrent_ops::cpu::{InstructionSet, set_instruction_set};
     let mut rng = Rng(78);
     for cell in Cell::ALL {
-        let case = Case {
-            cell,
-            batch: 21,
-            time: 19,
-            input: 9,
-            hidden: 20,
-            state: true,
-            bias: true,
-            lengths: (0..21).map(|_| 1 + rng.below(19)).collect(),
-        };
+        let case = random_lengths(cell, [21, 19, 9, 20], &mut rng);
         let v = Values::new(&case, &mut rng);
         let on = |set: InstructionSet| {
             set_instruction_set(Some(set)).unwrap();
-            let input = v.padded_with(&case, f32::NAN);
-            let outputs = forward::<NdArray>(&case, &v, input.clone(), with_lengths);
-            let grads = gradients::<Autodiff<NdArray>>(&case, &v, input, with_lengths);
+            let (outputs, grads) = kernel_run(&case, &v);
             set_instruction_set(None).unwrap();
             let bits = |values: &[f32]| values.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             let grads: Vec<_> = grads.iter().map(|(name, g)| (*name, bits(g))).collect();

@@ -231,11 +231,13 @@ fn micro_kernel(
         };
     }
     match set {
-        // SAFETY: `instruction_set` only gives a path the CPU has (checked by `is_available`), and
-        // every kernel reads `kc ≤ KC` columns of rows `offset..offset + R ≤ MR` of `a_pack` and
-        // `kc × NR` values of `panel` (asserted above).
         #[cfg(target_arch = "x86_64")]
-        InstructionSet::Avx512 => unsafe { rows!(kernel_avx512, 0, mr) },
+        InstructionSet::Avx512 => {
+            // SAFETY: `instruction_set` only gives a path the CPU has (checked by `is_available`),
+            // and every kernel reads `kc ≤ KC` columns of rows `offset..offset + R ≤ MR` of `a_pack`
+            // and `kc × NR` values of `panel` (asserted above).
+            unsafe { rows!(kernel_avx512, 0, mr) }
+        }
         #[cfg(target_arch = "x86_64")]
         InstructionSet::Avx2Fma => {
             for offset in (0..mr).step_by(8) {
