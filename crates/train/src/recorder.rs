@@ -258,12 +258,8 @@ impl MetricsRendererTraining for Recorder {
     ) -> Result<(), Box<dyn core::error::Error>> {
         match &mut self.tui {
             Some(tui) => tui.on_train_end(summary),
-            None => {
-                if let Some(summary) = summary {
-                    println!("{summary}");
-                }
-                Ok(())
-            }
+            // The summary is printed by `run` once the Learner has returned (it passes none).
+            None => Ok(()),
         }
     }
 }

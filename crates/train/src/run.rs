@@ -9,7 +9,7 @@ use burn::optim::Optimizer;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::renderer::MetricsRenderer;
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
-use burn::train::{Learner, SupervisedTraining};
+use burn::train::{Learner, LearnerSummary, SupervisedTraining};
 use model::ModelRecorder;
 use model::{RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier};
 
@@ -276,6 +276,11 @@ fn fit_run<B: RecurrentAutodiffBackend>(
             },
         });
     }
+    // Burn's own summary is built here, not by the Learner: the Learner builds it while its event
+    // thread may still be replacing `metrics.json`, and its directory scan panics on the vanished file.
+    if let Ok(summary) = LearnerSummary::new(&run_dir.root, &["Accuracy", "Loss"]) {
+        println!("{summary}");
+    }
     save_model(&run_dir, &trained)?;
     let mut metrics = metrics.lock().expect("metrics lock").clone();
     if let Some(test) = &loaders.test {
@@ -367,8 +372,7 @@ where
         SupervisedTraining::new(&parts.run_dir, parts.train_loader, parts.valid_loader)
             .metrics((AccuracyMetric::new(), LossMetric::new()))
             .with_file_checkpointer(ModelRecorder::new())
-            .num_epochs(parts.num_epochs)
-            .summary();
+            .num_epochs(parts.num_epochs);
     if parts.start_epoch > 0 {
         training = training.checkpoint(parts.start_epoch);
     }
