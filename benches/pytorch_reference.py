@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """The reference PyTorch program, timed the way lstm-mnist's `bench` and `train` are timed.
 
-  compute   training and inference samples/s of nn.LSTM(28, 10, 2, batch_first) + nn.Linear(10, 10)
-            (sizes from --config), data already in memory; prints what `bench --json` prints.
+  compute   training and inference samples/s of the config's model (nn.LSTM / nn.GRU / nn.RNN,
+            batch_first, the last layer's final hidden state -> nn.Linear), its optimizer (SGD, Adam
+            or RMSprop) and gradient clipping, data already in memory; prints what `bench --json`
+            prints. The reference program is configs/seed.json.
+  sgemm     the machine's matrix-product rate: GFLOP/s of `a @ b` (float32, --threads threads) on
+            square products of 512, 1024 and 2048 and on [1000 x 64] x [64 x 256] (one step of a
+            784-step LSTM of hidden 64 at batch 1000); prints one JSON line.
   epoch     the reference program as written: torchvision MNIST (ToTensor, Normalize(0.1307, 0.3081)),
             DataLoader batch 64 shuffled, SGD lr 0.01 momentum 0.5, cross-entropy; times each epoch's
             training pass and test pass and prints one JSON line per epoch.
@@ -24,26 +29,75 @@ import torch
 from torch import nn
 
 
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+# (steps, features) of each sequence mode of a 28 x 28 image.
+SHAPES = {"rows": (28, 28), "pixels": (784, 1), "permuted_pixels": (784, 1)}
+
+
 class Net(nn.Module):
     """The reference network: the last layer's final hidden state -> Linear."""
 
-    def __init__(self, input_size, hidden_size, num_layers, num_classes):
+    def __init__(self, cell, input_size, hidden_size, num_layers, num_classes):
         super().__init__()
-        self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)
+        self.rnn = CELLS[cell](input_size, hidden_size, num_layers, batch_first=True)
         self.fc = nn.Linear(hidden_size, num_classes)
 
     def forward(self, x):
-        _, (h, _) = self.lstm(x)
+        _, h = self.rnn(x)
+        h = h[0] if isinstance(h, tuple) else h
         return self.fc(h[-1])
 
 
-def load_config(path):
+def load_config(path, mode):
     with open(path) as f:
         config = json.load(f)
-    model, optimizer = config["model"], config["optimizer"]
-    if model["cell"] != "lstm" or "Sgd" not in optimizer or config["data"]["sequence"] != "rows":
-        sys.exit(f"{path}: this script reproduces LSTM + SGD on rows only")
+    model, data = config["model"], config["data"]
+    if model["cell"] not in CELLS or model.get("bidirectional") or data["sequence"] not in SHAPES:
+        sys.exit(f"{path}: this script times one-directional LSTM / GRU / tanh RNN models on MNIST sequences")
+    if mode == "epoch" and (model["cell"] != "lstm" or "Sgd" not in config["optimizer"]
+                            or data["sequence"] != "rows"):
+        sys.exit(f"{path}: `epoch` runs the reference program (LSTM + SGD on rows) only")
     return config
+
+
+def make_optimizer(config, parameters):
+    (name, o), = config["optimizer"].items()
+    if name == "Sgd":
+        return torch.optim.SGD(parameters, lr=o["learning_rate"], momentum=o["momentum"],
+                               dampening=o["dampening"], nesterov=o["nesterov"], weight_decay=o["weight_decay"])
+    if name == "Adam":
+        return torch.optim.Adam(parameters, lr=o["learning_rate"], betas=(o["beta_1"], o["beta_2"]),
+                                eps=o["epsilon"], weight_decay=o["weight_decay"])
+    if name == "RmsProp":
+        return torch.optim.RMSprop(parameters, lr=o["learning_rate"], alpha=o["alpha"], eps=o["epsilon"],
+                                   momentum=o["momentum"], centered=o["centered"], weight_decay=o["weight_decay"])
+    sys.exit(f"unknown optimizer {name}")
+
+
+def max_norm(config):
+    clipping = config.get("gradient_clipping") or {}
+    return clipping.get("Norm", {}).get("max_norm")
+
+
+def sgemm(args):
+    """GFLOP/s of float32 products, median of --repeats timings each."""
+    shapes = [(512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (1000, 64, 256)]
+    figures = []
+    for m, k, n in shapes:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        flop = 2 * m * k * n
+        iterations = max(3, int(2e9 // flop))
+        for _ in range(2):
+            a @ b
+        rates = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            for _ in range(iterations):
+                a @ b
+            rates.append(iterations * flop / (time.perf_counter() - start) / 1e9)
+        figures.append({"m": m, "k": k, "n": n, "gflops": statistics.median(rates)})
+    print(json.dumps({"backend": f"torch {torch.__version__} CPU", "threads": torch.get_num_threads(),
+                      "products": figures, "peak_gflops": max(f["gflops"] for f in figures)}))
 
 
 def median_repeats(plan, batch_size, iteration):
@@ -59,26 +113,28 @@ def median_repeats(plan, batch_size, iteration):
     return {"batch_size": batch_size, "samples_per_s": statistics.median(figures), "repeats": figures}
 
 
-def batches(count, batch_size, classes):
-    return [(torch.randn(batch_size, 28, 28), torch.randint(0, classes, (batch_size,))) for _ in range(count)]
+def batches(count, batch_size, classes, shape):
+    return [(torch.randn(batch_size, *shape), torch.randint(0, classes, (batch_size,))) for _ in range(count)]
 
 
 def compute(args, config):
-    m, sgd = config["model"], config["optimizer"]["Sgd"]
+    m = config["model"]
+    shape = SHAPES[config["data"]["sequence"]]
     torch.manual_seed(config["seed"])
-    model = Net(m["input_size"], m["hidden_size"], m["num_layers"], m["num_classes"])
-    optimizer = torch.optim.SGD(model.parameters(), lr=sgd["learning_rate"], momentum=sgd["momentum"],
-                                dampening=sgd["dampening"], nesterov=sgd["nesterov"],
-                                weight_decay=sgd["weight_decay"])
+    model = Net(m["cell"], shape[1], m["hidden_size"], m["num_layers"], m["num_classes"])
+    optimizer = make_optimizer(config, model.parameters())
+    clip = max_norm(config)
     criterion = nn.CrossEntropyLoss()
     batch_size = config["batch_size"]
-    train_batches = batches(8, batch_size, m["num_classes"])
+    train_batches = batches(8, batch_size, m["num_classes"], shape)
 
     def train_step(i):
         x, y = train_batches[i % len(train_batches)]
         optimizer.zero_grad()
         loss = criterion(model(x), y)
         loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
 
     model.train()
@@ -88,7 +144,7 @@ def compute(args, config):
     infer = []
     with torch.inference_mode():
         for b in args.infer_batch:
-            infer_batches = batches(8, b, m["num_classes"])
+            infer_batches = batches(8, b, m["num_classes"], shape)
             iterations = -(-args.infer_samples // b)
 
             def infer_step(i, infer_batches=infer_batches):
@@ -135,7 +191,7 @@ def epoch(args, config):
         test_set = datasets.MNIST(root, train=False, download=False, transform=transform)
         train_loader = torch.utils.data.DataLoader(train_set, batch_size=config["batch_size"], shuffle=True)
         test_loader = torch.utils.data.DataLoader(test_set, batch_size=config["eval_batch_size"], shuffle=False)
-        model = Net(m["input_size"], m["hidden_size"], m["num_layers"], m["num_classes"])
+        model = Net("lstm", m["input_size"], m["hidden_size"], m["num_layers"], m["num_classes"])
         optimizer = torch.optim.SGD(model.parameters(), lr=sgd["learning_rate"], momentum=sgd["momentum"])
         criterion = nn.CrossEntropyLoss()
         for e in range(1, args.epochs + 1):
@@ -164,7 +220,7 @@ def epoch(args, config):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["compute", "epoch"])
+    parser.add_argument("mode", choices=["compute", "epoch", "sgemm"])
     parser.add_argument("--config", default="configs/seed.json")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-steps", type=int, default=300)
@@ -176,7 +232,10 @@ def main():
     args = parser.parse_args()
     args.infer_batch = [int(b) for b in args.infer_batch.split(",")]
     torch.set_num_threads(args.threads)
-    config = load_config(args.config)
+    if args.mode == "sgemm":
+        sgemm(args)
+        return
+    config = load_config(args.config, args.mode)
     if args.mode == "compute":
         compute(args, config)
     else:

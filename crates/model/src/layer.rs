@@ -270,4 +270,15 @@ impl<B: RecurrentBackend> RecurrentLayer<B> {
     ) -> (Sequence<B>, RecurrentState<B>) {
         recurrent_ops::lengths::layer(&self.weights(), input, state, lengths)
     }
+
+    /// [`forward_lengths`](Self::forward_lengths)' final state alone, for a layer whose per-step
+    /// outputs nobody reads: the fused CPU kernels then never write them.
+    pub fn final_state_lengths(
+        &self,
+        input: Sequence<B>,
+        state: Option<RecurrentState<B>>,
+        lengths: Option<&[usize]>,
+    ) -> RecurrentState<B> {
+        recurrent_ops::lengths::final_state(&self.weights(), input, state, lengths)
+    }
 }

@@ -154,6 +154,7 @@ impl<B: RecurrentBackend> RecurrentStack<B> {
         let mut states = Vec::with_capacity(self.layers.len());
         // Each layer hands the next its output in the form it made it (see `Sequence`).
         let mut sequence = Sequence::Whole(input);
+        let levels = self.layers.len() / self.directions;
         for (k, level) in self.layers.chunks(self.directions).enumerate() {
             if k > 0 && self.dropout > 0.0 {
                 let dropout = DropoutConfig::new(self.dropout).init();
@@ -164,6 +165,18 @@ impl<B: RecurrentBackend> RecurrentStack<B> {
                 Some(lengths) => recurrent_ops::lengths::reverse_within(sequence, lengths, &device),
                 None => sequence.reversed(),
             };
+            // The last level's per-step outputs, when nobody reads them, are never made.
+            if k + 1 == levels && !keep_last_sequence {
+                for (layer, reversed) in level.iter().zip([false, true]) {
+                    let input = if reversed {
+                        reverse(sequence.clone())
+                    } else {
+                        sequence.clone()
+                    };
+                    states.push(layer.final_state_lengths(input, None, lengths));
+                }
+                return (None, states);
+            }
             sequence = match level {
                 [forward] => {
                     let (output, state) = forward.forward_lengths(sequence, None, lengths);

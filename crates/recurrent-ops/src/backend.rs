@@ -24,6 +24,16 @@ pub trait RecurrentBackend: Backend {
         fallback::layer(weights, input, state)
     }
 
+    /// [`recurrent_layer`](Self::recurrent_layer)'s final state alone, for a layer whose per-step
+    /// outputs nobody reads (the last layer of a classifier): backends with kernels skip writing them.
+    fn recurrent_layer_final(
+        weights: &LayerWeights<Self>,
+        input: Sequence<Self>,
+        state: Option<RecurrentState<Self>>,
+    ) -> RecurrentState<Self> {
+        Self::recurrent_layer(weights, input, state).1
+    }
+
     /// Whether [`recurrent_layer`](Self::recurrent_layer) runs `weights` over `input` through the
     /// backend's native kernels (rather than the [`fallback`]): what decides how a batch of sequences
     /// of different lengths is run (see [`crate::lengths`]).
@@ -99,7 +109,9 @@ pub(crate) fn fused_applies<Inner: RecurrentBackend, B: Backend>(
 }
 
 /// Inference through a backend's fused forward without residuals, or the [`fallback`] where the kernels
-/// do not apply: the body of `recurrent_layer` for every backend with kernels.
+/// do not apply: the body of `recurrent_layer` for the wgpu backend (the CPU backends split the
+/// packed output on the host instead).
+#[cfg(feature = "wgpu")]
 pub(crate) fn fused_inference<B: RecurrentBackend>(
     weights: &LayerWeights<B>,
     input: Sequence<B>,

@@ -63,6 +63,27 @@ pub fn layer<B: RecurrentBackend>(
     }
 }
 
+/// [`layer`]'s final state alone: the per-step outputs are not made where the backend can skip them
+/// (every row running every step; with shorter rows, [`layer`] runs and its output is dropped).
+pub fn final_state<B: RecurrentBackend>(
+    weights: &LayerWeights<B>,
+    input: Sequence<B>,
+    state: Option<RecurrentState<B>>,
+    lengths: Option<&[usize]>,
+) -> RecurrentState<B> {
+    let [batch, time, _] = input.dims();
+    match lengths {
+        Some(lengths) if lengths.iter().any(|&l| l != time) => {
+            layer(weights, input, state, Some(lengths)).1
+        }
+        Some(lengths) => {
+            check_lengths(lengths, batch, time);
+            B::recurrent_layer_final(weights, input, state)
+        }
+        None => B::recurrent_layer_final(weights, input, state),
+    }
+}
+
 /// The rows of a batch, longest first (ties in batch order), and where the time axis is cut.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {

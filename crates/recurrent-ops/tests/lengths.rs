@@ -474,3 +474,37 @@ fn segments_run_the_sum_of_the_lengths() {
     assert_eq!(plan.steps_run(), lengths.iter().sum::<usize>());
     assert!(plan.steps_run() < lengths.len() * 92);
 }
+
+/// `lengths::final_state` (on the CPU backends a kernel run that writes no step's output) gives the
+/// bits of `lengths::layer`'s final state, for every cell, with full lengths, mixed lengths and none.
+#[test]
+fn the_final_state_alone_is_the_layers_final_state() {
+    fn check<B: recurrent_ops::RecurrentBackend>(name: &str) {
+        let mut rng = Rng(91);
+        for cell in Cell::ALL {
+            let mut case = random_lengths(cell, [13, 11, 5, 17], &mut rng);
+            let v = Values::new(&case, &mut rng);
+            let full = vec![case.time; case.batch];
+            for lengths in [Some(case.lengths.clone()), Some(full), None] {
+                case.lengths = lengths.clone().unwrap_or_default();
+                let input = v.padded_with(&case, 0.0);
+                let x = inputs::<B>(&case, &v, input, false);
+                let whole = Sequence::Whole(x.input);
+                let (_, want) =
+                    lengths::layer(&x.weights, whole.clone(), x.state.clone(), lengths.as_deref());
+                let got = lengths::final_state(&x.weights, whole, x.state, lengths.as_deref());
+                let bits = |s: RecurrentState<B>| {
+                    let mut out: Vec<u32> = values(s.hidden).iter().map(|x| x.to_bits()).collect();
+                    if let Some(c) = s.cell {
+                        out.extend(values(c).iter().map(|x| x.to_bits()));
+                    }
+                    out
+                };
+                assert_eq!(bits(got), bits(want), "{name} {cell}, lengths {lengths:?}");
+            }
+        }
+    }
+    check::<NdArray>("ndarray");
+    check::<Flex>("flex");
+    check::<Autodiff<NdArray>>("autodiff ndarray");
+}

@@ -2,7 +2,8 @@
 //! steps at once.
 
 use super::chunks::{rows_per_chunk, run, split, split_mut};
-use super::gemm::{Mat, matmul, matmul_on_pool, small_matmul, transpose};
+use super::gemm::{Mat, matmul, matmul_on_pool, transpose};
+use super::step_product::small_matmul;
 use super::{Dims, Grads, Initial, Lengths, Params, residual_width};
 use crate::Cell;
 
@@ -230,7 +231,7 @@ fn peephole_grads(
     [ci, cf, co].map(|sums| sums.into_iter().map(|s| s as f32).collect())
 }
 
-with_avx2! {
+by_instruction_set! {
 fn backward_chunk(
     dims: &Dims,
     params: &Params<'_>,

@@ -1,10 +1,14 @@
 //! The forward pass of a fused layer.
 
 use super::chunks::{rows_per_chunk, run, split, split_mut};
-use super::gemm::{Mat, matmul, small_matmul, transpose};
+use super::gemm::{Mat, matmul, transpose};
 use super::math::{sigmoid_in_place, tanh_in_place};
+use super::step_product::small_matmul;
 use super::{Dims, Forward, Initial, Lengths, Params, residual_width};
 use crate::Cell;
+
+/// Floats of input projection computed at a time (1 MiB): a window of steps, at least one.
+const PROJECTION_FLOATS: usize = 1 << 18;
 
 /// The rows of one chunk of the batch, and the parts of every buffer that belong to them.
 struct Chunk<'a> {
@@ -16,12 +20,15 @@ struct Chunk<'a> {
     c0: Option<&'a [f32]>,
     packed: &'a mut [f32],
     residuals: &'a mut [f32],
+    /// Whether `packed` holds every step's output before the final state, or the final state alone.
+    outputs: bool,
 }
 
 /// Runs the layer over `x` `[batch, time, in]` from `initial`; keeps the residuals the backward pass
 /// reads when `keep_residuals`. With `lengths` (see [`Lengths`]) row `b` runs its first `lengths[b]`
 /// steps only: its outputs past them stay zero, its final state is the one after its own last step,
-/// and the input past them is never read.
+/// and the input past them is never read. Without `outputs` the packed output is `[batch, S, H]`, the
+/// final state alone (see [`Dims::packed_row`]), and no step's output is written.
 pub fn forward(
     dims: Dims,
     params: &Params<'_>,
@@ -29,12 +36,17 @@ pub fn forward(
     initial: Initial<'_>,
     lengths: Lengths<'_>,
     keep_residuals: bool,
+    outputs: bool,
 ) -> Forward {
     dims.check(params, x, &initial);
     let lengths = lengths.resolve(&dims);
     let cell = params.cell;
     let h = dims.hidden;
-    let packed_row = dims.packed_row(cell);
+    let packed_row = if outputs {
+        dims.packed_row(cell)
+    } else {
+        dims.final_row(cell)
+    };
     let residual_row = if keep_residuals {
         dims.time * residual_width(cell, h)
     } else {
@@ -61,6 +73,7 @@ pub fn forward(
             c0: c0s.as_ref().map(|s| s[k]),
             packed,
             residuals,
+            outputs,
         })
         .collect();
     // The recurrent weights transposed, `[G·H, H]`: each step multiplies them by the `[H, rows]` state.
@@ -82,7 +95,7 @@ fn folded_bias(params: &Params<'_>) -> Option<Vec<f32>> {
     }
 }
 
-with_avx2! {
+by_instruction_set! {
 fn forward_chunk(
     dims: &Dims,
     params: &Params<'_>,
@@ -95,44 +108,53 @@ fn forward_chunk(
     let cell = params.cell;
     let (time, h, input) = (dims.time, dims.hidden, dims.input);
     let gh = dims.gates(cell);
-    let packed_row = dims.packed_row(cell);
+    let (packed_row, final_at) = if chunk.outputs {
+        (dims.packed_row(cell), time * h)
+    } else {
+        (dims.final_row(cell), 0)
+    };
     let rw = residual_width(cell, h);
     let keep = !chunk.residuals.is_empty();
     let all_rows = chunk.rows;
     // Rows are sorted longest first, so the rows still running at step t are the first `active(t)`.
     let active = |t: usize| chunk.lengths.partition_point(|&length| length > t);
 
-    // The input projection of every step, `[G·H, columns]` with columns in (step, row) order over the
-    // rows running at that step: one product of the transposed weights with those inputs laid out
-    // time-major. `offsets[t]` is the first column of step t.
-    let mut offsets = Vec::with_capacity(time);
-    let mut columns = 0;
-    for t in 0..time {
-        offsets.push(columns);
-        columns += active(t);
-    }
-    let mut x_time_major = vec![0.0; columns * input];
-    for t in 0..time {
-        for r in 0..active(t) {
-            x_time_major[(offsets[t] + r) * input..][..input]
-                .copy_from_slice(&chunk.x[(r * time + t) * input..][..input]);
+    // The input projection, `[G·H, columns]` with columns in (step, row) order over the rows running
+    // at each step: one product of the transposed weights with those inputs laid out time-major, for
+    // a window of steps at a time, small enough to stay in cache (each element's bits do not depend on
+    // which columns are computed with it). `offsets[s]` is the first column of the window's step s.
+    let window = (PROJECTION_FLOATS / (gh * all_rows).max(1)).clamp(1, time.max(1));
+    let mut offsets = Vec::with_capacity(window);
+    let mut x_time_major = vec![0.0; window * all_rows * input];
+    let mut projection = vec![0.0; gh * window * all_rows];
+    let (mut window_start, mut columns) = (0, 0);
+    let mut project = |start: usize, projection: &mut [f32], offsets: &mut Vec<usize>| {
+        offsets.clear();
+        let mut columns = 0;
+        for t in start..(start + window).min(time) {
+            offsets.push(columns);
+            for r in 0..active(t) {
+                x_time_major[(columns + r) * input..][..input]
+                    .copy_from_slice(&chunk.x[(r * time + t) * input..][..input]);
+            }
+            columns += active(t);
         }
-    }
-    let mut projection = vec![0.0; gh * columns];
-    matmul(
-        Mat::rows(params.weight_ih, input, gh, gh).t(),
-        Mat::rows(&x_time_major, columns, input, input).t(),
-        &mut projection,
-        columns,
-        false,
-    );
-    if let Some(bias) = bias {
-        for (row, b) in projection.chunks_exact_mut(columns.max(1)).zip(bias) {
-            for v in row {
-                *v += b;
+        matmul(
+            Mat::rows(params.weight_ih, input, gh, gh).t(),
+            Mat::rows(&x_time_major, columns, input, input).t(),
+            &mut projection[..gh * columns],
+            columns,
+            false,
+        );
+        if let Some(bias) = bias {
+            for (row, b) in projection[..gh * columns].chunks_exact_mut(columns.max(1)).zip(bias) {
+                for v in row {
+                    *v += b;
+                }
             }
         }
-    }
+        columns
+    };
 
     // The state of the running rows, feature-major `[H, rows]`: when rows finish, their final state
     // is written out and the others close up, so every pass below covers running rows only.
@@ -154,10 +176,10 @@ fn forward_chunk(
         if running < rows {
             // Rows `running..rows` ended with the previous step.
             let finished = running..rows;
-            write_final(&hidden_buf, rows, h, finished.clone(), &mut chunk.packed[time * h..], packed_row);
+            write_final(&hidden_buf, rows, h, finished.clone(), &mut chunk.packed[final_at..], packed_row);
             close_up(&mut hidden_buf, h, rows, running);
             if cell.has_cell_state() {
-                write_final(&cell_buf, rows, h, finished, &mut chunk.packed[(time + 1) * h..], packed_row);
+                write_final(&cell_buf, rows, h, finished, &mut chunk.packed[final_at + h..], packed_row);
                 close_up(&mut cell_buf, h, rows, running);
             }
             rows = running;
@@ -170,8 +192,13 @@ fn forward_chunk(
         let tanh_c = &mut tanh_c_buf[..block];
         let has_hidden = t > 0 || chunk.h0.is_some();
         let has_cell = t > 0 || chunk.c0.is_some();
+        if t == window_start + window || t == 0 {
+            window_start = t;
+            columns = project(t, &mut projection, &mut offsets);
+        }
+        let offset = offsets[t - window_start];
         for j in 0..gh {
-            gates[j * rows..][..rows].copy_from_slice(&projection[j * columns + offsets[t]..][..rows]);
+            gates[j * rows..][..rows].copy_from_slice(&projection[j * columns + offset..][..rows]);
         }
         match cell {
             Cell::Lstm | Cell::PeepholeLstm => {
@@ -271,12 +298,14 @@ fn forward_chunk(
                 hidden.copy_from_slice(gates);
             }
         }
-        gather_transposed(hidden, rows, h, &mut chunk.packed[t * h..], packed_row, 0);
+        if chunk.outputs {
+            gather_transposed(hidden, rows, h, &mut chunk.packed[t * h..], packed_row, 0);
+        }
     }
     // The rows that ran every step.
-    gather_transposed(&hidden_buf[..h * rows], rows, h, &mut chunk.packed[time * h..], packed_row, 0);
+    gather_transposed(&hidden_buf[..h * rows], rows, h, &mut chunk.packed[final_at..], packed_row, 0);
     if cell.has_cell_state() {
-        gather_transposed(&cell_buf[..h * rows], rows, h, &mut chunk.packed[(time + 1) * h..], packed_row, 0);
+        gather_transposed(&cell_buf[..h * rows], rows, h, &mut chunk.packed[final_at + h..], packed_row, 0);
     }
 }
 }

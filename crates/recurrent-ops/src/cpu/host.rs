@@ -8,7 +8,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 use super::{Dims, Initial, Lengths, Params, Saved, residual_width};
-use crate::backend::{fused_applies, fused_inference, packed_extra_rows};
+use crate::backend::{fused_applies, packed_extra_rows};
+use crate::fallback;
 use crate::{
     Cell, FusedLayer, FusedOutput, LayerGrads, LayerWeights, RecurrentBackend, RecurrentState,
     Sequence,
@@ -181,6 +182,7 @@ fn fused_forward<B: HostBackend>(layer: &FusedLayer<B>, keep_residuals: bool) ->
         buffers.initial(),
         Lengths(layer.lengths.as_deref()),
         keep_residuals,
+        true,
     );
     let width = residual_width(cell, hidden);
     FusedOutput {
@@ -192,6 +194,79 @@ fn fused_forward<B: HostBackend>(layer: &FusedLayer<B>, keep_residuals: bool) ->
         residuals: (keep_residuals && width > 0)
             .then(|| tensor(out.residuals, [batch, time, width], &device)),
     }
+}
+
+/// Inference: through the kernel where it applies (see [`fused_run`]), else the [`fallback`].
+fn inference<B: HostBackend + RecurrentBackend>(
+    weights: &LayerWeights<B>,
+    input: Sequence<B>,
+    state: Option<RecurrentState<B>>,
+    lengths: Option<&[usize]>,
+    outputs: bool,
+) -> (Option<Sequence<B>>, RecurrentState<B>) {
+    if !fused_applies::<B, B>(weights, &input) {
+        let (sequence, state) = match lengths {
+            None => fallback::layer(weights, input, state),
+            Some(lengths) => fallback::masked_layer(weights, input, state, lengths),
+        };
+        return (Some(sequence), state);
+    }
+    let layer = FusedLayer {
+        weights: weights.clone(),
+        input: input.into_whole(&weights.device()),
+        state,
+        lengths: lengths.map(<[usize]>::to_vec),
+    };
+    let (sequence, state) = fused_run(&layer, outputs);
+    (sequence.map(Sequence::Whole), state)
+}
+
+/// Inference through the kernel, the packed output split on the host (whole rows copied) into the
+/// per-step outputs and the final state; `outputs: false` makes the final state alone.
+fn fused_run<B: HostBackend>(
+    layer: &FusedLayer<B>,
+    outputs: bool,
+) -> (Option<Tensor<B, 3>>, RecurrentState<B>) {
+    let buffers = Buffers::of(layer);
+    let Dims {
+        batch,
+        time,
+        hidden,
+        ..
+    } = buffers.dims;
+    let cell = buffers.cell;
+    let device = layer.weights.device();
+    let out = super::forward(
+        buffers.dims,
+        &buffers.params(),
+        B::values(&buffers.input),
+        buffers.initial(),
+        Lengths(layer.lengths.as_deref()),
+        false,
+        outputs,
+    );
+    let extra = packed_extra_rows(cell);
+    let row = (if outputs { time } else { 0 } + extra) * hidden;
+    let sequence_row = if outputs { time * hidden } else { 0 };
+    let mut sequence = Vec::with_capacity(batch * sequence_row);
+    let mut finals: Vec<Vec<f32>> = (0..extra)
+        .map(|_| Vec::with_capacity(batch * hidden))
+        .collect();
+    for values in out.packed.chunks_exact(row.max(1)).take(batch) {
+        sequence.extend_from_slice(&values[..sequence_row]);
+        for (s, last) in finals.iter_mut().enumerate() {
+            last.extend_from_slice(&values[sequence_row + s * hidden..][..hidden]);
+        }
+    }
+    let mut finals = finals
+        .into_iter()
+        .map(|v| tensor(v, [batch, hidden], &device));
+    let state = RecurrentState {
+        hidden: finals.next().expect("the final hidden state"),
+        cell: finals.next(),
+    };
+    let sequence = outputs.then(|| tensor(sequence, [batch, time, hidden], &device));
+    (sequence, state)
 }
 
 fn fused_backward<B: HostBackend>(
@@ -243,7 +318,16 @@ macro_rules! cpu_backend {
                 input: Sequence<Self>,
                 state: Option<RecurrentState<Self>>,
             ) -> (Sequence<Self>, RecurrentState<Self>) {
-                fused_inference(weights, input, state, None)
+                let (sequence, state) = inference(weights, input, state, None, true);
+                (sequence.expect("asked for the outputs"), state)
+            }
+
+            fn recurrent_layer_final(
+                weights: &LayerWeights<Self>,
+                input: Sequence<Self>,
+                state: Option<RecurrentState<Self>>,
+            ) -> RecurrentState<Self> {
+                inference(weights, input, state, None, false).1
             }
 
             fn fused_runs(weights: &LayerWeights<Self>, input: &Sequence<Self>) -> bool {
@@ -260,7 +344,8 @@ macro_rules! cpu_backend {
                 state: Option<RecurrentState<Self>>,
                 lengths: &[usize],
             ) -> (Sequence<Self>, RecurrentState<Self>) {
-                fused_inference(weights, input, state, Some(lengths))
+                let (sequence, state) = inference(weights, input, state, Some(lengths), true);
+                (sequence.expect("asked for the outputs"), state)
             }
 
             fn fused_layer_available(_cell: Cell, dtype: DType) -> bool {

@@ -1,7 +1,7 @@
-//! Which instruction set the CPU kernels run on. Every choice gives the same bits: the element-wise
-//! passes and the per-step products use no fused multiply-add (AVX2 only widens the vectors), and the
-//! general products use a fused multiply-add on every path (the portable one through
-//! [`f32::mul_add`], which rounds once as the hardware instruction does). The choice is detected once;
+//! Which instruction set the CPU kernels run on. Every choice gives the same bits: every product
+//! (per step and general) is a chain of fused multiply-adds on every path (the portable one through
+//! [`f32::mul_add`], which rounds once as the hardware instruction does), and the element-wise
+//! passes are the same plain IEEE operations everywhere (the wider paths only widen the vectors). The choice is detected once;
 //! [`set_instruction_set`] overrides it, so tests can run each path the machine has and compare.
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// A code path of the CPU kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InstructionSet {
-    /// AVX-512F products; AVX2 element-wise passes.
+    /// AVX-512F: products and element-wise passes.
     Avx512,
     /// AVX2 with FMA: products and element-wise passes.
     Avx2Fma,
@@ -124,10 +124,4 @@ pub fn instruction_set() -> InstructionSet {
 fn detected() -> InstructionSet {
     static DETECTED: std::sync::OnceLock<InstructionSet> = std::sync::OnceLock::new();
     *DETECTED.get_or_init(|| InstructionSet::available()[0])
-}
-
-/// Whether the element-wise passes run their AVX2 build.
-#[inline]
-pub(crate) fn avx2() -> bool {
-    instruction_set() != InstructionSet::Portable
 }

@@ -16,11 +16,11 @@
 //! R = [`residual_width`]: the LSTMs keep `i, f, g, o, c, tanh c`, the GRU `r, z, n` and
 //! `W_hn h + b_hn`, the tanh RNN nothing (its hidden states are the output).
 
-/// Defines `$name`, which runs `$body` compiled for AVX2 when the CPU has it (and the
-/// [`InstructionSet`] is not forced to `Portable`) and for the baseline otherwise. Both compile the
-/// same IEEE operations (no fused multiply-add), so the bits are the same either way; AVX2 only makes
-/// the vectors wider.
-macro_rules! with_avx2 {
+/// Defines `$name`, which runs `$body` compiled for the [`InstructionSet`] the kernels run on:
+/// AVX-512F, AVX2 with FMA, or the baseline. The source is the same IEEE operations for all three
+/// (fused multiply-adds written as [`f32::mul_add`], which rounds once on every path), so the bits
+/// are the same either way; the wider builds only make the vectors wider.
+macro_rules! by_instruction_set {
     (fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         fn $name($($arg: $ty),*) {
             #[inline(always)]
@@ -28,13 +28,21 @@ macro_rules! with_avx2 {
 
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx2")]
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn avx512($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) {
                     body($($arg),*)
                 }
-                if std::is_x86_feature_detected!("avx2") && $crate::cpu::isa::avx2() {
-                    // SAFETY: the CPU has AVX2, the only feature `avx2` was compiled with.
-                    return unsafe { avx2($($arg),*) };
+                match $crate::cpu::isa::instruction_set() {
+                    // SAFETY: `instruction_set` returns only paths this CPU can run
+                    // (`InstructionSet::is_available`): AVX-512F with AVX2 and FMA here.
+                    $crate::cpu::InstructionSet::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above, AVX2 and FMA.
+                    $crate::cpu::InstructionSet::Avx2Fma => return unsafe { avx2($($arg),*) },
+                    $crate::cpu::InstructionSet::Portable => {}
                 }
             }
             body($($arg),*)
@@ -49,6 +57,7 @@ mod gemm;
 mod host;
 mod isa;
 pub mod math;
+mod step_product;
 
 pub use backward::{Saved, backward};
 pub use forward::forward;
@@ -174,6 +183,11 @@ impl Dims {
     /// Values per sequence in the packed output.
     fn packed_row(&self, cell: Cell) -> usize {
         (self.time + crate::backend::packed_extra_rows(cell)) * self.hidden
+    }
+
+    /// Values per sequence of the final state alone (`S` rows of H).
+    fn final_row(&self, cell: Cell) -> usize {
+        crate::backend::packed_extra_rows(cell) * self.hidden
     }
 
     /// Multiply-adds per sequence of a forward pass, to decide how many threads are worth it.

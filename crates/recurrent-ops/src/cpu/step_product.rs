@@ -1,0 +1,460 @@
+//! The small product of every time step, `out (+)= a × b` with `b` the state: register-blocked
+//! chains of fused multiply-adds, in AVX-512 and AVX2 builds and a portable one with the same bits.
+
+use super::InstructionSet;
+use super::isa::instruction_set;
+
+/// `out = a × b`, or `out += a × b` when `accumulate`, for the small products of every time step:
+/// `a` is `rows × k` with rows `a_stride` apart, `b` row-major `k × n`, `out` rows `out_stride` apart.
+///
+/// A general GEMM packs both operands (and allocates) on every call, which costs more than a
+/// `[batch, H] × [H, G·H]` product of a small layer. Here each output element is one chain of fused
+/// multiply-adds over k in order, from zero, then stored (or added to `out`); the chains of a block of
+/// rows × columns live in registers (8 × 32 on AVX-512, 6 × 16 on AVX2, masked at the right edge), so
+/// each load of `b` serves every row of the block and each value of `a` every column. The bits depend
+/// neither on the instruction set nor on the blocking.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn small_matmul(
+    rows: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_stride: usize,
+    b: &[f32],
+    out: &mut [f32],
+    out_stride: usize,
+    accumulate: bool,
+) {
+    assert!(
+        rows == 0 || (rows - 1) * a_stride + k <= a.len(),
+        "small_matmul: a"
+    );
+    assert!(b.len() >= k * n, "small_matmul: b");
+    assert!(
+        rows == 0 || ((rows - 1) * out_stride + n <= out.len() && (rows == 1 || out_stride >= n)),
+        "small_matmul: out"
+    );
+    if rows == 0 || n == 0 {
+        return;
+    }
+    let product = Product {
+        rows,
+        k,
+        n,
+        a,
+        a_stride,
+        b: &b[..k * n],
+        out_stride,
+        accumulate,
+    };
+    match instruction_set() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `instruction_set` returns only paths this CPU runs: AVX-512F here.
+        InstructionSet::Avx512 => unsafe { product.avx512(out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, AVX2 and FMA.
+        InstructionSet::Avx2Fma => unsafe { product.avx2(out) },
+        _ => product.portable(out),
+    }
+}
+
+/// The operands of one [`small_matmul`] (checked by it).
+struct Product<'a> {
+    rows: usize,
+    k: usize,
+    n: usize,
+    a: &'a [f32],
+    a_stride: usize,
+    b: &'a [f32],
+    out_stride: usize,
+    accumulate: bool,
+}
+
+/// Calls `$block::<R>` for every block of `$max` rows, then once for the rows left (fewer than `$max`).
+macro_rules! row_blocks {
+    ($self:ident, $max:literal, $block:ident, $($arg:expr),*) => {{
+        let mut r0 = 0;
+        while r0 + $max <= $self.rows {
+            $self.$block::<$max>(r0, $($arg),*);
+            r0 += $max;
+        }
+        match $self.rows - r0 {
+            0 => {}
+            1 => $self.$block::<1>(r0, $($arg),*),
+            2 => $self.$block::<2>(r0, $($arg),*),
+            3 => $self.$block::<3>(r0, $($arg),*),
+            4 => $self.$block::<4>(r0, $($arg),*),
+            5 => $self.$block::<5>(r0, $($arg),*),
+            6 => $self.$block::<6>(r0, $($arg),*),
+            _ => $self.$block::<7>(r0, $($arg),*),
+        }
+    }};
+}
+
+impl Product<'_> {
+    /// Any CPU: each chain through [`f32::mul_add`], one element at a time.
+    fn portable(&self, out: &mut [f32]) {
+        for r in 0..self.rows {
+            let a = &self.a[r * self.a_stride..][..self.k];
+            for j in 0..self.n {
+                let mut acc = 0.0f32;
+                for (kk, &av) in a.iter().enumerate() {
+                    acc = av.mul_add(self.b[kk * self.n + j], acc);
+                }
+                let o = &mut out[r * self.out_stride + j];
+                *o = if self.accumulate { *o + acc } else { acc };
+            }
+        }
+    }
+
+    /// Blocks of 8 rows × 32 columns (two vectors of 16), the last columns under a mask.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn avx512(&self, out: &mut [f32]) {
+        let mut j0 = 0;
+        while j0 < self.n {
+            let width = (self.n - j0).min(32);
+            // Lanes of the last vector that hold columns.
+            let last = if width > 16 { width - 16 } else { width };
+            let mask = (((1u32 << last) - 1) & 0xffff) as u16;
+            let mask = if last == 16 { u16::MAX } else { mask };
+            if width > 16 {
+                row_blocks!(self, 8, block_avx512_2, j0, mask, out);
+            } else {
+                row_blocks!(self, 8, block_avx512_1, j0, mask, out);
+            }
+            j0 += width;
+        }
+    }
+
+    /// Rows `r0..r0 + R` by columns `j0..j0 + 32` (the second vector's lanes under `mask`).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn block_avx512_2<const R: usize>(&self, r0: usize, j0: usize, mask: u16, out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let (k, n, a_stride, out_stride) = (self.k, self.n, self.a_stride, self.out_stride);
+        let width = 16 + mask.count_ones() as usize;
+        assert!(
+            j0 + width <= n
+                && (r0 + R - 1) * a_stride + k <= self.a.len()
+                && (r0 + R - 1) * out_stride + j0 + width <= out.len()
+        );
+        let (a, b) = (
+            self.a.as_ptr().wrapping_add(r0 * a_stride),
+            self.b.as_ptr().wrapping_add(j0),
+        );
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        for kk in 0..k {
+            // SAFETY: row kk of `b` holds columns j0..j0 + width (`b.len() = k·n`); the mask keeps
+            // the second load within them; row r0 + i of `a` holds k values (asserted above).
+            unsafe {
+                let b0 = _mm512_loadu_ps(b.add(kk * n));
+                let b1 = _mm512_maskz_loadu_ps(mask, b.add(kk * n + 16));
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*a.add(i * a_stride + kk));
+                    acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            // SAFETY: row r0 + i of `out` holds columns j0..j0 + width (asserted above).
+            unsafe {
+                let o = out.as_mut_ptr().add((r0 + i) * out_stride + j0);
+                let (mut v0, mut v1) = (acc[0], acc[1]);
+                if self.accumulate {
+                    v0 = _mm512_add_ps(_mm512_loadu_ps(o), v0);
+                    v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o.add(16)), v1);
+                }
+                _mm512_storeu_ps(o, v0);
+                _mm512_mask_storeu_ps(o.add(16), mask, v1);
+            }
+        }
+    }
+
+    /// Rows `r0..r0 + R` by the columns of one vector from `j0`, under `mask`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn block_avx512_1<const R: usize>(&self, r0: usize, j0: usize, mask: u16, out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let (k, n, a_stride, out_stride) = (self.k, self.n, self.a_stride, self.out_stride);
+        let width = mask.count_ones() as usize;
+        assert!(
+            j0 + width <= n
+                && (r0 + R - 1) * a_stride + k <= self.a.len()
+                && (r0 + R - 1) * out_stride + j0 + width <= out.len()
+        );
+        let (a, b) = (
+            self.a.as_ptr().wrapping_add(r0 * a_stride),
+            self.b.as_ptr().wrapping_add(j0),
+        );
+        let mut acc = [_mm512_setzero_ps(); R];
+        for kk in 0..k {
+            // SAFETY: as in `block_avx512_2`, with one masked vector.
+            unsafe {
+                let b0 = _mm512_maskz_loadu_ps(mask, b.add(kk * n));
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm512_fmadd_ps(_mm512_set1_ps(*a.add(i * a_stride + kk)), b0, *acc);
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            // SAFETY: as in `block_avx512_2`.
+            unsafe {
+                let o = out.as_mut_ptr().add((r0 + i) * out_stride + j0);
+                let mut v = *acc;
+                if self.accumulate {
+                    v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), v);
+                }
+                _mm512_mask_storeu_ps(o, mask, v);
+            }
+        }
+    }
+
+    /// Blocks of 6 rows × 16 columns (two vectors of 8), the last columns under a mask.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2(&self, out: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let mut j0 = 0;
+        while j0 < self.n {
+            let width = (self.n - j0).min(16);
+            let last = if width > 8 { width - 8 } else { width };
+            let lanes: [i32; 8] = std::array::from_fn(|l| if l < last { -1 } else { 0 });
+            // SAFETY: `lanes` holds 8 i32.
+            let mask = unsafe { _mm256_loadu_si256(lanes.as_ptr().cast()) };
+            if width > 8 {
+                row_blocks!(self, 6, block_avx2_2, j0, last, mask, out);
+            } else {
+                row_blocks!(self, 6, block_avx2_1, j0, last, mask, out);
+            }
+            j0 += width;
+        }
+    }
+
+    /// Rows `r0..r0 + R` by columns `j0..j0 + 8 + last` (the second vector's lanes under `mask`).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn block_avx2_2<const R: usize>(
+        &self,
+        r0: usize,
+        j0: usize,
+        last: usize,
+        mask: std::arch::x86_64::__m256i,
+        out: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        let (k, n, a_stride, out_stride) = (self.k, self.n, self.a_stride, self.out_stride);
+        assert!(
+            j0 + 8 + last <= n
+                && (r0 + R - 1) * a_stride + k <= self.a.len()
+                && (r0 + R - 1) * out_stride + j0 + 8 + last <= out.len()
+        );
+        let (a, b) = (
+            self.a.as_ptr().wrapping_add(r0 * a_stride),
+            self.b.as_ptr().wrapping_add(j0),
+        );
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        for kk in 0..k {
+            // SAFETY: as in `block_avx512_2`: the mask keeps the second load within the columns.
+            unsafe {
+                let b0 = _mm256_loadu_ps(b.add(kk * n));
+                let b1 = _mm256_maskload_ps(b.add(kk * n + 8), mask);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let av = _mm256_set1_ps(*a.add(i * a_stride + kk));
+                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            // SAFETY: row r0 + i of `out` holds columns j0..j0 + 8 + last (asserted above).
+            unsafe {
+                let o = out.as_mut_ptr().add((r0 + i) * out_stride + j0);
+                let (mut v0, mut v1) = (acc[0], acc[1]);
+                if self.accumulate {
+                    v0 = _mm256_add_ps(_mm256_loadu_ps(o), v0);
+                    v1 = _mm256_add_ps(_mm256_maskload_ps(o.add(8), mask), v1);
+                }
+                _mm256_storeu_ps(o, v0);
+                _mm256_maskstore_ps(o.add(8), mask, v1);
+            }
+        }
+    }
+
+    /// Rows `r0..r0 + R` by the `last` columns of one vector from `j0`, under `mask`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn block_avx2_1<const R: usize>(
+        &self,
+        r0: usize,
+        j0: usize,
+        last: usize,
+        mask: std::arch::x86_64::__m256i,
+        out: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        let (k, n, a_stride, out_stride) = (self.k, self.n, self.a_stride, self.out_stride);
+        assert!(
+            j0 + last <= n
+                && (r0 + R - 1) * a_stride + k <= self.a.len()
+                && (r0 + R - 1) * out_stride + j0 + last <= out.len()
+        );
+        let (a, b) = (
+            self.a.as_ptr().wrapping_add(r0 * a_stride),
+            self.b.as_ptr().wrapping_add(j0),
+        );
+        let mut acc = [_mm256_setzero_ps(); R];
+        for kk in 0..k {
+            // SAFETY: as in `block_avx2_2`, with one masked vector.
+            unsafe {
+                let b0 = _mm256_maskload_ps(b.add(kk * n), mask);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm256_fmadd_ps(_mm256_set1_ps(*a.add(i * a_stride + kk)), b0, *acc);
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            // SAFETY: as in `block_avx2_2`.
+            unsafe {
+                let o = out.as_mut_ptr().add((r0 + i) * out_stride + j0);
+                let mut v = *acc;
+                if self.accumulate {
+                    v = _mm256_add_ps(_mm256_maskload_ps(o, mask), v);
+                }
+                _mm256_maskstore_ps(o, mask, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::gemm::{Mat, matmul, transpose};
+
+    /// Every element as one chain of fused multiply-adds over k in order: the bits the small
+    /// product must give whatever the row grouping, the column blocking or the instruction set.
+    fn sequential(
+        rows: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        a_stride: usize,
+        b: &[f32],
+    ) -> Vec<f32> {
+        let mut out = vec![0.0f32; rows * n];
+        for r in 0..rows {
+            for j in 0..n {
+                let mut acc = 0.0f32;
+                for kk in 0..k {
+                    acc = a[r * a_stride + kk].mul_add(b[kk * n + j], acc);
+                }
+                out[r * n + j] = acc;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn small_products_are_bitwise_the_sequential_sums() {
+        for (rows, k, n) in [
+            (1, 5, 3),
+            (2, 64, 256),
+            (3, 40, 41),
+            (5, 128, 64),
+            (7, 13, 71),
+            (4, 0, 9),
+            (17, 64, 75),
+            (40, 10, 500),
+        ] {
+            let a_stride = k + 2;
+            let a: Vec<f32> = (0..rows * a_stride)
+                .map(|i| ((i * 7919) % 1013) as f32 / 331.0 - 1.5)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 104_729) % 997) as f32 / 419.0 - 1.2)
+                .collect();
+            let want = sequential(rows, k, n, &a, a_stride, &b);
+            let doubled: Vec<f32> = want.iter().map(|w| w + w).collect();
+            let same =
+                |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(x, y)| x.to_bits() == y.to_bits());
+            // Every path this CPU runs, whichever the kernels would choose.
+            for set in InstructionSet::available() {
+                let run = |out: &mut [f32], accumulate| {
+                    let product = Product {
+                        rows,
+                        k,
+                        n,
+                        a: &a,
+                        a_stride,
+                        b: &b,
+                        out_stride: n,
+                        accumulate,
+                    };
+                    match set {
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: `available` lists only paths this CPU runs.
+                        InstructionSet::Avx512 => unsafe { product.avx512(out) },
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: as above.
+                        InstructionSet::Avx2Fma => unsafe { product.avx2(out) },
+                        _ => product.portable(out),
+                    }
+                };
+                let mut out = vec![f32::NAN; rows * n];
+                run(&mut out, false);
+                assert!(
+                    same(&out, &want),
+                    "{rows}x{k}x{n} on {set}: not the sequential sums"
+                );
+                let mut twice = want.clone();
+                run(&mut twice, true);
+                assert!(
+                    same(&twice, &doubled),
+                    "{rows}x{k}x{n} on {set}: accumulate"
+                );
+            }
+            let mut out = vec![f32::NAN; rows * n];
+            small_matmul(rows, k, n, &a, a_stride, &b, &mut out, n, false);
+            assert!(same(&out, &want), "{rows}x{k}x{n}: small_matmul");
+        }
+    }
+
+    #[test]
+    fn small_products_agree_with_the_general_one() {
+        for (rows, k, n) in [(3, 10, 40), (5, 1, 1), (2, 64, 256), (4, 7, 45), (1, 0, 9)] {
+            let a: Vec<f32> = (0..rows * (k + 3))
+                .map(|i| ((i * 37) % 17) as f32 / 7.0 - 1.0)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 53) % 23) as f32 / 11.0 - 1.0)
+                .collect();
+            let mut general = vec![0.5; rows * n];
+            let mut small = general.clone();
+            matmul(
+                Mat::rows(&a, rows, k, k + 3),
+                Mat::rows(&b, k, n, n),
+                &mut general,
+                n,
+                true,
+            );
+            small_matmul(rows, k, n, &a, k + 3, &b, &mut small, n, true);
+            for (x, y) in general.iter().zip(&small) {
+                assert!(
+                    (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                    "{rows}x{k}x{n}: {x} vs {y}"
+                );
+            }
+        }
+        assert_eq!(
+            transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3),
+            [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
+        );
+    }
+}
