@@ -490,8 +490,12 @@ fn the_final_state_alone_is_the_layers_final_state() {
                 let input = v.padded_with(&case, 0.0);
                 let x = inputs::<B>(&case, &v, input, false);
                 let whole = Sequence::Whole(x.input);
-                let (_, want) =
-                    lengths::layer(&x.weights, whole.clone(), x.state.clone(), lengths.as_deref());
+                let (_, want) = lengths::layer(
+                    &x.weights,
+                    whole.clone(),
+                    x.state.clone(),
+                    lengths.as_deref(),
+                );
                 let got = lengths::final_state(&x.weights, whole, x.state, lengths.as_deref());
                 let bits = |s: RecurrentState<B>| {
                     let mut out: Vec<u32> = values(s.hidden).iter().map(|x| x.to_bits()).collect();

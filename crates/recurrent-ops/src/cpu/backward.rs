@@ -96,7 +96,7 @@ pub fn backward(
     ];
     let mut dc0 = vec![0.0; if initial.cell.is_some() { batch * h } else { 0 }];
 
-    let rows = rows_per_chunk(batch, 2 * dims.work_per_sequence(cell));
+    let rows = rows_per_chunk(batch, 2 * dims.work_per_sequence(cell), None);
     let count = batch.div_ceil(rows);
     let h0s = initial.hidden.map(|s| split(s, h, rows, count));
     let c0s = initial.cell.map(|s| split(s, h, rows, count));

@@ -5,13 +5,27 @@ use rayon::prelude::*;
 /// Work (multiply-adds) below which a chunk is not worth a thread hand-off.
 const MIN_WORK_PER_CHUNK: usize = 200_000;
 
+/// Values of a step's state and gates per chunk (128 KiB of f32): a chunk's per-step passes then stay
+/// in the core's L2 cache.
+const MAX_STEP_FLOATS_PER_CHUNK: usize = 1 << 15;
+
 /// Rows per chunk: as many chunks as rayon's current pool has threads, each with at least
-/// [`MIN_WORK_PER_CHUNK`] of work, and no empty chunk.
-pub fn rows_per_chunk(batch: usize, work_per_row: usize) -> usize {
+/// [`MIN_WORK_PER_CHUNK`] of work, and no empty chunk; more chunks (rayon shares them out) when a
+/// chunk's step would hold more than [`MAX_STEP_FLOATS_PER_CHUNK`] values of `step_floats_per_row`
+/// each (when given), in multiples of 32 rows (the step product's widest block).
+pub fn rows_per_chunk(
+    batch: usize,
+    work_per_row: usize,
+    step_floats_per_row: Option<usize>,
+) -> usize {
     let threads = rayon::current_num_threads().max(1);
     let by_work = (batch * work_per_row) / MIN_WORK_PER_CHUNK;
     let chunks = threads.min(by_work).clamp(1, batch.max(1));
-    batch.div_ceil(chunks).max(1)
+    let rows = batch.div_ceil(chunks).max(1);
+    match step_floats_per_row {
+        Some(floats) => rows.min((MAX_STEP_FLOATS_PER_CHUNK / floats.max(1) / 32 * 32).max(32)),
+        None => rows,
+    }
 }
 
 /// `buffer` cut into consecutive pieces of `rows` rows of `row_len` values (the last may be shorter),

@@ -56,7 +56,11 @@ pub fn forward(
     let mut residuals = vec![0.0; dims.batch * residual_row];
     let bias = folded_bias(params);
 
-    let rows = rows_per_chunk(dims.batch, dims.work_per_sequence(cell));
+    let rows = rows_per_chunk(
+        dims.batch,
+        dims.work_per_sequence(cell),
+        Some(dims.gates(cell) + 2 * h),
+    );
     let count = dims.batch.div_ceil(rows);
     let xs = split(x, dims.time * dims.input, rows, count);
     let h0s = initial.hidden.map(|s| split(s, h, rows, count));
