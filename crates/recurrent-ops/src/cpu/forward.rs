@@ -28,7 +28,7 @@ struct Chunk<'a> {
 /// reads when `keep_residuals`. With `lengths` (see [`Lengths`]) row `b` runs its first `lengths[b]`
 /// steps only: its outputs past them stay zero, its final state is the one after its own last step,
 /// and the input past them is never read. Without `outputs` the packed output is `[batch, S, H]`, the
-/// final state alone (see [`Dims::packed_row`]), and no step's output is written.
+/// final state alone (see [`Dims::output_layout`]), and no step's output is written.
 pub fn forward(
     dims: Dims,
     params: &Params<'_>,
@@ -42,11 +42,7 @@ pub fn forward(
     let lengths = lengths.resolve(&dims);
     let cell = params.cell;
     let h = dims.hidden;
-    let packed_row = if outputs {
-        dims.packed_row(cell)
-    } else {
-        dims.final_row(cell)
-    };
+    let (packed_row, _) = dims.output_layout(cell, outputs);
     let residual_row = if keep_residuals {
         dims.time * residual_width(cell, h)
     } else {
@@ -112,11 +108,7 @@ fn forward_chunk(
     let cell = params.cell;
     let (time, h, input) = (dims.time, dims.hidden, dims.input);
     let gh = dims.gates(cell);
-    let (packed_row, final_at) = if chunk.outputs {
-        (dims.packed_row(cell), time * h)
-    } else {
-        (dims.final_row(cell), 0)
-    };
+    let (packed_row, final_at) = dims.output_layout(cell, chunk.outputs);
     let rw = residual_width(cell, h);
     let keep = !chunk.residuals.is_empty();
     let all_rows = chunk.rows;

@@ -165,16 +165,13 @@ fn tensor<B: Backend, const D: usize>(
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
-fn fused_forward<B: HostBackend>(layer: &FusedLayer<B>, keep_residuals: bool) -> FusedOutput<B> {
+/// Runs the forward kernel over `layer`: its sizes and the kernel's buffers.
+fn run_forward<B: HostBackend>(
+    layer: &FusedLayer<B>,
+    keep_residuals: bool,
+    outputs: bool,
+) -> (Dims, super::Forward) {
     let buffers = Buffers::of(layer);
-    let Dims {
-        batch,
-        time,
-        hidden,
-        ..
-    } = buffers.dims;
-    let cell = buffers.cell;
-    let device = layer.weights.device();
     let out = super::forward(
         buffers.dims,
         &buffers.params(),
@@ -182,8 +179,23 @@ fn fused_forward<B: HostBackend>(layer: &FusedLayer<B>, keep_residuals: bool) ->
         buffers.initial(),
         Lengths(layer.lengths.as_deref()),
         keep_residuals,
-        true,
+        outputs,
     );
+    (buffers.dims, out)
+}
+
+fn fused_forward<B: HostBackend>(layer: &FusedLayer<B>, keep_residuals: bool) -> FusedOutput<B> {
+    let (
+        Dims {
+            batch,
+            time,
+            hidden,
+            ..
+        },
+        out,
+    ) = run_forward(layer, keep_residuals, true);
+    let cell = layer.weights.cell;
+    let device = layer.weights.device();
     let width = residual_width(cell, hidden);
     FusedOutput {
         packed: tensor(
@@ -227,35 +239,24 @@ fn fused_run<B: HostBackend>(
     layer: &FusedLayer<B>,
     outputs: bool,
 ) -> (Option<Tensor<B, 3>>, RecurrentState<B>) {
-    let buffers = Buffers::of(layer);
+    let (dims, out) = run_forward(layer, false, outputs);
     let Dims {
         batch,
         time,
         hidden,
         ..
-    } = buffers.dims;
-    let cell = buffers.cell;
+    } = dims;
+    let cell = layer.weights.cell;
     let device = layer.weights.device();
-    let out = super::forward(
-        buffers.dims,
-        &buffers.params(),
-        B::values(&buffers.input),
-        buffers.initial(),
-        Lengths(layer.lengths.as_deref()),
-        false,
-        outputs,
-    );
-    let extra = packed_extra_rows(cell);
-    let row = (if outputs { time } else { 0 } + extra) * hidden;
-    let sequence_row = if outputs { time * hidden } else { 0 };
-    let mut sequence = Vec::with_capacity(batch * sequence_row);
-    let mut finals: Vec<Vec<f32>> = (0..extra)
+    let (row, final_at) = dims.output_layout(cell, outputs);
+    let mut sequence = Vec::with_capacity(batch * final_at);
+    let mut finals: Vec<Vec<f32>> = (0..packed_extra_rows(cell))
         .map(|_| Vec::with_capacity(batch * hidden))
         .collect();
     for values in out.packed.chunks_exact(row.max(1)).take(batch) {
-        sequence.extend_from_slice(&values[..sequence_row]);
+        sequence.extend_from_slice(&values[..final_at]);
         for (s, last) in finals.iter_mut().enumerate() {
-            last.extend_from_slice(&values[sequence_row + s * hidden..][..hidden]);
+            last.extend_from_slice(&values[final_at + s * hidden..][..hidden]);
         }
     }
     let mut finals = finals

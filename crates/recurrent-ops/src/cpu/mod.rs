@@ -185,9 +185,15 @@ impl Dims {
         (self.time + crate::backend::packed_extra_rows(cell)) * self.hidden
     }
 
-    /// Values per sequence of the final state alone (`S` rows of H).
-    fn final_row(&self, cell: Cell) -> usize {
-        crate::backend::packed_extra_rows(cell) * self.hidden
+    /// The forward's output per sequence: `(values, where the final state starts)` — every step's
+    /// output then the final state with `outputs`, the final state alone (`S` rows of H) without.
+    fn output_layout(&self, cell: Cell, outputs: bool) -> (usize, usize) {
+        let steps = if outputs { self.time } else { 0 };
+        let final_at = steps * self.hidden;
+        (
+            final_at + crate::backend::packed_extra_rows(cell) * self.hidden,
+            final_at,
+        )
     }
 
     /// Multiply-adds per sequence of a forward pass, to decide how many threads are worth it.
