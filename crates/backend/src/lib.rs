@@ -1,21 +1,36 @@
 //! The one place where the binaries name a concrete Burn backend, chosen by cargo feature, and open
 //! its device. Everything else in the workspace is generic over `B: Backend`.
 //!
-//! When several backend features are on, wgpu wins over flex, and flex over ndarray (so
-//! `--features wgpu` needs no `--no-default-features`).
+//! When several backend features are on, cuda wins over wgpu, wgpu over flex, and flex over ndarray
+//! (so `--features wgpu` or `--features cuda` needs no `--no-default-features`).
 
-#[cfg(not(any(feature = "ndarray", feature = "flex", feature = "wgpu")))]
-compile_error!("enable a backend feature: ndarray (default), flex or wgpu");
+#[cfg(not(any(
+    feature = "ndarray",
+    feature = "flex",
+    feature = "wgpu",
+    feature = "cuda"
+)))]
+compile_error!("enable a backend feature: ndarray (default), flex, wgpu or cuda");
 
+#[cfg(feature = "cuda")]
+mod cuda_probe;
 mod device;
 mod memory;
-#[cfg(feature = "wgpu")]
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
 mod wgpu_probe;
 
 pub use device::{DeviceError, DeviceKind, device};
 pub use memory::retain_freed_memory;
 
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cuda")]
+mod chosen {
+    /// The inference backend.
+    pub type Inference = burn::backend::Cuda;
+    /// Its name, as runs record it.
+    pub const NAME: &str = "cuda";
+}
+
+#[cfg(all(feature = "wgpu", not(feature = "cuda")))]
 mod chosen {
     /// The inference backend.
     pub type Inference = burn::backend::Wgpu;
@@ -23,7 +38,7 @@ mod chosen {
     pub const NAME: &str = "wgpu";
 }
 
-#[cfg(all(feature = "flex", not(feature = "wgpu")))]
+#[cfg(all(feature = "flex", not(any(feature = "wgpu", feature = "cuda"))))]
 mod chosen {
     /// The inference backend.
     pub type Inference = burn::backend::Flex;
@@ -31,7 +46,10 @@ mod chosen {
     pub const NAME: &str = "flex";
 }
 
-#[cfg(all(feature = "ndarray", not(any(feature = "wgpu", feature = "flex"))))]
+#[cfg(all(
+    feature = "ndarray",
+    not(any(feature = "wgpu", feature = "flex", feature = "cuda"))
+))]
 mod chosen {
     /// The inference backend.
     pub type Inference = burn::backend::NdArray;

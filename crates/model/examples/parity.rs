@@ -17,8 +17,13 @@ use model::RecurrentAutodiffBackend;
 use model::parity::{self, AFTER_STEPS_TOLERANCE, LOGITS_TOLERANCE, LOSS_TOLERANCE, ParityReport};
 use model::pytorch::StateDict;
 
-#[cfg(not(any(feature = "ndarray", feature = "flex", feature = "wgpu")))]
-compile_error!("enable at least one backend feature: ndarray, flex or wgpu");
+#[cfg(not(any(
+    feature = "ndarray",
+    feature = "flex",
+    feature = "wgpu",
+    feature = "cuda"
+)))]
+compile_error!("enable at least one backend feature: ndarray, flex, wgpu or cuda");
 
 /// Compare Burn with the PyTorch outputs stored in reference safetensors files.
 #[derive(Parser)]
@@ -89,6 +94,14 @@ fn main() -> anyhow::Result<ExitCode> {
         {
             all_pass &= run_backend::<Autodiff<burn::backend::Wgpu>>(
                 "wgpu",
+                &reference,
+                Default::default(),
+            )?;
+        }
+        #[cfg(feature = "cuda")]
+        {
+            all_pass &= run_backend::<Autodiff<burn::backend::Cuda>>(
+                "cuda",
                 &reference,
                 Default::default(),
             )?;

@@ -109,9 +109,9 @@ pub(crate) fn fused_applies<Inner: RecurrentBackend, B: Backend>(
 }
 
 /// Inference through a backend's fused forward without residuals, or the [`fallback`] where the kernels
-/// do not apply: the body of `recurrent_layer` for the wgpu backend (the CPU backends split the
+/// do not apply: the body of `recurrent_layer` for the GPU backends (the CPU backends split the
 /// packed output on the host instead).
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "cube")]
 pub(crate) fn fused_inference<B: RecurrentBackend>(
     weights: &LayerWeights<B>,
     input: Sequence<B>,

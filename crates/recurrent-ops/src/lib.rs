@@ -6,19 +6,20 @@
 //! that code stays the reference the native kernels are tested against. NdArray and Flex override it
 //! with the fused CPU kernels of [`cpu`]: one matrix product for the input projection of all steps, one
 //! `[batch, H] × [H, G·H]` product and one pass over the gates per step, and a hand-written backward
-//! through time, which `Autodiff<B>` records as a single node per layer. Wgpu (feature `wgpu`) overrides
-//! it with CubeCL kernels that run a whole sequence per launch. [`set_fused_kernels`] turns every
+//! through time, which `Autodiff<B>` records as a single node per layer. The GPU backends (features
+//! `wgpu` and `cuda`: any fused CubeCL backend) override it with CubeCL kernels that run a whole
+//! sequence per launch, laid out from the device's own limits. [`set_fused_kernels`] turns every
 //! backend's kernels off, for benchmarks of the fallback.
 
 mod autodiff;
 mod backend;
 mod cell;
 pub mod cpu;
+#[cfg(feature = "cube")]
+mod cube;
 pub mod fallback;
 mod layer;
 pub mod lengths;
-#[cfg(feature = "wgpu")]
-mod wgpu;
 
 pub use backend::{
     FusedLayer, FusedOutput, LayerGrads, RecurrentAutodiffBackend, RecurrentBackend,

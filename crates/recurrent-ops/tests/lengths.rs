@@ -379,6 +379,13 @@ fn wgpu_segments_match_the_masked_fallback() {
     check_backend::<Autodiff<burn::backend::Wgpu>>("wgpu", Path::Layer);
 }
 
+#[cfg(feature = "cuda")]
+#[test]
+#[ignore = "needs an NVIDIA GPU with its driver and NVRTC: run with --ignored"]
+fn cuda_segments_match_the_masked_fallback() {
+    check_backend::<Autodiff<burn::backend::Cuda>>("cuda", Path::Layer);
+}
+
 /// A case of `cell` with a state, biases and random lengths in `1..=time`.
 fn random_lengths(cell: Cell, [batch, time, input, hidden]: [usize; 4], rng: &mut Rng) -> Case {
     Case {

@@ -72,5 +72,12 @@ macro_rules! for_each_backend {
             let $device: burn::tensor::Device<B> = Default::default();
             $body
         }
+        #[cfg(feature = "cuda")]
+        {
+            type B = burn::backend::Autodiff<burn::backend::Cuda>;
+            let $name = "cuda";
+            let $device: burn::tensor::Device<B> = Default::default();
+            $body
+        }
     }};
 }

@@ -1,9 +1,13 @@
 //! The CubeCL kernels: the recurrence of a whole sequence in one launch, forward and backward.
 //!
-//! One cube (workgroup) runs one sequence of the batch. Its units stride over the gate columns for the
-//! recurrent product of a step, then over the hidden units for the gates, with the state of the step
-//! in shared memory and two barriers per step. The input projection before the loop and the weight
-//! gradients after it are matrix products of whole sequences, done with Burn's own operations.
+//! One cube (workgroup) runs `sequences` sequences of the batch side by side, one per unit row
+//! (`UNIT_POS_Y`); [`Call::plan`](super::plan::Call::plan) sizes it to the device. A row's units stride
+//! over the gate columns for the recurrent product of a step, then over the hidden units for the gates,
+//! with the state of the step in shared memory and two barriers per step. Rows past the batch (in the
+//! last cube) compute on a copy of the last sequence and write nothing. Weight reads coalesce: the
+//! forward reads `W_hh` `[H, G·H]` along gate columns, the backward its transpose along hidden units.
+//! The input projection before the loop and the weight gradients after it are matrix products of
+//! whole sequences, done with Burn's own operations.
 //!
 //! Layouts (row-major, contiguous): projection and gate gradients `[batch, time, G·H]`; packed
 //! output `[batch, time + S, H]` as [`FusedOutput::packed`](crate::FusedOutput::packed); residuals
@@ -43,7 +47,7 @@ fn tanh_of(x: f32) -> f32 {
     select(x < 0.0, -t, t)
 }
 
-/// Forward through time of one sequence per cube (`CUBE_POS_X`).
+/// Forward through time of `sequences` sequences per cube.
 ///
 /// `projection` holds `x W_ih` plus every bias that adds to it (for the GRU, all of `b_ih` and the
 /// `r, z` parts of `b_hh`); `bias_hn` the GRU's `n` part of `b_hh`, which the reset gate multiplies.
@@ -60,11 +64,16 @@ pub fn recurrence_forward(
     packed: &mut Tensor<f32>,
     residuals: &mut Tensor<f32>,
     time: u32,
+    batch: u32,
     #[comptime] cell: u32,
     #[comptime] hidden: u32,
+    #[comptime] sequences: u32,
     #[comptime] keep_residuals: bool,
 ) {
-    let b = CUBE_POS_X as usize;
+    let s = UNIT_POS_Y as usize;
+    let sequence = CUBE_POS_X as usize * comptime![sequences as usize] + s;
+    let active = sequence < batch as usize;
+    let b = select(active, sequence, batch as usize - 1);
     let threads = CUBE_DIM_X as usize;
     let unit = UNIT_POS_X as usize;
     let steps = time as usize;
@@ -82,16 +91,20 @@ pub fn recurrence_forward(
         6 * hidden as usize
     }];
 
-    let mut state = SharedMemory::<f32>::new(comptime![hidden as usize]);
-    let mut cell_state = SharedMemory::<f32>::new(comptime![hidden as usize]);
-    let mut gates = SharedMemory::<f32>::new(comptime![(gate_count(cell) * hidden) as usize]);
-    let mut hidden_n = SharedMemory::<f32>::new(comptime![hidden as usize]);
+    let mut state = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
+    let mut cell_state = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
+    let mut gates =
+        SharedMemory::<f32>::new(comptime![(sequences * gate_count(cell) * hidden) as usize]);
+    let mut hidden_n = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
+    // This row's slices of the shared vectors.
+    let sh = s * h;
+    let sg = s * gh;
 
     let mut u = unit;
     while u < h {
-        state[u] = initial_hidden[b * h + u];
+        state[sh + u] = initial_hidden[b * h + u];
         if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
-            cell_state[u] = initial_cell[b * h + u];
+            cell_state[sh + u] = initial_cell[b * h + u];
         }
         u += threads;
     }
@@ -103,17 +116,17 @@ pub fn recurrence_forward(
         while j < gh {
             let mut acc = 0.0f32;
             for k in 0..h {
-                acc += state[k] * weight_hh[k * gh + j];
+                acc += state[sh + k] * weight_hh[k * gh + j];
             }
             if comptime![cell == GRU] {
                 if j >= 2 * h {
-                    hidden_n[j - 2 * h] = acc + bias_hn[j - 2 * h];
-                    gates[j] = projection[row + j];
+                    hidden_n[sh + j - 2 * h] = acc + bias_hn[j - 2 * h];
+                    gates[sg + j] = projection[row + j];
                 } else {
-                    gates[j] = projection[row + j] + acc;
+                    gates[sg + j] = projection[row + j] + acc;
                 }
             } else {
-                gates[j] = projection[row + j] + acc;
+                gates[sg + j] = projection[row + j] + acc;
             }
             j += threads;
         }
@@ -124,28 +137,30 @@ pub fn recurrence_forward(
         let mut u = unit;
         while u < h {
             if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
-                let previous = cell_state[u];
-                let mut input_pre = gates[u];
-                let mut forget_pre = gates[h + u];
+                let previous = cell_state[sh + u];
+                let mut input_pre = gates[sg + u];
+                let mut forget_pre = gates[sg + h + u];
                 if comptime![cell == PEEPHOLE_LSTM] {
                     input_pre += previous * peepholes[u];
                     forget_pre += previous * peepholes[h + u];
                 }
                 let i = sigmoid(input_pre);
                 let f = sigmoid(forget_pre);
-                let g = tanh_of(gates[2 * h + u]);
+                let g = tanh_of(gates[sg + 2 * h + u]);
                 let c = f * previous + i * g;
-                let mut output_pre = gates[3 * h + u];
+                let mut output_pre = gates[sg + 3 * h + u];
                 if comptime![cell == PEEPHOLE_LSTM] {
                     output_pre += c * peepholes[2 * h + u];
                 }
                 let o = sigmoid(output_pre);
                 let tanh_c = tanh_of(c);
                 let next = o * tanh_c;
-                cell_state[u] = c;
-                state[u] = next;
-                packed[out + u] = next;
-                if keep_residuals {
+                cell_state[sh + u] = c;
+                state[sh + u] = next;
+                if active {
+                    packed[out + u] = next;
+                }
+                if keep_residuals && active {
                     residuals[res + u] = i;
                     residuals[res + h + u] = f;
                     residuals[res + 2 * h + u] = g;
@@ -154,23 +169,27 @@ pub fn recurrence_forward(
                     residuals[res + 5 * h + u] = tanh_c;
                 }
             } else if comptime![cell == GRU] {
-                let r = sigmoid(gates[u]);
-                let z = sigmoid(gates[h + u]);
-                let hn = hidden_n[u];
-                let n = tanh_of(gates[2 * h + u] + r * hn);
-                let next = (1.0 - z) * n + z * state[u];
-                state[u] = next;
-                packed[out + u] = next;
-                if keep_residuals {
+                let r = sigmoid(gates[sg + u]);
+                let z = sigmoid(gates[sg + h + u]);
+                let hn = hidden_n[sh + u];
+                let n = tanh_of(gates[sg + 2 * h + u] + r * hn);
+                let next = (1.0 - z) * n + z * state[sh + u];
+                state[sh + u] = next;
+                if active {
+                    packed[out + u] = next;
+                }
+                if keep_residuals && active {
                     residuals[res + u] = r;
                     residuals[res + h + u] = z;
                     residuals[res + 2 * h + u] = n;
                     residuals[res + 3 * h + u] = hn;
                 }
             } else {
-                let next = tanh_of(gates[u]);
-                state[u] = next;
-                packed[out + u] = next;
+                let next = tanh_of(gates[sg + u]);
+                state[sh + u] = next;
+                if active {
+                    packed[out + u] = next;
+                }
             }
             u += threads;
         }
@@ -179,16 +198,16 @@ pub fn recurrence_forward(
 
     let last = (b * rows + steps) * h;
     let mut u = unit;
-    while u < h {
-        packed[last + u] = state[u];
+    while u < h && active {
+        packed[last + u] = state[sh + u];
         if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
-            packed[last + h + u] = cell_state[u];
+            packed[last + h + u] = cell_state[sh + u];
         }
         u += threads;
     }
 }
 
-/// Backward through time of one sequence per cube, from `grad`, the gradient of the packed output.
+/// Backward through time of `sequences` sequences per cube, from `grad`, the gradient of the packed output.
 ///
 /// Writes the gradient of every step's gate pre-activations `[batch, time, G·H]` (on the input side:
 /// for the GRU's `n` gate, of `x W_in + b_in`), for the GRU the gradient of `W_hn h + b_hn`
@@ -200,7 +219,7 @@ pub fn recurrence_backward(
     packed: &Tensor<f32>,
     residuals: &Tensor<f32>,
     grad: &Tensor<f32>,
-    weight_hh: &Tensor<f32>,
+    weight_hh_t: &Tensor<f32>,
     peepholes: &Tensor<f32>,
     initial_hidden: &Tensor<f32>,
     initial_cell: &Tensor<f32>,
@@ -208,10 +227,15 @@ pub fn recurrence_backward(
     grad_hidden_n: &mut Tensor<f32>,
     grad_initial: &mut Tensor<f32>,
     time: u32,
+    batch: u32,
     #[comptime] cell: u32,
     #[comptime] hidden: u32,
+    #[comptime] sequences: u32,
 ) {
-    let b = CUBE_POS_X as usize;
+    let s = UNIT_POS_Y as usize;
+    let sequence = CUBE_POS_X as usize * comptime![sequences as usize] + s;
+    let active = sequence < batch as usize;
+    let b = select(active, sequence, batch as usize - 1);
     let threads = CUBE_DIM_X as usize;
     let unit = UNIT_POS_X as usize;
     let steps = time as usize;
@@ -231,20 +255,22 @@ pub fn recurrence_backward(
 
     // carry: dL/dh_t through the recurrent weights (and the GRU's direct path); grad_cell: dL/dc_t;
     // grad_recurrent: the gate gradients as the recurrent product sees them.
-    let mut carry = SharedMemory::<f32>::new(comptime![hidden as usize]);
-    let mut grad_cell = SharedMemory::<f32>::new(comptime![hidden as usize]);
-    let mut direct = SharedMemory::<f32>::new(comptime![hidden as usize]);
+    let mut carry = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
+    let mut grad_cell = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
+    let mut direct = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
     let mut grad_recurrent =
-        SharedMemory::<f32>::new(comptime![(gate_count(cell) * hidden) as usize]);
+        SharedMemory::<f32>::new(comptime![(sequences * gate_count(cell) * hidden) as usize]);
+    let sh = s * h;
+    let sg = s * gh;
 
     let final_row = (b * rows + steps) * h;
     let mut u = unit;
     while u < h {
-        carry[u] = grad[final_row + u];
+        carry[sh + u] = grad[final_row + u];
         if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
-            grad_cell[u] = grad[final_row + h + u];
+            grad_cell[sh + u] = grad[final_row + h + u];
         }
-        direct[u] = 0.0;
+        direct[sh + u] = 0.0;
         u += threads;
     }
     sync_cube();
@@ -256,7 +282,7 @@ pub fn recurrence_backward(
         let gates_row = (b * steps + t) * gh;
         let mut u = unit;
         while u < h {
-            let dh = grad[out + u] + carry[u];
+            let dh = grad[out + u] + carry[sh + u];
             if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
                 let i = residuals[res + u];
                 let f = residuals[res + h + u];
@@ -268,7 +294,7 @@ pub fn recurrence_backward(
                     previous = residuals[res - width + 4 * h + u];
                 }
                 let d_output = dh * tanh_c * o * (1.0 - o);
-                let mut dc = grad_cell[u] + dh * o * (1.0 - tanh_c * tanh_c);
+                let mut dc = grad_cell[sh + u] + dh * o * (1.0 - tanh_c * tanh_c);
                 if comptime![cell == PEEPHOLE_LSTM] {
                     dc += d_output * peepholes[2 * h + u];
                 }
@@ -279,15 +305,17 @@ pub fn recurrence_backward(
                 if comptime![cell == PEEPHOLE_LSTM] {
                     dc_previous += d_input * peepholes[u] + d_forget * peepholes[h + u];
                 }
-                grad_cell[u] = dc_previous;
-                grad_gates[gates_row + u] = d_input;
-                grad_gates[gates_row + h + u] = d_forget;
-                grad_gates[gates_row + 2 * h + u] = d_candidate;
-                grad_gates[gates_row + 3 * h + u] = d_output;
-                grad_recurrent[u] = d_input;
-                grad_recurrent[h + u] = d_forget;
-                grad_recurrent[2 * h + u] = d_candidate;
-                grad_recurrent[3 * h + u] = d_output;
+                grad_cell[sh + u] = dc_previous;
+                if active {
+                    grad_gates[gates_row + u] = d_input;
+                    grad_gates[gates_row + h + u] = d_forget;
+                    grad_gates[gates_row + 2 * h + u] = d_candidate;
+                    grad_gates[gates_row + 3 * h + u] = d_output;
+                }
+                grad_recurrent[sg + u] = d_input;
+                grad_recurrent[sg + h + u] = d_forget;
+                grad_recurrent[sg + 2 * h + u] = d_candidate;
+                grad_recurrent[sg + 3 * h + u] = d_output;
             } else if comptime![cell == GRU] {
                 let r = residuals[res + u];
                 let z = residuals[res + h + u];
@@ -300,19 +328,23 @@ pub fn recurrence_backward(
                 let d_new = dh * (1.0 - z) * (1.0 - n * n);
                 let d_update = dh * (previous - n) * z * (1.0 - z);
                 let d_reset = d_new * hn * r * (1.0 - r);
-                grad_gates[gates_row + u] = d_reset;
-                grad_gates[gates_row + h + u] = d_update;
-                grad_gates[gates_row + 2 * h + u] = d_new;
-                grad_hidden_n[(b * steps + t) * h + u] = d_new * r;
-                grad_recurrent[u] = d_reset;
-                grad_recurrent[h + u] = d_update;
-                grad_recurrent[2 * h + u] = d_new * r;
-                direct[u] = dh * z;
+                if active {
+                    grad_gates[gates_row + u] = d_reset;
+                    grad_gates[gates_row + h + u] = d_update;
+                    grad_gates[gates_row + 2 * h + u] = d_new;
+                    grad_hidden_n[(b * steps + t) * h + u] = d_new * r;
+                }
+                grad_recurrent[sg + u] = d_reset;
+                grad_recurrent[sg + h + u] = d_update;
+                grad_recurrent[sg + 2 * h + u] = d_new * r;
+                direct[sh + u] = dh * z;
             } else {
                 let next = packed[out + u];
                 let d_pre = dh * (1.0 - next * next);
-                grad_gates[gates_row + u] = d_pre;
-                grad_recurrent[u] = d_pre;
+                if active {
+                    grad_gates[gates_row + u] = d_pre;
+                }
+                grad_recurrent[sg + u] = d_pre;
             }
             u += threads;
         }
@@ -320,21 +352,21 @@ pub fn recurrence_backward(
 
         let mut k = unit;
         while k < h {
-            let mut acc = direct[k];
+            let mut acc = direct[sh + k];
             for j in 0..gh {
-                acc += grad_recurrent[j] * weight_hh[k * gh + j];
+                acc += grad_recurrent[sg + j] * weight_hh_t[j * h + k];
             }
-            carry[k] = acc;
+            carry[sh + k] = acc;
             k += threads;
         }
         sync_cube();
     }
 
     let mut u = unit;
-    while u < h {
-        grad_initial[b * 2 * h + u] = carry[u];
+    while u < h && active {
+        grad_initial[b * 2 * h + u] = carry[sh + u];
         if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
-            grad_initial[b * 2 * h + h + u] = grad_cell[u];
+            grad_initial[b * 2 * h + h + u] = grad_cell[sh + u];
         }
         u += threads;
     }

@@ -1,28 +1,31 @@
-//! wgpu runs each layer's recurrence as one CubeCL kernel launch, forward and backward.
+//! The GPU backends (wgpu, CUDA: any fused CubeCL backend of f32) run each layer's recurrence as one
+//! CubeCL kernel launch, forward and backward.
 //!
 //! Forward: the input projection of all steps is one matrix product (Burn's), then one launch runs
 //! every step ([`kernels::recurrence_forward`]). Backward: one launch walks the steps in reverse and
 //! writes the gate gradients of every step ([`kernels::recurrence_backward`]); the weight, bias and
-//! input gradients are then matrix products and sums over all steps. A layer whose step state does
-//! not fit a workgroup's memory (see [`ops::Call::fits`]) runs the step-by-step [`fallback`], and
-//! says so once.
+//! input gradients are then matrix products and sums over all steps. Each call is laid out on the
+//! device by [`plan::Call::plan`] from the device's own limits; a layer whose step state does not fit
+//! the device's workgroup memory runs the step-by-step [`fallback`], and says so once.
 
 mod kernels;
 mod ops;
+mod plan;
 
 use std::sync::Once;
 
-use burn::backend::Wgpu;
 use burn::tensor::{DType, Tensor, TensorPrimitive};
+use burn_cubecl::{BoolElement, CubeRuntime, IntElement};
 
 use crate::backend::{fused_applies, fused_inference};
 use crate::{
     Cell, FusedLayer, FusedOutput, LayerGrads, LayerWeights, RecurrentBackend, RecurrentState,
     Sequence, fallback,
 };
-use ops::{Call, Primitive};
+use ops::{Cube, Primitive};
+use plan::{Call, Limits, Unfit};
 
-impl RecurrentBackend for Wgpu {
+impl<R: CubeRuntime, I: IntElement, BT: BoolElement> RecurrentBackend for Cube<R, I, BT> {
     fn recurrent_layer(
         weights: &LayerWeights<Self>,
         input: Sequence<Self>,
@@ -40,7 +43,7 @@ impl RecurrentBackend for Wgpu {
     }
 
     fn fused_layer_forward(layer: &FusedLayer<Self>, keep_residuals: bool) -> FusedOutput<Self> {
-        fused_forward(layer, keep_residuals)
+        fused_forward::<R, I, BT>(layer, keep_residuals)
     }
 
     fn fused_layer_backward(
@@ -49,8 +52,8 @@ impl RecurrentBackend for Wgpu {
         grad: Tensor<Self, 3>,
         input_grad: bool,
     ) -> LayerGrads<Self> {
-        match kernel_call(layer) {
-            Some(call) => fused_backward(call, layer, output, grad, input_grad),
+        match kernel_call::<R, I, BT>(layer) {
+            Some(call) => fused_backward::<R, I, BT>(call, layer, output, grad, input_grad),
             None => fallback::backward(layer, grad),
         }
     }
@@ -65,51 +68,63 @@ fn cell_code(cell: Cell) -> u32 {
     }
 }
 
-/// The kernels' sizes for `layer`, or `None` (said once per process) when it runs the fallback. The
-/// kernels take no lengths: a layer given some runs the fallback, which honours them (`lengths::layer`
-/// never gives wgpu lengths; it runs segments).
-fn kernel_call(layer: &FusedLayer<Wgpu>) -> Option<Call> {
-    static TOO_LARGE: Once = Once::new();
+/// The kernels' layout of `layer` on its device, or `None` (said once per process) when it runs the
+/// fallback. The kernels take no lengths: a layer given some runs the fallback, which honours them
+/// (`lengths::layer` never gives these backends lengths; it runs segments).
+fn kernel_call<R: CubeRuntime, I: IntElement, BT: BoolElement>(
+    layer: &FusedLayer<Cube<R, I, BT>>,
+) -> Option<Call> {
+    static UNFIT: Once = Once::new();
     if layer.lengths.is_some() {
         return None;
     }
+    let cell = layer.weights.cell;
+    let hidden = layer.weights.hidden_size();
     let [batch, time, _] = layer.input.dims();
-    let call = Call {
-        cell: cell_code(layer.weights.cell),
-        batch,
-        time,
-        hidden: layer.weights.hidden_size(),
+    let limits = Limits::of::<R>(&layer.weights.device());
+    let why = match Call::plan(cell_code(cell), [batch, time, hidden], &limits) {
+        Ok(call) => return Some(call),
+        Err(Unfit::Empty) => return None,
+        Err(Unfit::Memory { needed, offered }) => format!(
+            "a {cell} layer of hidden size {hidden} needs {needed} bytes of workgroup memory per \
+             sequence and the device offers {offered}"
+        ),
+        Err(Unfit::Batch) => format!(
+            "a batch of {batch} sequences needs more workgroups than the device launches at once \
+             ({})",
+            limits.cubes
+        ),
     };
-    if call.fits() {
-        return Some(call);
-    }
-    if batch > 0 && time > 0 {
-        TOO_LARGE.call_once(|| {
-            eprintln!(
-                "recurrent-ops: a {} layer of hidden size {} needs more workgroup memory than the \
-                 wgpu kernel may use (16 KiB); such layers run step by step",
-                layer.weights.cell, call.hidden
-            );
-        });
-    }
+    UNFIT.call_once(|| eprintln!("recurrent-ops: {why}; such layers run step by step"));
     None
 }
 
-fn primitive<const D: usize>(tensor: Tensor<Wgpu, D>) -> Primitive {
+fn primitive<R: CubeRuntime, I: IntElement, BT: BoolElement, const D: usize>(
+    tensor: Tensor<Cube<R, I, BT>, D>,
+) -> Primitive<R, I, BT> {
     tensor.into_primitive().tensor()
 }
 
-fn tensor<const D: usize>(primitive: Primitive) -> Tensor<Wgpu, D> {
+fn tensor<R: CubeRuntime, I: IntElement, BT: BoolElement, const D: usize>(
+    primitive: Primitive<R, I, BT>,
+) -> Tensor<Cube<R, I, BT>, D> {
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
 }
 
 /// A one-element tensor for an input a cell does not read.
-fn unused(layer: &FusedLayer<Wgpu>) -> Primitive {
-    primitive(Tensor::<Wgpu, 1>::zeros([1], &layer.weights.device()))
+fn unused<R: CubeRuntime, I: IntElement, BT: BoolElement>(
+    layer: &FusedLayer<Cube<R, I, BT>>,
+) -> Primitive<R, I, BT> {
+    primitive(Tensor::<Cube<R, I, BT>, 1>::zeros(
+        [1],
+        &layer.weights.device(),
+    ))
 }
 
 /// `[w_ci, w_cf, w_co]` as one `[3H]` tensor, or a placeholder.
-fn peepholes(layer: &FusedLayer<Wgpu>) -> Primitive {
+fn peepholes<R: CubeRuntime, I: IntElement, BT: BoolElement>(
+    layer: &FusedLayer<Cube<R, I, BT>>,
+) -> Primitive<R, I, BT> {
     match &layer.weights.peepholes {
         Some(p) => primitive(Tensor::cat(p.to_vec(), 0)),
         None => unused(layer),
@@ -117,12 +132,12 @@ fn peepholes(layer: &FusedLayer<Wgpu>) -> Primitive {
 }
 
 /// The initial hidden state, and the cell state for the LSTMs, zeros where none was given.
-fn initial_state(
-    layer: &FusedLayer<Wgpu>,
+fn initial_state<R: CubeRuntime, I: IntElement, BT: BoolElement>(
+    layer: &FusedLayer<Cube<R, I, BT>>,
     call: Call,
-) -> (Tensor<Wgpu, 2>, Option<Tensor<Wgpu, 2>>) {
+) -> (Tensor<Cube<R, I, BT>, 2>, Option<Tensor<Cube<R, I, BT>, 2>>) {
     let device = layer.weights.device();
-    let zeros = || Tensor::<Wgpu, 2>::zeros([call.batch, call.hidden], &device);
+    let zeros = || Tensor::<Cube<R, I, BT>, 2>::zeros([call.batch, call.hidden], &device);
     let state = layer.state.as_ref();
     let hidden = state.map_or_else(zeros, |s| s.hidden.clone());
     let cell = layer
@@ -134,18 +149,21 @@ fn initial_state(
 }
 
 /// The initial state as the kernels' last two inputs (a placeholder for a cell state the cell lacks).
-fn state_inputs(
-    layer: &FusedLayer<Wgpu>,
-    (hidden, cell): (Tensor<Wgpu, 2>, Option<Tensor<Wgpu, 2>>),
-) -> [Primitive; 2] {
+fn state_inputs<R: CubeRuntime, I: IntElement, BT: BoolElement>(
+    layer: &FusedLayer<Cube<R, I, BT>>,
+    (hidden, cell): (Tensor<Cube<R, I, BT>, 2>, Option<Tensor<Cube<R, I, BT>, 2>>),
+) -> [Primitive<R, I, BT>; 2] {
     [
         primitive(hidden),
         cell.map_or_else(|| unused(layer), primitive),
     ]
 }
 
-fn fused_forward(layer: &FusedLayer<Wgpu>, keep_residuals: bool) -> FusedOutput<Wgpu> {
-    let Some(call) = kernel_call(layer) else {
+fn fused_forward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
+    layer: &FusedLayer<Cube<R, I, BT>>,
+    keep_residuals: bool,
+) -> FusedOutput<Cube<R, I, BT>> {
+    let Some(call) = kernel_call::<R, I, BT>(layer) else {
         return fallback::forward(layer);
     };
     let w = &layer.weights;
@@ -178,11 +196,11 @@ fn fused_forward(layer: &FusedLayer<Wgpu>, keep_residuals: bool) -> FusedOutput<
     }
     let bias_hn = match (&w.bias_hh, gru) {
         (Some(b), true) => primitive(b.clone().narrow(0, 2 * h, h)),
-        (None, true) => primitive(Tensor::<Wgpu, 1>::zeros([h], &device)),
+        (None, true) => primitive(Tensor::<Cube<R, I, BT>, 1>::zeros([h], &device)),
         (_, false) => unused(layer),
     };
     let [hidden, cell] = state_inputs(layer, initial_state(layer, call));
-    let [packed, residuals] = ops::forward(
+    let [packed, residuals] = ops::forward::<R, I, BT>(
         call,
         keep_residuals,
         [
@@ -200,13 +218,13 @@ fn fused_forward(layer: &FusedLayer<Wgpu>, keep_residuals: bool) -> FusedOutput<
     }
 }
 
-fn fused_backward(
+fn fused_backward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     call: Call,
-    layer: &FusedLayer<Wgpu>,
-    output: &FusedOutput<Wgpu>,
-    grad: Tensor<Wgpu, 3>,
+    layer: &FusedLayer<Cube<R, I, BT>>,
+    output: &FusedOutput<Cube<R, I, BT>>,
+    grad: Tensor<Cube<R, I, BT>, 3>,
     input_grad: bool,
-) -> LayerGrads<Wgpu> {
+) -> LayerGrads<Cube<R, I, BT>> {
     let w = &layer.weights;
     let [batch, time, input] = layer.input.dims();
     let (h, rows) = (call.hidden, batch * time);
@@ -214,24 +232,25 @@ fn fused_backward(
     let residuals = output.residuals.clone();
     let (initial_hidden, initial_cell) = initial_state(layer, call);
     let [hidden, cell] = state_inputs(layer, (initial_hidden.clone(), initial_cell.clone()));
-    let [grad_gates, grad_hidden_n, grad_initial] = ops::backward(
+    let [grad_gates, grad_hidden_n, grad_initial] = ops::backward::<R, I, BT>(
         call,
         [
             primitive(output.packed.clone()),
             residuals.clone().map_or_else(|| unused(layer), primitive),
             primitive(grad),
-            primitive(w.weight_hh.clone()),
+            // Transposed, so that the units of a cube (over hidden units) read neighbouring floats.
+            primitive(w.weight_hh.clone().transpose()),
             peepholes(layer),
             hidden,
             cell,
         ],
     );
-    let grad_gates: Tensor<Wgpu, 3> = tensor(grad_gates);
-    let grad_initial: Tensor<Wgpu, 3> = tensor(grad_initial);
+    let grad_gates: Tensor<Cube<R, I, BT>, 3> = tensor(grad_gates);
+    let grad_initial: Tensor<Cube<R, I, BT>, 3> = tensor(grad_initial);
     let gates = grad_gates.clone().reshape([rows, gh]);
     // The gate gradients as the recurrent product sees them: for the GRU's `n` gate, of `W_hn h + b_hn`.
     let recurrent = if w.cell == Cell::Gru {
-        let hidden_n: Tensor<Wgpu, 3> = tensor(grad_hidden_n);
+        let hidden_n: Tensor<Cube<R, I, BT>, 3> = tensor(grad_hidden_n);
         Tensor::cat(
             vec![
                 gates.clone().narrow(1, 0, 2 * h),
@@ -252,7 +271,7 @@ fn fused_backward(
         let c = residuals.narrow(2, 4 * h, h);
         let initial_cell = initial_cell.expect("an LSTM layer has a cell state");
         let c_previous = shifted(initial_cell, c.clone());
-        let sum = |t: Tensor<Wgpu, 3>| t.sum_dim(0).sum_dim(1).reshape([h]);
+        let sum = |t: Tensor<Cube<R, I, BT>, 3>| t.sum_dim(0).sum_dim(1).reshape([h]);
         [
             sum(grad_gates.clone().narrow(2, 0, h) * c_previous.clone()),
             sum(grad_gates.clone().narrow(2, h, h) * c_previous),
@@ -294,7 +313,10 @@ fn fused_backward(
 
 /// `[batch, time, H]`: the value each step started from, `initial` `[batch, H]` then `steps`
 /// shifted by one.
-fn shifted(initial: Tensor<Wgpu, 2>, steps: Tensor<Wgpu, 3>) -> Tensor<Wgpu, 3> {
+fn shifted<R: CubeRuntime, I: IntElement, BT: BoolElement>(
+    initial: Tensor<Cube<R, I, BT>, 2>,
+    steps: Tensor<Cube<R, I, BT>, 3>,
+) -> Tensor<Cube<R, I, BT>, 3> {
     let time = steps.dims()[1];
     let first = initial.unsqueeze_dim(1);
     if time <= 1 {

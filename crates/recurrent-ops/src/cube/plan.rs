@@ -1,0 +1,298 @@
+//! How one layer's kernel call is laid out on a device: units per cube, sequences per cube, cubes,
+//! and whether a step's state fits the device's workgroup memory at all.
+
+use burn_cubecl::CubeRuntime;
+use cubecl::prelude::*;
+
+use super::kernels;
+
+/// Units a cube is filled to with sequences of a small layer, when the device does not say how many
+/// multiprocessors it has: enough to amortize a barrier (several sequences per cube), few enough to
+/// leave cubes for every multiprocessor of a real GPU at a training batch of 64.
+const PACKED_UNITS: usize = 256;
+
+/// What the device allows, from CubeCL's properties of its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of shared (workgroup) memory one cube may use.
+    pub shared_memory: usize,
+    /// Units one cube may have.
+    pub units: usize,
+    /// Units a cube may have along x and along y.
+    pub cube_dim: (usize, usize),
+    /// Cubes a launch may have along x.
+    pub cubes: usize,
+    /// Multiprocessors the device runs cubes on at once, where the runtime reports them (CUDA does,
+    /// wgpu does not).
+    pub multiprocessors: Option<usize>,
+}
+
+impl Limits {
+    /// The limits of `device`, read once per call from its compute client.
+    pub fn of<R: CubeRuntime>(device: &R::Device) -> Self {
+        let client = R::client(device);
+        let hardware = &client.properties().hardware;
+        Limits {
+            shared_memory: hardware.max_shared_memory_size,
+            units: hardware.max_units_per_cube as usize,
+            cube_dim: (
+                hardware.max_cube_dim.0 as usize,
+                hardware.max_cube_dim.1 as usize,
+            ),
+            cubes: hardware.max_cube_count.0 as usize,
+            multiprocessors: hardware.num_streaming_multiprocessors.map(|n| n as usize),
+        }
+    }
+}
+
+/// Why a layer does not run the kernels on a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfit {
+    /// Nothing to run: no sequence, step or hidden unit.
+    Empty,
+    /// One sequence's step state needs more workgroup memory than the device offers.
+    Memory {
+        /// Bytes one sequence needs.
+        needed: usize,
+        /// Bytes the device offers a cube.
+        offered: usize,
+    },
+    /// The batch needs more cubes than one launch may have.
+    Batch,
+}
+
+/// The sizes of one kernel call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call {
+    /// The cell's comptime code.
+    pub cell: u32,
+    /// Sequences of the batch.
+    pub batch: usize,
+    /// Time steps.
+    pub time: usize,
+    /// Hidden size H.
+    pub hidden: usize,
+    /// Sequences one cube runs side by side (its units along y).
+    pub sequences: usize,
+    /// Units per sequence (along x), striding over gate columns and hidden units.
+    pub units: usize,
+}
+
+impl Call {
+    /// Lays a layer out on a device: as many units per sequence as it has gate columns (whole warps,
+    /// within the device's limit), then several sequences per cube while the cube stays within
+    /// [`PACKED_UNITS`] (or the gate columns, if more), the device's memory and its units, and the
+    /// batch still gives every multiprocessor a cube where the device reports them.
+    pub fn plan(
+        cell: u32,
+        [batch, time, hidden]: [usize; 3],
+        limits: &Limits,
+    ) -> Result<Call, Unfit> {
+        if batch == 0 || time == 0 || hidden == 0 {
+            return Err(Unfit::Empty);
+        }
+        let needed = step_bytes(cell, hidden);
+        if needed > limits.shared_memory {
+            return Err(Unfit::Memory {
+                needed,
+                offered: limits.shared_memory,
+            });
+        }
+        let gates = kernels::gate_count(cell) as usize * hidden;
+        let units = gates
+            .next_multiple_of(32)
+            .min(limits.units)
+            .min(limits.cube_dim.0)
+            .max(1);
+        let mut sequences = (PACKED_UNITS.max(units) / units)
+            .min(limits.units / units)
+            .min(limits.shared_memory / needed)
+            .min(limits.cube_dim.1)
+            .min(batch)
+            .max(1);
+        if let Some(multiprocessors) = limits.multiprocessors {
+            sequences = sequences.min(batch.div_ceil(multiprocessors.max(1)));
+        }
+        let call = Call {
+            cell,
+            batch,
+            time,
+            hidden,
+            sequences,
+            units,
+        };
+        if call.cube_count() > limits.cubes {
+            return Err(Unfit::Batch);
+        }
+        Ok(call)
+    }
+
+    pub fn gates(&self) -> usize {
+        kernels::gate_count(self.cell) as usize * self.hidden
+    }
+
+    fn has_cell_state(&self) -> bool {
+        matches!(self.cell, kernels::LSTM | kernels::PEEPHOLE_LSTM)
+    }
+
+    /// `[batch, time + S, H]`.
+    pub fn packed_shape(&self) -> [usize; 3] {
+        let extra = 1 + usize::from(self.has_cell_state());
+        [self.batch, self.time + extra, self.hidden]
+    }
+
+    /// Values per step and sequence of the residuals (none for the tanh RNN).
+    pub fn residual_width(&self) -> usize {
+        match self.cell {
+            kernels::LSTM | kernels::PEEPHOLE_LSTM => 6 * self.hidden,
+            kernels::GRU => 4 * self.hidden,
+            _ => 0,
+        }
+    }
+
+    fn cube_count(&self) -> usize {
+        self.batch.div_ceil(self.sequences)
+    }
+
+    /// The launch's cubes: one per `sequences` sequences.
+    pub fn cubes(&self) -> CubeCount {
+        CubeCount::Static(self.cube_count() as u32, 1, 1)
+    }
+
+    /// A cube's units: `units` per sequence along x, `sequences` along y.
+    pub fn cube_dim(&self) -> CubeDim {
+        CubeDim::new_2d(self.units as u32, self.sequences as u32)
+    }
+}
+
+/// Bytes of workgroup memory one sequence's step takes in either kernel: three `[H]` vectors and
+/// one `[G·H]` vector.
+pub fn step_bytes(cell: u32, hidden: usize) -> usize {
+    (3 + kernels::gate_count(cell) as usize) * hidden * size_of::<f32>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// WebGPU's guaranteed minimum, which wgpu on lavapipe exceeds.
+    fn webgpu() -> Limits {
+        Limits {
+            shared_memory: 16 * 1024,
+            units: 256,
+            cube_dim: (256, 256),
+            cubes: 65_535,
+            multiprocessors: None,
+        }
+    }
+
+    /// An H200 as CUDA reports it.
+    fn hopper() -> Limits {
+        Limits {
+            shared_memory: 227 * 1024,
+            units: 1024,
+            cube_dim: (1024, 1024),
+            cubes: i32::MAX as usize,
+            multiprocessors: Some(132),
+        }
+    }
+
+    fn plan(cell: u32, batch: usize, hidden: usize, limits: &Limits) -> Result<Call, Unfit> {
+        Call::plan(cell, [batch, 3, hidden], limits)
+    }
+
+    #[test]
+    fn the_largest_hidden_sizes_fill_the_devices_workgroup_memory() {
+        // 3 vectors of H and one of G·H floats: 7H for the LSTMs, 6H for the GRU, 4H for the RNN.
+        for (limits, lstm, gru, rnn) in [(webgpu(), 585, 682, 1024), (hopper(), 8301, 9685, 14528)]
+        {
+            for (cell, largest) in [
+                (kernels::LSTM, lstm),
+                (kernels::PEEPHOLE_LSTM, lstm),
+                (kernels::GRU, gru),
+                (kernels::RNN, rnn),
+            ] {
+                assert!(
+                    plan(cell, 2, largest, &limits).is_ok(),
+                    "cell {cell}, H = {largest}"
+                );
+                assert_eq!(
+                    plan(cell, 2, largest + 1, &limits),
+                    Err(Unfit::Memory {
+                        needed: step_bytes(cell, largest + 1),
+                        offered: limits.shared_memory
+                    }),
+                    "cell {cell}, H = {}",
+                    largest + 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn empty_calls_do_not_run() {
+        for [batch, time, hidden] in [[2, 3, 0], [0, 3, 8], [2, 0, 8]] {
+            assert_eq!(
+                Call::plan(kernels::GRU, [batch, time, hidden], &webgpu()),
+                Err(Unfit::Empty)
+            );
+        }
+    }
+
+    #[test]
+    fn units_cover_the_gate_columns_in_whole_warps_within_the_device() {
+        assert_eq!(plan(kernels::RNN, 1, 10, &webgpu()).unwrap().units, 32);
+        assert_eq!(plan(kernels::LSTM, 1, 10, &webgpu()).unwrap().units, 64);
+        assert_eq!(plan(kernels::LSTM, 1, 100, &webgpu()).unwrap().units, 256);
+        assert_eq!(plan(kernels::LSTM, 1, 100, &hopper()).unwrap().units, 416);
+        assert_eq!(plan(kernels::LSTM, 1, 500, &hopper()).unwrap().units, 1024);
+    }
+
+    #[test]
+    fn small_layers_share_cubes_while_every_multiprocessor_keeps_one() {
+        // The reference model's LSTM (G·H = 40: 64 units): four sequences fill 256 units.
+        let call = plan(kernels::LSTM, 64, 10, &webgpu()).unwrap();
+        assert_eq!((call.sequences, call.cube_count()), (4, 16));
+        assert!(matches!(call.cubes(), CubeCount::Static(16, 1, 1)));
+        // A batch that does not divide: the last cube runs the remainder.
+        let call = plan(kernels::LSTM, 63, 10, &webgpu()).unwrap();
+        assert_eq!((call.sequences, call.cube_count()), (4, 16));
+        // On 132 multiprocessors a batch of 64 keeps one sequence per cube; 1 000 share.
+        assert_eq!(plan(kernels::LSTM, 64, 10, &hopper()).unwrap().sequences, 1);
+        assert_eq!(
+            plan(kernels::LSTM, 1000, 10, &hopper()).unwrap().sequences,
+            4
+        );
+        // Never more sequences than the batch, nor than memory holds.
+        assert_eq!(plan(kernels::RNN, 3, 4, &webgpu()).unwrap().sequences, 3);
+        assert_eq!(
+            plan(kernels::LSTM, 64, 300, &webgpu()).unwrap().sequences,
+            1
+        );
+        // Wide layers: one sequence per cube.
+        assert_eq!(
+            plan(kernels::LSTM, 64, 128, &webgpu()).unwrap().sequences,
+            1
+        );
+    }
+
+    #[test]
+    fn a_batch_past_the_launch_limit_does_not_run() {
+        let limits = Limits {
+            cubes: 10,
+            ..webgpu()
+        };
+        assert_eq!(plan(kernels::LSTM, 41, 10, &limits), Err(Unfit::Batch));
+        assert!(plan(kernels::LSTM, 40, 10, &limits).is_ok());
+    }
+
+    #[test]
+    fn packed_and_residual_shapes_follow_the_cell() {
+        let call = |cell| plan(cell, 2, 5, &webgpu()).unwrap();
+        assert_eq!(call(kernels::LSTM).packed_shape(), [2, 5, 5]);
+        assert_eq!(call(kernels::GRU).packed_shape(), [2, 4, 5]);
+        assert_eq!(call(kernels::PEEPHOLE_LSTM).residual_width(), 30);
+        assert_eq!(call(kernels::GRU).residual_width(), 20);
+        assert_eq!(call(kernels::RNN).residual_width(), 0);
+    }
+}
