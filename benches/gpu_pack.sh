@@ -21,7 +21,7 @@ fi
 
 rm -rf "$pack"
 mkdir -p "$pack/mnist" "$pack/gl"
-for backend in cuda wgpu; do
+for backend in wgpu cuda; do
   target="target/gpu-$backend"
   echo "gpu_pack: building the $backend binaries in $target"
   cargo build --release -q --target-dir "$target" -p train -p bench --no-default-features \

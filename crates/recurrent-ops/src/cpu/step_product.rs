@@ -71,23 +71,24 @@ struct Product<'a> {
     accumulate: bool,
 }
 
-/// Calls `$block::<R>` for every block of `$max` rows, then once for the rows left (fewer than `$max`).
+/// Calls `$block::<R, $vectors>` for every block of `$max` rows, then once for the rows left (fewer
+/// than `$max`).
 macro_rules! row_blocks {
-    ($self:ident, $max:literal, $block:ident, $($arg:expr),*) => {{
+    ($self:ident, $max:literal, $vectors:literal, $block:ident, $($arg:expr),*) => {{
         let mut r0 = 0;
         while r0 + $max <= $self.rows {
-            $self.$block::<$max>(r0, $($arg),*);
+            $self.$block::<$max, $vectors>(r0, $($arg),*);
             r0 += $max;
         }
         match $self.rows - r0 {
             0 => {}
-            1 => $self.$block::<1>(r0, $($arg),*),
-            2 => $self.$block::<2>(r0, $($arg),*),
-            3 => $self.$block::<3>(r0, $($arg),*),
-            4 => $self.$block::<4>(r0, $($arg),*),
-            5 => $self.$block::<5>(r0, $($arg),*),
-            6 => $self.$block::<6>(r0, $($arg),*),
-            _ => $self.$block::<7>(r0, $($arg),*),
+            1 => $self.$block::<1, $vectors>(r0, $($arg),*),
+            2 => $self.$block::<2, $vectors>(r0, $($arg),*),
+            3 => $self.$block::<3, $vectors>(r0, $($arg),*),
+            4 => $self.$block::<4, $vectors>(r0, $($arg),*),
+            5 => $self.$block::<5, $vectors>(r0, $($arg),*),
+            6 => $self.$block::<6, $vectors>(r0, $($arg),*),
+            _ => $self.$block::<7, $vectors>(r0, $($arg),*),
         }
     }};
 }
@@ -108,6 +109,16 @@ impl Product<'_> {
         }
     }
 
+    /// Asserts that rows `r0..r0 + R` by columns `j0..j0 + width` lie inside `a` and `out`.
+    #[inline(always)]
+    fn check_block<const R: usize>(&self, r0: usize, j0: usize, width: usize, out: &[f32]) {
+        assert!(
+            j0 + width <= self.n
+                && (r0 + R - 1) * self.a_stride + self.k <= self.a.len()
+                && (r0 + R - 1) * self.out_stride + j0 + width <= out.len()
+        );
+    }
+
     /// Blocks of 8 rows × 32 columns (two vectors of 16), the last columns under a mask.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
@@ -117,99 +128,73 @@ impl Product<'_> {
             let width = (self.n - j0).min(32);
             // Lanes of the last vector that hold columns.
             let last = if width > 16 { width - 16 } else { width };
-            let mask = (((1u32 << last) - 1) & 0xffff) as u16;
-            let mask = if last == 16 { u16::MAX } else { mask };
-            if width > 16 {
-                row_blocks!(self, 8, block_avx512_2, j0, mask, out);
+            let mask = if last == 16 {
+                u16::MAX
             } else {
-                row_blocks!(self, 8, block_avx512_1, j0, mask, out);
+                ((1u32 << last) - 1) as u16
+            };
+            if width > 16 {
+                row_blocks!(self, 8, 2, block_avx512, j0, mask, out);
+            } else {
+                row_blocks!(self, 8, 1, block_avx512, j0, mask, out);
             }
             j0 += width;
         }
     }
 
-    /// Rows `r0..r0 + R` by columns `j0..j0 + 32` (the second vector's lanes under `mask`).
+    /// Rows `r0..r0 + R` by the columns of `V` vectors from `j0`, the last one's lanes under `mask`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     #[inline]
-    fn block_avx512_2<const R: usize>(&self, r0: usize, j0: usize, mask: u16, out: &mut [f32]) {
+    fn block_avx512<const R: usize, const V: usize>(
+        &self,
+        r0: usize,
+        j0: usize,
+        mask: u16,
+        out: &mut [f32],
+    ) {
         use std::arch::x86_64::*;
         let (k, n, a_stride, out_stride) = (self.k, self.n, self.a_stride, self.out_stride);
-        let width = 16 + mask.count_ones() as usize;
-        assert!(
-            j0 + width <= n
-                && (r0 + R - 1) * a_stride + k <= self.a.len()
-                && (r0 + R - 1) * out_stride + j0 + width <= out.len()
-        );
+        self.check_block::<R>(r0, j0, 16 * (V - 1) + mask.count_ones() as usize, out);
         let (a, b) = (
             self.a.as_ptr().wrapping_add(r0 * a_stride),
             self.b.as_ptr().wrapping_add(j0),
         );
-        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        let mut bv = [_mm512_setzero_ps(); V];
         for kk in 0..k {
-            // SAFETY: row kk of `b` holds columns j0..j0 + width (`b.len() = k·n`); the mask keeps
-            // the second load within them; row r0 + i of `a` holds k values (asserted above).
+            // SAFETY: row kk of `b` holds the block's columns (`b.len() = k·n`, checked above), the
+            // mask keeping the last load within them; row r0 + i of `a` holds k values.
             unsafe {
-                let b0 = _mm512_loadu_ps(b.add(kk * n));
-                let b1 = _mm512_maskz_loadu_ps(mask, b.add(kk * n + 16));
+                for (v, bv) in bv.iter_mut().enumerate() {
+                    let at = b.add(kk * n + 16 * v);
+                    *bv = if v + 1 < V {
+                        _mm512_loadu_ps(at)
+                    } else {
+                        _mm512_maskz_loadu_ps(mask, at)
+                    };
+                }
                 for (i, acc) in acc.iter_mut().enumerate() {
                     let av = _mm512_set1_ps(*a.add(i * a_stride + kk));
-                    acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
+                    for (acc, bv) in acc.iter_mut().zip(&bv) {
+                        *acc = _mm512_fmadd_ps(av, *bv, *acc);
+                    }
                 }
             }
         }
         for (i, acc) in acc.iter().enumerate() {
-            // SAFETY: row r0 + i of `out` holds columns j0..j0 + width (asserted above).
-            unsafe {
-                let o = out.as_mut_ptr().add((r0 + i) * out_stride + j0);
-                let (mut v0, mut v1) = (acc[0], acc[1]);
-                if self.accumulate {
-                    v0 = _mm512_add_ps(_mm512_loadu_ps(o), v0);
-                    v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o.add(16)), v1);
+            for (v, acc) in acc.iter().enumerate() {
+                // SAFETY: row r0 + i of `out` holds the block's columns (checked above); the mask
+                // keeps the last vector within them.
+                unsafe {
+                    let o = out.as_mut_ptr().add((r0 + i) * out_stride + j0 + 16 * v);
+                    let lanes = if v + 1 < V { u16::MAX } else { mask };
+                    let mut value = *acc;
+                    if self.accumulate {
+                        value = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, o), value);
+                    }
+                    _mm512_mask_storeu_ps(o, lanes, value);
                 }
-                _mm512_storeu_ps(o, v0);
-                _mm512_mask_storeu_ps(o.add(16), mask, v1);
-            }
-        }
-    }
-
-    /// Rows `r0..r0 + R` by the columns of one vector from `j0`, under `mask`.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn block_avx512_1<const R: usize>(&self, r0: usize, j0: usize, mask: u16, out: &mut [f32]) {
-        use std::arch::x86_64::*;
-        let (k, n, a_stride, out_stride) = (self.k, self.n, self.a_stride, self.out_stride);
-        let width = mask.count_ones() as usize;
-        assert!(
-            j0 + width <= n
-                && (r0 + R - 1) * a_stride + k <= self.a.len()
-                && (r0 + R - 1) * out_stride + j0 + width <= out.len()
-        );
-        let (a, b) = (
-            self.a.as_ptr().wrapping_add(r0 * a_stride),
-            self.b.as_ptr().wrapping_add(j0),
-        );
-        let mut acc = [_mm512_setzero_ps(); R];
-        for kk in 0..k {
-            // SAFETY: as in `block_avx512_2`, with one masked vector.
-            unsafe {
-                let b0 = _mm512_maskz_loadu_ps(mask, b.add(kk * n));
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm512_fmadd_ps(_mm512_set1_ps(*a.add(i * a_stride + kk)), b0, *acc);
-                }
-            }
-        }
-        for (i, acc) in acc.iter().enumerate() {
-            // SAFETY: as in `block_avx512_2`.
-            unsafe {
-                let o = out.as_mut_ptr().add((r0 + i) * out_stride + j0);
-                let mut v = *acc;
-                if self.accumulate {
-                    v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), v);
-                }
-                _mm512_mask_storeu_ps(o, mask, v);
             }
         }
     }
@@ -227,19 +212,20 @@ impl Product<'_> {
             // SAFETY: `lanes` holds 8 i32.
             let mask = unsafe { _mm256_loadu_si256(lanes.as_ptr().cast()) };
             if width > 8 {
-                row_blocks!(self, 6, block_avx2_2, j0, last, mask, out);
+                row_blocks!(self, 6, 2, block_avx2, j0, last, mask, out);
             } else {
-                row_blocks!(self, 6, block_avx2_1, j0, last, mask, out);
+                row_blocks!(self, 6, 1, block_avx2, j0, last, mask, out);
             }
             j0 += width;
         }
     }
 
-    /// Rows `r0..r0 + R` by columns `j0..j0 + 8 + last` (the second vector's lanes under `mask`).
+    /// Rows `r0..r0 + R` by the columns of `V` vectors from `j0`, the last one's `last` lanes under
+    /// `mask`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    fn block_avx2_2<const R: usize>(
+    fn block_avx2<const R: usize, const V: usize>(
         &self,
         r0: usize,
         j0: usize,
@@ -249,85 +235,51 @@ impl Product<'_> {
     ) {
         use std::arch::x86_64::*;
         let (k, n, a_stride, out_stride) = (self.k, self.n, self.a_stride, self.out_stride);
-        assert!(
-            j0 + 8 + last <= n
-                && (r0 + R - 1) * a_stride + k <= self.a.len()
-                && (r0 + R - 1) * out_stride + j0 + 8 + last <= out.len()
-        );
+        self.check_block::<R>(r0, j0, 8 * (V - 1) + last, out);
         let (a, b) = (
             self.a.as_ptr().wrapping_add(r0 * a_stride),
             self.b.as_ptr().wrapping_add(j0),
         );
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        let mut acc = [[_mm256_setzero_ps(); V]; R];
+        let mut bv = [_mm256_setzero_ps(); V];
         for kk in 0..k {
-            // SAFETY: as in `block_avx512_2`: the mask keeps the second load within the columns.
+            // SAFETY: as in `block_avx512`: the mask keeps the last load within the columns.
             unsafe {
-                let b0 = _mm256_loadu_ps(b.add(kk * n));
-                let b1 = _mm256_maskload_ps(b.add(kk * n + 8), mask);
+                for (v, bv) in bv.iter_mut().enumerate() {
+                    let at = b.add(kk * n + 8 * v);
+                    *bv = if v + 1 < V {
+                        _mm256_loadu_ps(at)
+                    } else {
+                        _mm256_maskload_ps(at, mask)
+                    };
+                }
                 for (i, acc) in acc.iter_mut().enumerate() {
                     let av = _mm256_set1_ps(*a.add(i * a_stride + kk));
-                    acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
-                    acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                    for (acc, bv) in acc.iter_mut().zip(&bv) {
+                        *acc = _mm256_fmadd_ps(av, *bv, *acc);
+                    }
                 }
             }
         }
         for (i, acc) in acc.iter().enumerate() {
-            // SAFETY: row r0 + i of `out` holds columns j0..j0 + 8 + last (asserted above).
-            unsafe {
-                let o = out.as_mut_ptr().add((r0 + i) * out_stride + j0);
-                let (mut v0, mut v1) = (acc[0], acc[1]);
-                if self.accumulate {
-                    v0 = _mm256_add_ps(_mm256_loadu_ps(o), v0);
-                    v1 = _mm256_add_ps(_mm256_maskload_ps(o.add(8), mask), v1);
+            for (v, acc) in acc.iter().enumerate() {
+                // SAFETY: row r0 + i of `out` holds the block's columns (checked above); the mask
+                // keeps the last vector within them.
+                unsafe {
+                    let o = out.as_mut_ptr().add((r0 + i) * out_stride + j0 + 8 * v);
+                    let mut value = *acc;
+                    if v + 1 < V {
+                        if self.accumulate {
+                            value = _mm256_add_ps(_mm256_loadu_ps(o), value);
+                        }
+                        _mm256_storeu_ps(o, value);
+                    } else {
+                        if self.accumulate {
+                            value = _mm256_add_ps(_mm256_maskload_ps(o, mask), value);
+                        }
+                        _mm256_maskstore_ps(o, mask, value);
+                    }
                 }
-                _mm256_storeu_ps(o, v0);
-                _mm256_maskstore_ps(o.add(8), mask, v1);
-            }
-        }
-    }
-
-    /// Rows `r0..r0 + R` by the `last` columns of one vector from `j0`, under `mask`.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn block_avx2_1<const R: usize>(
-        &self,
-        r0: usize,
-        j0: usize,
-        last: usize,
-        mask: std::arch::x86_64::__m256i,
-        out: &mut [f32],
-    ) {
-        use std::arch::x86_64::*;
-        let (k, n, a_stride, out_stride) = (self.k, self.n, self.a_stride, self.out_stride);
-        assert!(
-            j0 + last <= n
-                && (r0 + R - 1) * a_stride + k <= self.a.len()
-                && (r0 + R - 1) * out_stride + j0 + last <= out.len()
-        );
-        let (a, b) = (
-            self.a.as_ptr().wrapping_add(r0 * a_stride),
-            self.b.as_ptr().wrapping_add(j0),
-        );
-        let mut acc = [_mm256_setzero_ps(); R];
-        for kk in 0..k {
-            // SAFETY: as in `block_avx2_2`, with one masked vector.
-            unsafe {
-                let b0 = _mm256_maskload_ps(b.add(kk * n), mask);
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm256_fmadd_ps(_mm256_set1_ps(*a.add(i * a_stride + kk)), b0, *acc);
-                }
-            }
-        }
-        for (i, acc) in acc.iter().enumerate() {
-            // SAFETY: as in `block_avx2_2`.
-            unsafe {
-                let o = out.as_mut_ptr().add((r0 + i) * out_stride + j0);
-                let mut v = *acc;
-                if self.accumulate {
-                    v = _mm256_add_ps(_mm256_maskload_ps(o, mask), v);
-                }
-                _mm256_maskstore_ps(o, mask, v);
             }
         }
     }

@@ -6,10 +6,13 @@ use cubecl::prelude::*;
 
 use super::kernels;
 
-/// Units a cube is filled to with sequences of a small layer, when the device does not say how many
-/// multiprocessors it has: enough to amortize a barrier (several sequences per cube), few enough to
-/// leave cubes for every multiprocessor of a real GPU at a training batch of 64.
+/// Units a cube is filled to with sequences of a small layer: several sequences share a cube's
+/// barriers and its reads of the recurrent weights.
 const PACKED_UNITS: usize = 256;
+
+/// Multiprocessors assumed where the runtime does not report them (wgpu): a mid-range GPU's count,
+/// so that packing sequences never leaves a GPU's multiprocessors idle at a training batch of 64.
+const ASSUMED_MULTIPROCESSORS: usize = 64;
 
 /// What the device allows, from CubeCL's properties of its client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +26,7 @@ pub struct Limits {
     /// Cubes a launch may have along x.
     pub cubes: usize,
     /// Multiprocessors the device runs cubes on at once, where the runtime reports them (CUDA does,
-    /// wgpu does not).
+    /// wgpu does not: [`ASSUMED_MULTIPROCESSORS`] stands in).
     pub multiprocessors: Option<usize>,
 }
 
@@ -82,7 +85,7 @@ impl Call {
     /// Lays a layer out on a device: as many units per sequence as it has gate columns (whole warps,
     /// within the device's limit), then several sequences per cube while the cube stays within
     /// [`PACKED_UNITS`] (or the gate columns, if more), the device's memory and its units, and the
-    /// batch still gives every multiprocessor a cube where the device reports them.
+    /// batch still gives every multiprocessor a cube.
     pub fn plan(
         cell: u32,
         [batch, time, hidden]: [usize; 3],
@@ -104,15 +107,16 @@ impl Call {
             .min(limits.units)
             .min(limits.cube_dim.0)
             .max(1);
-        let mut sequences = (PACKED_UNITS.max(units) / units)
+        let multiprocessors = limits
+            .multiprocessors
+            .unwrap_or(ASSUMED_MULTIPROCESSORS)
+            .max(1);
+        let sequences = (PACKED_UNITS.max(units) / units)
             .min(limits.units / units)
             .min(limits.shared_memory / needed)
             .min(limits.cube_dim.1)
-            .min(batch)
+            .min(batch.div_ceil(multiprocessors))
             .max(1);
-        if let Some(multiprocessors) = limits.multiprocessors {
-            sequences = sequences.min(batch.div_ceil(multiprocessors.max(1)));
-        }
         let call = Call {
             cell,
             batch,
@@ -250,28 +254,30 @@ mod tests {
 
     #[test]
     fn small_layers_share_cubes_while_every_multiprocessor_keeps_one() {
-        // The reference model's LSTM (G·H = 40: 64 units): four sequences fill 256 units.
+        // The reference model's LSTM (G·H = 40: 64 units) at a training batch of 64: one sequence per
+        // cube keeps 64 multiprocessors (assumed on wgpu) or 132 (an H200) busy.
         let call = plan(kernels::LSTM, 64, 10, &webgpu()).unwrap();
-        assert_eq!((call.sequences, call.cube_count()), (4, 16));
-        assert!(matches!(call.cubes(), CubeCount::Static(16, 1, 1)));
-        // A batch that does not divide: the last cube runs the remainder.
-        let call = plan(kernels::LSTM, 63, 10, &webgpu()).unwrap();
-        assert_eq!((call.sequences, call.cube_count()), (4, 16));
-        // On 132 multiprocessors a batch of 64 keeps one sequence per cube; 1 000 share.
+        assert_eq!((call.sequences, call.cube_count()), (1, 64));
+        assert!(matches!(call.cubes(), CubeCount::Static(64, 1, 1)));
         assert_eq!(plan(kernels::LSTM, 64, 10, &hopper()).unwrap().sequences, 1);
+        // Inference at 1 000: four sequences fill 256 units.
+        let call = plan(kernels::LSTM, 1000, 10, &webgpu()).unwrap();
+        assert_eq!((call.sequences, call.cube_count()), (4, 250));
+        assert!(matches!(call.cube_dim(), CubeDim { x: 64, y: 4, z: 1 }));
         assert_eq!(
             plan(kernels::LSTM, 1000, 10, &hopper()).unwrap().sequences,
             4
         );
-        // Never more sequences than the batch, nor than memory holds.
-        assert_eq!(plan(kernels::RNN, 3, 4, &webgpu()).unwrap().sequences, 3);
+        // A batch that does not divide: the last cube runs the remainder.
+        let call = plan(kernels::LSTM, 1001, 10, &webgpu()).unwrap();
+        assert_eq!((call.sequences, call.cube_count()), (4, 251));
+        // Never more sequences than memory holds, and wide layers run one per cube.
         assert_eq!(
-            plan(kernels::LSTM, 64, 300, &webgpu()).unwrap().sequences,
+            plan(kernels::LSTM, 1000, 300, &webgpu()).unwrap().sequences,
             1
         );
-        // Wide layers: one sequence per cube.
         assert_eq!(
-            plan(kernels::LSTM, 64, 128, &webgpu()).unwrap().sequences,
+            plan(kernels::LSTM, 1000, 128, &webgpu()).unwrap().sequences,
             1
         );
     }
@@ -280,6 +286,7 @@ mod tests {
     fn a_batch_past_the_launch_limit_does_not_run() {
         let limits = Limits {
             cubes: 10,
+            multiprocessors: Some(1),
             ..webgpu()
         };
         assert_eq!(plan(kernels::LSTM, 41, 10, &limits), Err(Unfit::Batch));
