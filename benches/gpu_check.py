@@ -6,6 +6,8 @@ the binaries that `benches/gpu_pack.sh` built elsewhere:
 
   python3 benches/gpu_check.py --pack gpu-check/pack --out OUT [--budget 450]
 
+(or, where only the compressed pack travelled: `tar -xJf gpu-check/pack.tar.xz -C /tmp/g` and --pack /tmp/g/pack).
+
 For each backend: the parity example on every PyTorch fixture in tests/fixtures (the fused kernels against
 real PyTorch, packed sequences included), `bench` on configs/seed.json (the reference model: training at
 batch 64, inference at 64 and 1000) and on configs/permuted-lstm.json (784 steps, hidden 128), and one

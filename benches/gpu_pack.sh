@@ -6,7 +6,9 @@
 #
 #   MNIST_DIR=DIR bash benches/gpu_pack.sh [PACK_DIR]      default PACK_DIR: gpu-check/pack
 #
-# PACK_DIR is ignored by git: MNIST may not be committed, nor should binaries be. The CUDA API version
+# PACK_DIR is ignored by git: MNIST may not be committed, nor should binaries be. PACK_DIR.tar.xz beside it
+# holds the same in about 50 MB (the binaries are ~40 MB each before compression), small enough to travel
+# to a lent machine with the repository. The CUDA API version
 # cudarc compiles against comes from `nvcc` where there is one; without it, from CUDARC_CUDA_VERSION,
 # which this script sets to 13000 (CUDA 13.0: driver 580 or newer, as on the H200 machines this project
 # is lent) unless it is set already. The two builds use their own target directories under target/, so
@@ -36,4 +38,5 @@ done
 cp "$MNIST_DIR"/*-ubyte* "$pack/mnist/"
 # The loader, as the device tool's README brings it; gpu_check.py unpacks it only where none is installed.
 (cd "$pack/gl" && apt-get download libvulkan1 > /dev/null)
-du -sh "$pack" "$pack"/*
+tar -cf - -C "$(dirname "$pack")" "$(basename "$pack")" | xz -T0 -9 > "$pack.tar.xz"
+du -sh "$pack" "$pack"/* "$pack.tar.xz"
