@@ -34,6 +34,23 @@ pub fn gate_count(cell: u32) -> u32 {
     }
 }
 
+/// Rows of the final state after the steps in the packed output: `h` and, for the LSTMs, `c`.
+pub fn state_rows(cell: u32) -> usize {
+    match cell {
+        LSTM | PEEPHOLE_LSTM => 2,
+        _ => 1,
+    }
+}
+
+/// Residual values per step and sequence: the LSTMs' `i, f, g, o, c, tanh c`, the GRU's `r, z, n`
+/// and `W_hn h + b_hn` (the RNN keeps none; the stride is unused there).
+pub fn residual_width(cell: u32, hidden: u32) -> usize {
+    match cell {
+        GRU => 4 * hidden as usize,
+        _ => 6 * hidden as usize,
+    }
+}
+
 #[cube]
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
@@ -79,17 +96,8 @@ pub fn recurrence_forward(
     let steps = time as usize;
     let h = comptime![hidden as usize];
     let gh = comptime![(gate_count(cell) * hidden) as usize];
-    let rows = steps
-        + comptime![if cell == LSTM || cell == PEEPHOLE_LSTM {
-            2usize
-        } else {
-            1usize
-        }];
-    let width = comptime![if cell == GRU {
-        4 * hidden as usize
-    } else {
-        6 * hidden as usize
-    }];
+    let rows = steps + comptime![state_rows(cell)];
+    let width = comptime![residual_width(cell, hidden)];
 
     let mut state = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
     let mut cell_state = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
@@ -241,17 +249,8 @@ pub fn recurrence_backward(
     let steps = time as usize;
     let h = comptime![hidden as usize];
     let gh = comptime![(gate_count(cell) * hidden) as usize];
-    let rows = steps
-        + comptime![if cell == LSTM || cell == PEEPHOLE_LSTM {
-            2usize
-        } else {
-            1usize
-        }];
-    let width = comptime![if cell == GRU {
-        4 * hidden as usize
-    } else {
-        6 * hidden as usize
-    }];
+    let rows = steps + comptime![state_rows(cell)];
+    let width = comptime![residual_width(cell, hidden)];
 
     // carry: dL/dh_t through the recurrent weights (and the GRU's direct path); grad_cell: dL/dc_t;
     // grad_recurrent: the gate gradients as the recurrent product sees them.

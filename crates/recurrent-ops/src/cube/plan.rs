@@ -135,22 +135,20 @@ impl Call {
         kernels::gate_count(self.cell) as usize * self.hidden
     }
 
-    fn has_cell_state(&self) -> bool {
-        matches!(self.cell, kernels::LSTM | kernels::PEEPHOLE_LSTM)
-    }
-
     /// `[batch, time + S, H]`.
     pub fn packed_shape(&self) -> [usize; 3] {
-        let extra = 1 + usize::from(self.has_cell_state());
-        [self.batch, self.time + extra, self.hidden]
+        [
+            self.batch,
+            self.time + kernels::state_rows(self.cell),
+            self.hidden,
+        ]
     }
 
     /// Values per step and sequence of the residuals (none for the tanh RNN).
     pub fn residual_width(&self) -> usize {
         match self.cell {
-            kernels::LSTM | kernels::PEEPHOLE_LSTM => 6 * self.hidden,
-            kernels::GRU => 4 * self.hidden,
-            _ => 0,
+            kernels::RNN => 0,
+            cell => kernels::residual_width(cell, self.hidden as u32),
         }
     }
 
