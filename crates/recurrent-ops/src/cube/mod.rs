@@ -131,11 +131,14 @@ fn peepholes<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     }
 }
 
+/// The initial hidden state `[batch, H]`, and the cell state for the LSTMs.
+type InitialState<R, I, BT> = (Tensor<Cube<R, I, BT>, 2>, Option<Tensor<Cube<R, I, BT>, 2>>);
+
 /// The initial hidden state, and the cell state for the LSTMs, zeros where none was given.
 fn initial_state<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     layer: &FusedLayer<Cube<R, I, BT>>,
     call: Call,
-) -> (Tensor<Cube<R, I, BT>, 2>, Option<Tensor<Cube<R, I, BT>, 2>>) {
+) -> InitialState<R, I, BT> {
     let device = layer.weights.device();
     let zeros = || Tensor::<Cube<R, I, BT>, 2>::zeros([call.batch, call.hidden], &device);
     let state = layer.state.as_ref();
@@ -151,7 +154,7 @@ fn initial_state<R: CubeRuntime, I: IntElement, BT: BoolElement>(
 /// The initial state as the kernels' last two inputs (a placeholder for a cell state the cell lacks).
 fn state_inputs<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     layer: &FusedLayer<Cube<R, I, BT>>,
-    (hidden, cell): (Tensor<Cube<R, I, BT>, 2>, Option<Tensor<Cube<R, I, BT>, 2>>),
+    (hidden, cell): InitialState<R, I, BT>,
 ) -> [Primitive<R, I, BT>; 2] {
     [
         primitive(hidden),
