@@ -2,7 +2,7 @@
 //! steps at once.
 
 use super::chunks::{rows_per_chunk, run, split, split_mut};
-use super::gemm::{Mat, matmul, matmul_on_pool, transpose};
+use super::gemm::{Mat, matmul, tall_product, transpose};
 use super::step_product::small_matmul;
 use super::{Dims, Grads, Initial, Lengths, Params, residual_width};
 use crate::Cell;
@@ -131,22 +131,8 @@ pub fn backward(
     });
 
     let dgh: &[f32] = if cell == Cell::Gru { &dgh } else { &dgx };
-    let previous_hidden = previous_hidden(&dims, cell, forward.packed, initial.hidden);
-    let all_rows = batch * time;
-    let (weight_ih, weight_hh) = rayon::join(
-        || {
-            matmul_on_pool(
-                Mat::rows(x, all_rows, dims.input, dims.input).t(),
-                Mat::rows(&dgx, all_rows, gh, gh),
-            )
-        },
-        || {
-            matmul_on_pool(
-                Mat::rows(&previous_hidden, all_rows, h, h).t(),
-                Mat::rows(dgh, all_rows, gh, gh),
-            )
-        },
-    );
+    let (weight_ih, weight_hh) =
+        weight_grads(&dims, cell, x, forward.packed, initial.hidden, &dgx, dgh);
     let peepholes = (cell == Cell::PeepholeLstm)
         .then(|| peephole_grads(&dims, &dgx, forward.residuals, initial.cell));
     Grads {
@@ -170,20 +156,64 @@ fn zero_past_lengths(x: &[f32], lengths: &[usize], time: usize, width: usize) ->
     out
 }
 
-/// `[batch·time, H]`: the hidden state each step started from (the initial one, or zeros, first).
-fn previous_hidden(dims: &Dims, cell: Cell, packed: &[f32], h0: Option<&[f32]>) -> Vec<f32> {
-    let (time, h) = (dims.time, dims.hidden);
-    let packed_row = dims.packed_row(cell);
-    let mut out = vec![0.0; dims.batch * time * h];
-    if time == 0 {
-        return out;
+/// The gradients of `weight_ih` `[input, G·H]` and `weight_hh` `[H, G·H]`: sums over every
+/// (row, step) of the step's input, or the hidden state it started from, times the gate gradients.
+/// Except for the GRU, whose two products read different gate gradients, both are one product with
+/// `[x | h_prev]`, so that the gate gradients — the large operand, `[batch·time, G·H]` — are read once.
+/// Each element is the same chain of fused multiply-adds as in the two products apart, in the same
+/// order, so the bits do not depend on it.
+#[allow(clippy::too_many_arguments)]
+fn weight_grads(
+    dims: &Dims,
+    cell: Cell,
+    x: &[f32],
+    packed: &[f32],
+    h0: Option<&[f32]>,
+    dgx: &[f32],
+    dgh: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (input, h, gh) = (dims.input, dims.hidden, dims.gates(cell));
+    let all_rows = dims.batch * dims.time;
+    let tall = |data, width| -> Mat<'_> { Mat::rows(data, all_rows, width, width) };
+    if cell == Cell::Gru {
+        let h_prev = step_operands(dims, cell, None, packed, h0);
+        return rayon::join(
+            || tall_product(tall(x, input), tall(dgx, gh)),
+            || tall_product(tall(&h_prev, h), tall(dgh, gh)),
+        );
     }
-    for b in 0..dims.batch {
-        let rows = &mut out[b * time * h..][..time * h];
-        if let Some(h0) = h0 {
-            rows[..h].copy_from_slice(&h0[b * h..][..h]);
+    let xh = step_operands(dims, cell, Some(x), packed, h0);
+    let mut weight_ih = tall_product(tall(&xh, input + h), tall(dgx, gh));
+    let weight_hh = weight_ih.split_off(input * gh);
+    (weight_ih, weight_hh)
+}
+
+/// `[batch·time, input + H]` (or `[batch·time, H]` without `x`): each step's input, then the hidden
+/// state the step started from (the initial one, or zeros, first).
+fn step_operands(
+    dims: &Dims,
+    cell: Cell,
+    x: Option<&[f32]>,
+    packed: &[f32],
+    h0: Option<&[f32]>,
+) -> Vec<f32> {
+    let (time, h) = (dims.time, dims.hidden);
+    let input = if x.is_some() { dims.input } else { 0 };
+    let width = input + h;
+    let packed_row = dims.packed_row(cell);
+    let mut out = vec![0.0; dims.batch * time * width];
+    for (b, rows) in out.chunks_exact_mut(time * width).enumerate() {
+        for (t, row) in rows.chunks_exact_mut(width).enumerate() {
+            let (step_input, hidden) = row.split_at_mut(input);
+            if let Some(x) = x {
+                step_input.copy_from_slice(&x[(b * time + t) * input..][..input]);
+            }
+            if t > 0 {
+                hidden.copy_from_slice(&packed[b * packed_row + (t - 1) * h..][..h]);
+            } else if let Some(h0) = h0 {
+                hidden.copy_from_slice(&h0[b * h..][..h]);
+            }
         }
-        rows[h..].copy_from_slice(&packed[b * packed_row..][..(time - 1) * h]);
     }
     out
 }
@@ -431,5 +461,62 @@ fn gru_step(
         dgh[j] = d_ar;
         dgh[h + j] = d_az;
         dgh[2 * h + j] = d_an * r[j];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7919 + seed * 104_729) % 2011) as f32 / 503.0 - 2.0)
+            .collect()
+    }
+
+    /// The transposed, shared product gives the bits of the two direct ones, `x^T × dgx` and
+    /// `h_prev^T × dgh`, over several blocks of rows and on the pool.
+    #[test]
+    fn weight_grads_are_the_direct_products() {
+        for (cell, batch, time, input, hidden) in [
+            (Cell::Lstm, 3, 5, 28, 10),
+            (Cell::Lstm, 7, 150, 1, 64),
+            (Cell::Gru, 4, 70, 3, 20),
+            (Cell::Rnn, 2, 300, 5, 33),
+        ] {
+            let dims = Dims {
+                batch,
+                time,
+                input,
+                hidden,
+            };
+            let (gh, all_rows) = (dims.gates(cell), batch * time);
+            let x = values(all_rows * input, 1);
+            let packed = values(batch * dims.packed_row(cell), 2);
+            let h0 = values(batch * hidden, 3);
+            let dgx = values(all_rows * gh, 4);
+            let dgh = if cell == Cell::Gru {
+                values(all_rows * gh, 5)
+            } else {
+                dgx.clone()
+            };
+            let (weight_ih, weight_hh) =
+                weight_grads(&dims, cell, &x, &packed, Some(&h0), &dgx, &dgh);
+
+            let h_prev = step_operands(&dims, cell, None, &packed, Some(&h0));
+            let direct = |a: Mat<'_>, d: &[f32]| {
+                let mut out = vec![0.0; a.rows * gh];
+                matmul(a, Mat::rows(d, all_rows, gh, gh), &mut out, gh, false);
+                out
+            };
+            let expected_ih = direct(Mat::rows(&x, all_rows, input, input).t(), &dgx);
+            let expected_hh = direct(Mat::rows(&h_prev, all_rows, hidden, hidden).t(), &dgh);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&weight_ih), bits(&expected_ih), "{cell:?} weight_ih");
+            assert_eq!(bits(&weight_hh), bits(&expected_hh), "{cell:?} weight_hh");
+            // The hidden operand: h0 first, then the packed output's steps.
+            assert_eq!(h_prev[..hidden], h0[..hidden]);
+            assert_eq!(h_prev[hidden..2 * hidden], packed[..hidden]);
+        }
     }
 }

@@ -330,7 +330,7 @@ fn kernel_portable<const R: usize>(
 }
 
 /// Multiply-adds below which [`matmul_on_pool`] computes on the calling thread alone.
-const MIN_WORK_TO_SPLIT: usize = 4_000_000;
+const MIN_WORK_TO_SPLIT: usize = 1_000_000;
 
 /// `a × b` into a new row-major matrix, its rows split into contiguous pieces computed on rayon's
 /// pool when the product is large enough (the weight gradients over all steps of a batch). The bits
@@ -355,6 +355,19 @@ pub fn matmul_on_pool(a: Mat<'_>, b: Mat<'_>) -> Vec<f32> {
             matmul(rows, b, piece, n, false);
         });
     out
+}
+
+/// `a^T × b`, `[a.cols, b.cols]` row-major, for two tall matrices with the same rows (sums over
+/// every row: the weight gradients), on rayon's pool. When `a` is at least a panel of columns wide
+/// the product is computed as `(b^T × a)^T`: `b`, the wide operand, is then packed once, each thread
+/// its own columns, instead of whole by every thread. A fused multiply-add's product does not depend
+/// on the order of its factors, so both ways give the same bits.
+pub fn tall_product(a: Mat<'_>, b: Mat<'_>) -> Vec<f32> {
+    if a.cols >= NR {
+        transpose(&matmul_on_pool(b.t(), a), b.cols, a.cols)
+    } else {
+        matmul_on_pool(a.t(), b)
+    }
 }
 
 /// The transpose of a row-major `rows × cols` matrix, row-major.
