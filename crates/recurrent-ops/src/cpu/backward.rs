@@ -1,7 +1,7 @@
 //! The backward pass of a fused layer: through time in reverse, then the weight gradients over all
 //! steps at once.
 
-use super::chunks::{rows_per_chunk, run, split, split_mut};
+use super::chunks::{MIN_WORK_PER_CHUNK_TRAINING, rows_per_chunk, run, split, split_mut};
 use super::gemm::{Mat, matmul, tall_product, transpose};
 use super::step_product::small_matmul;
 use super::{Dims, Grads, Initial, Lengths, Params, residual_width};
@@ -96,7 +96,12 @@ pub fn backward(
     ];
     let mut dc0 = vec![0.0; if initial.cell.is_some() { batch * h } else { 0 }];
 
-    let rows = rows_per_chunk(batch, 2 * dims.work_per_sequence(cell), None);
+    let rows = rows_per_chunk(
+        batch,
+        2 * dims.work_per_sequence(cell),
+        MIN_WORK_PER_CHUNK_TRAINING,
+        None,
+    );
     let count = batch.div_ceil(rows);
     let h0s = initial.hidden.map(|s| split(s, h, rows, count));
     let c0s = initial.cell.map(|s| split(s, h, rows, count));

@@ -2,24 +2,31 @@
 
 use rayon::prelude::*;
 
-/// Work (multiply-adds) below which a chunk is not worth a thread hand-off.
-const MIN_WORK_PER_CHUNK: usize = 200_000;
+/// Work (multiply-adds) below which a chunk is not worth a thread hand-off, when calls follow each
+/// other (inference: the pool's threads are still awake).
+pub const MIN_WORK_PER_CHUNK: usize = 200_000;
+
+/// The same in training, where each call comes after Burn's own single-threaded operations, so the
+/// pool's threads have gone to sleep and waking one costs a system call: measured on the reference
+/// model (batch 64), its layers ran faster on one thread than split over two.
+pub const MIN_WORK_PER_CHUNK_TRAINING: usize = 8_000_000;
 
 /// Values of a step's state and gates per chunk (128 KiB of f32): a chunk's per-step passes then stay
 /// in the core's L2 cache.
 const MAX_STEP_FLOATS_PER_CHUNK: usize = 1 << 15;
 
 /// Rows per chunk: as many chunks as rayon's current pool has threads, each with at least
-/// [`MIN_WORK_PER_CHUNK`] of work, and no empty chunk; more chunks (rayon shares them out) when a
+/// `min_work` of work, and no empty chunk; more chunks (rayon shares them out) when a
 /// chunk's step would hold more than [`MAX_STEP_FLOATS_PER_CHUNK`] values of `step_floats_per_row`
 /// each (when given), in multiples of 32 rows (the step product's widest block).
 pub fn rows_per_chunk(
     batch: usize,
     work_per_row: usize,
+    min_work: usize,
     step_floats_per_row: Option<usize>,
 ) -> usize {
     let threads = rayon::current_num_threads().max(1);
-    let by_work = (batch * work_per_row) / MIN_WORK_PER_CHUNK;
+    let by_work = (batch * work_per_row) / min_work.max(1);
     let chunks = threads.min(by_work).clamp(1, batch.max(1));
     let rows = batch.div_ceil(chunks).max(1);
     match step_floats_per_row {

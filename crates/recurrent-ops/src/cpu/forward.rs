@@ -1,6 +1,8 @@
 //! The forward pass of a fused layer.
 
-use super::chunks::{rows_per_chunk, run, split, split_mut};
+use super::chunks::{
+    MIN_WORK_PER_CHUNK, MIN_WORK_PER_CHUNK_TRAINING, rows_per_chunk, run, split, split_mut,
+};
 use super::gemm::{Mat, matmul, transpose};
 use super::math::{sigmoid_in_place, tanh_in_place};
 use super::step_product::small_matmul;
@@ -52,9 +54,15 @@ pub fn forward(
     let mut residuals = vec![0.0; dims.batch * residual_row];
     let bias = folded_bias(params);
 
+    let min_work = if keep_residuals {
+        MIN_WORK_PER_CHUNK_TRAINING
+    } else {
+        MIN_WORK_PER_CHUNK
+    };
     let rows = rows_per_chunk(
         dims.batch,
         dims.work_per_sequence(cell),
+        min_work,
         Some(dims.gates(cell) + 2 * h),
     );
     let count = dims.batch.div_ceil(rows);
@@ -127,13 +135,21 @@ fn forward_chunk(
     let mut project = |start: usize, projection: &mut [f32], offsets: &mut Vec<usize>| {
         offsets.clear();
         let mut columns = 0;
-        for t in start..(start + window).min(time) {
+        let end = (start + window).min(time);
+        for t in start..end {
             offsets.push(columns);
-            for r in 0..active(t) {
-                x_time_major[(columns + r) * input..][..input]
-                    .copy_from_slice(&chunk.x[(r * time + t) * input..][..input]);
-            }
             columns += active(t);
+        }
+        // Row by row, so that each row's steps are read in order from memory (step by step, every
+        // row's read touched another line of the input); a row runs until its length.
+        for r in 0..active(start) {
+            let steps = &chunk.x[(r * time + start) * input..(r * time + end) * input];
+            for ((t, step), &offset) in (start..end).zip(steps.chunks_exact(input)).zip(&*offsets) {
+                if chunk.lengths[r] <= t {
+                    break;
+                }
+                x_time_major[(offset + r) * input..][..input].copy_from_slice(step);
+            }
         }
         matmul(
             Mat::rows(params.weight_ih, input, gh, gh).t(),

@@ -330,7 +330,7 @@ fn kernel_portable<const R: usize>(
 }
 
 /// Multiply-adds below which [`matmul_on_pool`] computes on the calling thread alone.
-const MIN_WORK_TO_SPLIT: usize = 1_000_000;
+const MIN_WORK_TO_SPLIT: usize = 4_000_000;
 
 /// `a × b` into a new row-major matrix, its rows split into contiguous pieces computed on rayon's
 /// pool when the product is large enough (the weight gradients over all steps of a batch). The bits
