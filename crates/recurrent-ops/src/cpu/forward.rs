@@ -6,6 +6,7 @@ use super::chunks::{
 use super::gemm::{Mat, matmul, transpose};
 use super::math::{sigmoid_in_place, tanh_in_place};
 use super::step_product::small_matmul;
+use super::transpose::{BLOCK_ROWS, rows_to_columns};
 use super::{Dims, Forward, Initial, Lengths, Params, residual_width};
 use crate::Cell;
 
@@ -124,12 +125,12 @@ fn forward_chunk(
     let active = |t: usize| chunk.lengths.partition_point(|&length| length > t);
 
     // The input projection, `[G·H, columns]` with columns in (step, row) order over the rows running
-    // at each step: one product of the transposed weights with those inputs laid out time-major, for
+    // at each step: one product of the transposed weights with those inputs, for
     // a window of steps at a time, small enough to stay in cache (each element's bits do not depend on
     // which columns are computed with it). `offsets[s]` is the first column of the window's step s.
     let window = (PROJECTION_FLOATS / (gh * all_rows).max(1)).clamp(1, time.max(1));
     let mut offsets = Vec::with_capacity(window);
-    let mut x_time_major = vec![0.0; window * all_rows * input];
+    let mut inputs_t = vec![0.0; window * all_rows * input];
     let mut projection = vec![0.0; gh * window * all_rows];
     let (mut window_start, mut columns) = (0, 0);
     let mut project = |start: usize, projection: &mut [f32], offsets: &mut Vec<usize>| {
@@ -140,20 +141,29 @@ fn forward_chunk(
             offsets.push(columns);
             columns += active(t);
         }
-        // Row by row, so that each row's steps are read in order from memory (step by step, every
-        // row's read touched another line of the input); a row runs until its length.
-        for r in 0..active(start) {
-            let steps = &chunk.x[(r * time + start) * input..(r * time + end) * input];
-            for ((t, step), &offset) in (start..end).zip(steps.chunks_exact(input)).zip(&*offsets) {
-                if chunk.lengths[r] <= t {
+        // The window's inputs feature-major, `[in, columns]`, so that the product packs them as
+        // whole vectors: blocks of rows turned into columns, each block's steps in order (a row's
+        // steps lie together in memory). The rows running at a step are the first.
+        let inputs = &mut inputs_t[..input * columns];
+        for r0 in (0..active(start)).step_by(BLOCK_ROWS) {
+            for (t, &offset) in (start..end).zip(&*offsets) {
+                let rows = active(t).saturating_sub(r0).min(BLOCK_ROWS);
+                if rows == 0 {
                     break;
                 }
-                x_time_major[(offset + r) * input..][..input].copy_from_slice(step);
+                rows_to_columns(
+                    &chunk.x[(r0 * time + t) * input..],
+                    time * input,
+                    rows,
+                    input,
+                    &mut inputs[offset + r0..],
+                    columns,
+                );
             }
         }
         matmul(
             Mat::rows(params.weight_ih, input, gh, gh).t(),
-            Mat::rows(&x_time_major, columns, input, input).t(),
+            Mat::rows(inputs, input, columns, columns),
             &mut projection[..gh * columns],
             columns,
             false,

@@ -100,7 +100,7 @@ pub fn matmul(a: Mat<'_>, b: Mat<'_>, out: &mut [f32], out_stride: usize, accumu
         return;
     }
     let set = instruction_set();
-    let mut b_pack = vec![0.0f32; KC * NC.min(n).next_multiple_of(NR)];
+    let mut b_pack = vec![0.0f32; KC.min(k) * NC.min(n).next_multiple_of(NR)];
     let mut a_pack = [0.0f32; KC * MR];
     let mut block = [[0.0f32; NR]; MR];
     for j0 in (0..n).step_by(NC) {
@@ -386,10 +386,6 @@ mod tests {
     use super::*;
     use crate::cpu::isa::set_instruction_set;
 
-    /// Tests that choose the instruction set run one at a time (the choice is process-wide; the bits
-    /// do not depend on it, so other tests are unaffected).
-    static INSTRUCTION_SET: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
     /// matrixmultiply's sgemm, the products' reference: `out = a × b` (+ `out` when `accumulate`).
     fn sgemm(a: Mat<'_>, b: Mat<'_>, out: &mut [f32], out_stride: usize, accumulate: bool) {
         // SAFETY: the callers pass views that fit their buffers and an output of `a.rows` rows
@@ -425,7 +421,9 @@ mod tests {
     /// transposed and strided operands, stored and accumulated.
     #[test]
     fn every_instruction_set_gives_the_same_bits() {
-        let _serial = INSTRUCTION_SET.lock().unwrap_or_else(|e| e.into_inner());
+        let _serial = crate::cpu::isa::CHOICE_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let shapes = [
             (1, 1, 1),
             (3, 28, 40),

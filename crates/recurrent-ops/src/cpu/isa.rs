@@ -92,6 +92,11 @@ impl std::fmt::Display for Unavailable {
 
 impl std::error::Error for Unavailable {}
 
+/// Tests that choose the instruction set hold this lock, so that they run one at a time (the choice
+/// is process-wide; the bits do not depend on it, so other tests are unaffected).
+#[cfg(test)]
+pub static CHOICE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// 0: not forced (the fastest available); otherwise [`InstructionSet::code`].
 static FORCED: AtomicU8 = AtomicU8::new(0);
 

@@ -58,6 +58,7 @@ mod host;
 mod isa;
 pub mod math;
 mod step_product;
+mod transpose;
 
 pub use backward::{Saved, backward};
 pub use forward::forward;
