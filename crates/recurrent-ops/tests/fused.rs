@@ -407,6 +407,7 @@ fn flex_stacks_match_the_fallback_through_autodiff() {
 /// A GPU backend's CubeCL kernels (wgpu: on a GPU, or Mesa's software Vulkan driver in CI; CUDA: on an
 /// NVIDIA GPU) against the fallback on the CPU: every third case of each cell, wide layers, layers past
 /// WebGPU's 16 KiB of workgroup memory and past the device's own limit, and one stack per cell.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
 macro_rules! gpu_kernel_tests {
     ($module:ident, $backend:ty, $runtime:ty, $why:literal) => {
         mod $module {
