@@ -138,14 +138,20 @@ pub fn backward(
     let dgh: &[f32] = if cell == Cell::Gru { &dgh } else { &dgx };
     let (weight_ih, weight_hh) =
         weight_grads(&dims, cell, x, forward.packed, initial.hidden, &dgx, dgh);
+    // Except for the GRU both biases see the same gate gradients: their sums are computed once.
+    let bias_ih = params.bias_ih.map(|_| column_sums(&dgx, gh));
+    let bias_hh = params.bias_hh.map(|_| match (&bias_ih, cell) {
+        (Some(sums), cell) if cell != Cell::Gru => sums.clone(),
+        _ => column_sums(dgh, gh),
+    });
     let peepholes = (cell == Cell::PeepholeLstm)
         .then(|| peephole_grads(&dims, &dgx, forward.residuals, initial.cell));
     Grads {
         input: input_grad.then_some(dx),
         weight_ih,
         weight_hh,
-        bias_ih: params.bias_ih.map(|_| column_sums(&dgx, gh)),
-        bias_hh: params.bias_hh.map(|_| column_sums(dgh, gh)),
+        bias_ih,
+        bias_hh,
         peepholes,
         hidden: initial.hidden.map(|_| dh0),
         cell: initial.cell.map(|_| dc0),
