@@ -1,5 +1,5 @@
 //! Learning-rate schedules: `optimizer.learning_rate` scaled over the run, batch by batch, as PyTorch's
-//! `LinearLR` warm-up followed by `StepLR` or `CosineAnnealingLR`.
+//! `LinearLR` warm-up followed by `StepLR`, `MultiStepLR` or `CosineAnnealingLR`.
 
 use burn::config::Config;
 use burn::optim::LearningRate;
@@ -31,6 +31,14 @@ pub enum Decay {
         /// Factor of each reduction, in (0, 1].
         gamma: f64,
     },
+    /// Multiplied by `gamma` after each of the listed epochs (PyTorch's `MultiStepLR` stepped per
+    /// epoch): epoch e (1-based) uses `learning_rate · gamma^(milestones below e)`.
+    MultiStep {
+        /// The epochs after which the rate drops, increasing, each at least 1.
+        milestones: Vec<usize>,
+        /// Factor of each reduction, in (0, 1].
+        gamma: f64,
+    },
     /// Half a cosine from `optimizer.learning_rate` down to `min_learning_rate`, reached at the last
     /// batch of `num_epochs` (PyTorch's `CosineAnnealingLR` stepped per batch).
     Cosine {
@@ -42,26 +50,40 @@ pub enum Decay {
 impl ScheduleConfig {
     /// Checks the values against `base`, the optimizer's learning rate.
     pub fn validate(&self, base: f64) -> Result<(), String> {
-        match self.decay {
+        match &self.decay {
             Decay::Constant => Ok(()),
             Decay::Step {
                 every_epochs,
                 gamma,
             } => {
-                if every_epochs == 0 {
+                if *every_epochs == 0 {
                     return Err(
                         "field `lr_schedule.decay.Step.every_epochs` is 0: it must be at least 1"
                             .into(),
                     );
                 }
-                if !(gamma > 0.0 && gamma <= 1.0) {
+                if !(*gamma > 0.0 && *gamma <= 1.0) {
                     return Err(format!(
                         "field `lr_schedule.decay.Step.gamma` is {gamma}: it must be in (0, 1]"
                     ));
                 }
                 Ok(())
             }
+            Decay::MultiStep { milestones, gamma } => {
+                if milestones.first() == Some(&0) || milestones.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(format!(
+                        "field `lr_schedule.decay.MultiStep.milestones` is {milestones:?}: it must list epochs from 1 up, increasing"
+                    ));
+                }
+                if !(*gamma > 0.0 && *gamma <= 1.0) {
+                    return Err(format!(
+                        "field `lr_schedule.decay.MultiStep.gamma` is {gamma}: it must be in (0, 1]"
+                    ));
+                }
+                Ok(())
+            }
             Decay::Cosine { min_learning_rate } => {
+                let min_learning_rate = *min_learning_rate;
                 if !(min_learning_rate >= 0.0 && min_learning_rate <= base) {
                     return Err(format!(
                         "field `lr_schedule.decay.Cosine.min_learning_rate` is {min_learning_rate}: it must be in [0, optimizer.learning_rate = {base}]"
@@ -103,7 +125,7 @@ impl Schedule {
         if batch < warmup {
             return self.base * (batch + 1) as f64 / warmup as f64;
         }
-        match self.config.decay {
+        match &self.config.decay {
             Decay::Constant => self.base,
             Decay::Step {
                 every_epochs,
@@ -112,7 +134,14 @@ impl Schedule {
                 let epoch = batch / self.batches_per_epoch;
                 self.base * gamma.powi((epoch / every_epochs) as i32)
             }
+            Decay::MultiStep { milestones, gamma } => {
+                // Epochs completed before this batch's (0-based index = the 1-based epoch before it).
+                let done = batch / self.batches_per_epoch;
+                let drops = milestones.iter().filter(|&&m| m <= done).count();
+                self.base * gamma.powi(drops as i32)
+            }
             Decay::Cosine { min_learning_rate } => {
+                let min_learning_rate = *min_learning_rate;
                 let total = self.num_epochs * self.batches_per_epoch;
                 let span = total.saturating_sub(warmup + 1).max(1);
                 let progress = ((batch - warmup) as f64 / span as f64).min(1.0);
@@ -187,6 +216,39 @@ mod tests {
     }
 
     #[test]
+    fn multistep_decays_after_each_milestone() {
+        let schedule = ScheduleConfig::new()
+            .with_decay(Decay::MultiStep {
+                milestones: vec![2, 5],
+                gamma: 0.1,
+            })
+            .schedule(1.0, 3, 7);
+        let per_epoch: Vec<f64> = (1..=7).map(|e| schedule.at_epoch(e)).collect();
+        let expected = [1.0, 1.0, 0.1, 0.1, 0.1, 0.01, 0.01];
+        assert!(
+            per_epoch.iter().zip(expected).all(|(&a, b)| close(a, b)),
+            "{per_epoch:?}"
+        );
+        // The drop comes with epoch 3's first batch.
+        assert_eq!(schedule.at(5), 1.0);
+        assert!(close(schedule.at(6), 0.1));
+        // `Step` every n epochs is `MultiStep` at n, 2n, ...
+        let step = ScheduleConfig::new()
+            .with_decay(Decay::Step {
+                every_epochs: 2,
+                gamma: 0.1,
+            })
+            .schedule(1.0, 3, 7);
+        let multi = ScheduleConfig::new()
+            .with_decay(Decay::MultiStep {
+                milestones: vec![2, 4, 6],
+                gamma: 0.1,
+            })
+            .schedule(1.0, 3, 7);
+        assert!((0..21).all(|i| step.at(i) == multi.at(i)));
+    }
+
+    #[test]
     fn cosine_runs_from_base_to_minimum_over_the_run() {
         let schedule = ScheduleConfig::new()
             .with_warmup_epochs(1)
@@ -237,6 +299,29 @@ mod tests {
                 .with_decay(Decay::Cosine { min_learning_rate })
                 .validate(0.1)
         };
+        let multistep = |milestones: Vec<usize>, gamma| {
+            ScheduleConfig::new()
+                .with_decay(Decay::MultiStep { milestones, gamma })
+                .validate(0.1)
+        };
+        assert!(
+            multistep(vec![0, 3], 0.1)
+                .unwrap_err()
+                .contains("milestones")
+        );
+        assert!(
+            multistep(vec![3, 3], 0.1)
+                .unwrap_err()
+                .contains("milestones")
+        );
+        assert!(
+            multistep(vec![5, 3], 0.1)
+                .unwrap_err()
+                .contains("milestones")
+        );
+        assert!(multistep(vec![3], 1.5).unwrap_err().contains("gamma"));
+        assert!(multistep(vec![], 0.5).is_ok());
+        assert!(multistep(vec![22, 35], 0.1).is_ok());
         assert!(cosine(0.2).unwrap_err().contains("min_learning_rate"));
         assert!(cosine(-1.0).is_err());
         assert!(cosine(0.0).is_ok());
