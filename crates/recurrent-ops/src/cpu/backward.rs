@@ -478,12 +478,7 @@ fn gru_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * 7919 + seed * 104_729) % 2011) as f32 / 503.0 - 2.0)
-            .collect()
-    }
+    use crate::cpu::gemm::tests::values;
 
     /// The transposed, shared product gives the bits of the two direct ones, `x^T × dgx` and
     /// `h_prev^T × dgh`, over several blocks of rows and on the pool.

@@ -382,7 +382,7 @@ pub fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cpu::isa::set_instruction_set;
 
@@ -410,7 +410,8 @@ mod tests {
         }
     }
 
-    fn values(len: usize, seed: usize) -> Vec<f32> {
+    /// Deterministic values in [-2, 2), different for each `seed`, for the products' tests.
+    pub(crate) fn values(len: usize, seed: usize) -> Vec<f32> {
         (0..len)
             .map(|i| ((i * 7919 + seed * 104_729) % 2011) as f32 / 503.0 - 2.0)
             .collect()
