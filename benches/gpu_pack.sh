@@ -7,7 +7,7 @@
 #   MNIST_DIR=DIR bash benches/gpu_pack.sh [PACK_DIR]      default PACK_DIR: gpu-check/pack
 #
 # PACK_DIR is ignored by git: MNIST may not be committed, nor should binaries be. PACK_DIR.tar.xz beside it
-# holds the same in about 50 MB (the binaries are ~40 MB each before compression), small enough to travel
+# holds the same in about 40 MB (38 MB here; the binaries are ~40 MB each before compression), small enough to travel
 # to a lent machine with the repository. The CUDA API version
 # cudarc compiles against comes from `nvcc` where there is one; without it, from CUDARC_CUDA_VERSION,
 # which this script sets to 13000 (CUDA 13.0: driver 580 or newer, as on the H200 machines this project

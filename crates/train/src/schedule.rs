@@ -62,12 +62,7 @@ impl ScheduleConfig {
                             .into(),
                     );
                 }
-                if !(*gamma > 0.0 && *gamma <= 1.0) {
-                    return Err(format!(
-                        "field `lr_schedule.decay.Step.gamma` is {gamma}: it must be in (0, 1]"
-                    ));
-                }
-                Ok(())
+                check_gamma("Step", *gamma)
             }
             Decay::MultiStep { milestones, gamma } => {
                 if milestones.first() == Some(&0) || milestones.windows(2).any(|w| w[0] >= w[1]) {
@@ -75,12 +70,7 @@ impl ScheduleConfig {
                         "field `lr_schedule.decay.MultiStep.milestones` is {milestones:?}: it must list epochs from 1 up, increasing"
                     ));
                 }
-                if !(*gamma > 0.0 && *gamma <= 1.0) {
-                    return Err(format!(
-                        "field `lr_schedule.decay.MultiStep.gamma` is {gamma}: it must be in (0, 1]"
-                    ));
-                }
-                Ok(())
+                check_gamma("MultiStep", *gamma)
             }
             Decay::Cosine { min_learning_rate } => {
                 let min_learning_rate = *min_learning_rate;
@@ -103,6 +93,17 @@ impl ScheduleConfig {
             num_epochs,
             batch: 0,
         }
+    }
+}
+
+/// A decay's factor `gamma` must lie in (0, 1]; the error names the field of `variant`.
+fn check_gamma(variant: &str, gamma: f64) -> Result<(), String> {
+    if gamma > 0.0 && gamma <= 1.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "field `lr_schedule.decay.{variant}.gamma` is {gamma}: it must be in (0, 1]"
+        ))
     }
 }
 

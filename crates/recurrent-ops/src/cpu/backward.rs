@@ -140,8 +140,8 @@ pub fn backward(
         weight_grads(&dims, cell, x, forward.packed, initial.hidden, &dgx, dgh);
     // Except for the GRU both biases see the same gate gradients: their sums are computed once.
     let bias_ih = params.bias_ih.map(|_| column_sums(&dgx, gh));
-    let bias_hh = params.bias_hh.map(|_| match (&bias_ih, cell) {
-        (Some(sums), cell) if cell != Cell::Gru => sums.clone(),
+    let bias_hh = params.bias_hh.map(|_| match &bias_ih {
+        Some(sums) if cell != Cell::Gru => sums.clone(),
         _ => column_sums(dgh, gh),
     });
     let peepholes = (cell == Cell::PeepholeLstm)

@@ -125,9 +125,9 @@ fn forward_chunk(
     let active = |t: usize| chunk.lengths.partition_point(|&length| length > t);
 
     // The input projection, `[G·H, columns]` with columns in (step, row) order over the rows running
-    // at each step: one product of the transposed weights with those inputs, for
-    // a window of steps at a time, small enough to stay in cache (each element's bits do not depend on
-    // which columns are computed with it). `offsets[s]` is the first column of the window's step s.
+    // at each step: one product of the transposed weights with those inputs, for a window of steps at
+    // a time, small enough to stay in cache (each element's bits do not depend on which columns are
+    // computed with it). `offsets[s]` is the first column of the window's step s.
     let window = (PROJECTION_FLOATS / (gh * all_rows).max(1)).clamp(1, time.max(1));
     let mut offsets = Vec::with_capacity(window);
     let mut inputs_t = vec![0.0; window * all_rows * input];
