@@ -23,7 +23,7 @@ pub mod pytorch;
 mod record;
 mod stack;
 
-pub use classifier::RecurrentClassifier;
+pub use classifier::{RecurrentClassifier, RecurrentClassifierRecord};
 pub use config::{ConfigError, ModelConfig, RecurrentInit};
 pub use evaluation::Evaluation;
 pub use layer::{LayerInit, RecurrentLayer};

@@ -121,6 +121,17 @@ impl ModelConfig {
                 path: path.to_path_buf(),
                 message: recorder_message(e),
             })?;
+        self.from_record(record, path, device)
+    }
+
+    /// Builds the classifier from a record read by the caller (a training checkpoint nests one), after
+    /// the same checks as [`load`](Self::load); `path` names the record's file in errors.
+    pub fn from_record<B: RecurrentBackend>(
+        &self,
+        record: RecurrentClassifierRecord<B>,
+        path: &Path,
+        device: &B::Device,
+    ) -> Result<RecurrentClassifier<B>, RecordError> {
         self.check(&record, path)?;
         let model = self.init::<B>(device).map_err(|e| RecordError::Load {
             path: path.to_path_buf(),

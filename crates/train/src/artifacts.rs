@@ -78,24 +78,41 @@ impl RunDir {
         self.root.join("checkpoint")
     }
 
+    /// The model checkpoint of `epoch`, a record of [`Trainable`](crate::Trainable).
+    pub fn model_checkpoint(&self, epoch: usize) -> PathBuf {
+        self.checkpoints().join(format!("model-{epoch}.mpk"))
+    }
+
+    /// The epochs with a model checkpoint, complete or not, in increasing order.
+    pub fn checkpoint_epochs(&self) -> Vec<usize> {
+        let Ok(dir) = std::fs::read_dir(self.checkpoints()) else {
+            return Vec::new();
+        };
+        let mut epochs: Vec<usize> = dir
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                name.strip_prefix("model-")?
+                    .strip_suffix(".mpk")?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .collect();
+        epochs.sort_unstable();
+        epochs
+    }
+
     /// The latest epoch with a complete checkpoint (model, optimizer and scheduler all present).
     pub fn last_checkpoint(&self) -> Option<usize> {
-        let dir = std::fs::read_dir(self.checkpoints()).ok()?;
-        dir.filter_map(|entry| {
-            let name = entry.ok()?.file_name().into_string().ok()?;
-            name.strip_prefix("model-")?
-                .strip_suffix(".mpk")?
-                .parse::<usize>()
-                .ok()
-        })
-        .filter(|epoch| {
-            ["optim", "scheduler"].iter().all(|kind| {
-                self.checkpoints()
-                    .join(format!("{kind}-{epoch}.mpk"))
-                    .is_file()
+        self.checkpoint_epochs()
+            .into_iter()
+            .filter(|epoch| {
+                ["optim", "scheduler"].iter().all(|kind| {
+                    self.checkpoints()
+                        .join(format!("{kind}-{epoch}.mpk"))
+                        .is_file()
+                })
             })
-        })
-        .max()
+            .max()
     }
 }
 

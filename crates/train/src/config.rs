@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::clipping::ClippingConfig;
 use crate::schedule::ScheduleConfig;
+use crate::selection::ModelSelection;
 
 /// Everything a training run needs, saved as the run's `config.json`.
 #[derive(Config, Debug, PartialEq)]
@@ -37,6 +38,10 @@ pub struct TrainConfig {
     /// How `optimizer.learning_rate` changes over the run; absent means constant.
     #[config(default = "ScheduleConfig::new()")]
     pub lr_schedule: ScheduleConfig,
+    /// Which epoch's model the run reports (`model.mpk`, tested once): `"last"` (absent means
+    /// this), `"best_valid_accuracy"` or `"best_valid_loss"` (these need `data.validation_size` > 0).
+    #[config(default = "ModelSelection::Last")]
+    pub model_selection: ModelSelection,
 }
 
 /// The optimizer, with the same semantics as its PyTorch namesake.
@@ -224,6 +229,12 @@ impl TrainConfig {
             clipping.validate()?;
         }
         self.lr_schedule.validate(self.optimizer.learning_rate())?;
+        if self.model_selection.uses_validation() && self.data.validation_size == 0 {
+            return Err(format!(
+                "field `model_selection` is \"{}\", but `data.validation_size` is 0, so validation is the test set and choosing on it would make the test figure optimistic; hold out a validation split (e.g. `data.validation_size`: 5000) or use \"last\"",
+                self.model_selection.name()
+            ));
+        }
         for (field, value) in [
             ("batch_size", self.batch_size),
             ("eval_batch_size", self.eval_batch_size),
@@ -311,6 +322,8 @@ fn fill_defaults(config: &mut Value) {
         return;
     };
     top.entry("gradient_clipping").or_insert(Value::Null);
+    top.entry("model_selection")
+        .or_insert_with(|| ModelSelection::Last.name().into());
     top.entry("lr_schedule").or_insert_with(|| {
         serde_json::to_value(ScheduleConfig::new()).expect("schedule serializes")
     });

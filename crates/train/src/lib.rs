@@ -13,6 +13,7 @@ mod optimizer;
 mod recorder;
 mod run;
 pub mod schedule;
+pub mod selection;
 mod source;
 mod step;
 
@@ -21,6 +22,7 @@ pub use clipping::ClippingConfig;
 pub use config::{ConfigFileError, OptimizerConfig, TrainConfig};
 pub use metrics::{EpochMetrics, RunMetrics};
 pub use optimizer::WithOptimizer;
-pub use run::{Display, RunOptions, RunOutcome, TrainError, train, train_sequences};
+pub use run::{Display, RunOptions, RunOutcome, TrainError, finish, train, train_sequences};
 pub use schedule::{Decay, Schedule, ScheduleConfig};
-pub use step::Trainable;
+pub use selection::ModelSelection;
+pub use step::{Trainable, TrainableRecord};

@@ -51,6 +51,11 @@ struct Args {
     /// Replace a previous run in the run directory.
     #[arg(long)]
     overwrite: bool,
+    /// End the run in the run directory at its last completed epoch, without training: the model of
+    /// the epoch its `model_selection` chooses becomes model.mpk and the test set (if held apart) is
+    /// evaluated once on it.
+    #[arg(long, conflicts_with_all = ["resume", "overwrite", "epochs", "seed"])]
+    finish: bool,
     /// Print one line per epoch (and per downloaded file) even in a terminal, instead of Burn's TUI
     /// (and progress bars).
     #[arg(long)]
@@ -99,19 +104,20 @@ fn run(args: Args) -> anyhow::Result<()> {
         .artifacts
         .clone()
         .unwrap_or_else(|| default_run_dir(&config_path));
-    // With --resume the run's own config.json is read, whatever --config says.
-    let source = if args.resume {
+    // With --resume or --finish the run's own config.json is read, whatever --config says.
+    let source = if args.resume || args.finish {
         RunDir::new(&run_dir).config()
     } else {
         config_path.clone()
     };
-    if args.resume {
+    if args.resume || args.finish {
         if args.seed.is_some() {
             bail!("--seed cannot change a run being resumed; start a new run with --artifacts DIR");
         }
         if !source.is_file() {
             bail!(
-                "cannot resume {}: it has no config.json; is this a run directory (see --artifacts)?",
+                "cannot {} {}: it has no config.json; is this a run directory (see --artifacts)?",
+                if args.finish { "finish" } else { "resume" },
                 run_dir.display()
             );
         }
@@ -137,6 +143,17 @@ fn run(args: Args) -> anyhow::Result<()> {
         MnistFiles::locate_or_download(config.data.dir.as_deref(), &mirrors, progress.as_mut())?;
     }
     let device = backend::device(args.device)?;
+    if args.finish {
+        println!("finishing {} on {}", run_dir.display(), backend::NAME);
+        let outcome = train::finish::<backend::Training>(config, run_dir, device)?;
+        if let Some(epoch) = outcome.metrics.model_epoch {
+            println!(
+                "model of epoch {epoch} saved to {}",
+                outcome.run_dir.model_file().display()
+            );
+        }
+        return Ok(());
+    }
     let stop = stop_on_signals()?;
     println!(
         "training on {} ({}): {} -> {}",

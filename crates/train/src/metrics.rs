@@ -59,7 +59,8 @@ pub struct DataFile {
     pub sha256: String,
 }
 
-/// Final test-set evaluation, when validation used held-out training images.
+/// The test-set evaluation of the run's model (of epoch `model_epoch`), made once, when validation
+/// used held-out training images.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestMetrics {
     /// Mean test cross-entropy.
@@ -87,6 +88,10 @@ pub struct RunMetrics {
     pub data_files: Vec<DataFile>,
     /// One entry per completed epoch.
     pub epochs: Vec<EpochMetrics>,
+    /// The epoch whose model is the run's `model.mpk` (and was tested), chosen by the config's
+    /// `model_selection`; absent in files written before the choice existed (the last epoch's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_epoch: Option<usize>,
     /// Test-set numbers of the final model, when the test set was not the validation set.
     pub test: Option<TestMetrics>,
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use burn::optim::Optimizer;
+use burn::record::Recorder as _;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::renderer::MetricsRenderer;
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
@@ -20,8 +21,9 @@ use crate::metrics::{DataFile, RunMetrics, TestMetrics};
 use crate::optimizer::WithOptimizer;
 use crate::recorder::{Halt, Recorder, Stopping};
 use crate::schedule::ScheduleConfig;
+use crate::selection::{KeepCheckpoints, ModelSelection};
 use crate::source::{Loader, RunData, evaluate};
-use crate::step::Trainable;
+use crate::step::{Trainable, TrainableRecord};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +150,17 @@ pub enum TrainError {
         /// Why.
         message: String,
     },
+    /// `--finish` cannot finish this directory.
+    #[error("cannot finish {path}: {message}")]
+    Finish {
+        /// The run directory.
+        path: PathBuf,
+        /// Why, and what to do.
+        message: String,
+    },
+    /// A model checkpoint could not be loaded.
+    #[error(transparent)]
+    Record(#[from] model::RecordError),
 }
 
 /// What an interrupted run keeps, in words.
@@ -254,6 +267,8 @@ fn fit_run<B: RecurrentAutodiffBackend>(
         metrics_path: run_dir.metrics(),
         schedule: config.lr_schedule.clone(),
         batches_per_epoch,
+        selection: config.model_selection,
+        on_disk: run_dir.checkpoint_epochs(),
     };
 
     let clipping = config
@@ -281,10 +296,48 @@ fn fit_run<B: RecurrentAutodiffBackend>(
     if let Ok(summary) = LearnerSummary::new(&run_dir.root, &["Accuracy", "Loss"]) {
         println!("{summary}");
     }
-    save_model(&run_dir, &trained)?;
-    let mut metrics = metrics.lock().expect("metrics lock").clone();
-    if let Some(test) = &loaders.test {
-        let result = evaluate(&trained, test);
+    let metrics = metrics.lock().expect("metrics lock").clone();
+    conclude(
+        &run_dir,
+        config,
+        metrics,
+        trained,
+        loaders.test.as_ref(),
+        &device,
+    )
+}
+
+/// Ends a run: the model of the epoch that `config.model_selection` chooses (`last`, the model in
+/// hand, unless another epoch is chosen; then its checkpoint) becomes `model.mpk`, the test set (if
+/// held apart) is evaluated once on it, and `metrics.json` records both.
+fn conclude<B: RecurrentBackend>(
+    run_dir: &RunDir,
+    config: &TrainConfig,
+    mut metrics: RunMetrics,
+    last: RecurrentClassifier<B>,
+    test: Option<&Loader<B>>,
+    device: &B::Device,
+) -> Result<RunOutcome<B>, TrainError> {
+    let last_epoch = metrics.epochs.iter().map(|e| e.epoch).max();
+    let chosen = config.model_selection.choose(&metrics.epochs);
+    let model = match chosen {
+        Some(epoch) if Some(epoch) != last_epoch => {
+            if let Some(record) = metrics.epochs.iter().find(|e| e.epoch == epoch) {
+                println!(
+                    "model of epoch {epoch} ({}: validation accuracy {:.2}%, loss {:.4})",
+                    config.model_selection.name(),
+                    record.valid_accuracy,
+                    record.valid_loss
+                );
+            }
+            load_checkpoint::<B>(run_dir, config, epoch, device)?
+        }
+        _ => last,
+    };
+    save_model(run_dir, &model)?;
+    metrics.model_epoch = chosen;
+    if let Some(test) = test {
+        let result = evaluate(&model, test);
         println!(
             "test: loss {:.4} accuracy {:.2}% ({} examples)",
             result.loss, result.accuracy, result.items
@@ -299,10 +352,102 @@ fn fit_run<B: RecurrentAutodiffBackend>(
         .save(&run_dir.metrics())
         .map_err(|e| io_error(&run_dir.metrics(), e))?;
     Ok(RunOutcome {
-        model: trained,
+        model,
         metrics,
-        run_dir,
+        run_dir: run_dir.clone(),
     })
+}
+
+/// The classifier in the model checkpoint of `epoch`.
+fn load_checkpoint<B: RecurrentBackend>(
+    run_dir: &RunDir,
+    config: &TrainConfig,
+    epoch: usize,
+    device: &B::Device,
+) -> Result<RecurrentClassifier<B>, TrainError> {
+    let path = run_dir.model_checkpoint(epoch);
+    if !path.is_file() {
+        return Err(TrainError::Finish {
+            path: run_dir.root.clone(),
+            message: format!(
+                "`model_selection` \"{}\" chooses epoch {epoch}, but its checkpoint {} is gone; set `model_selection` in {} to \"last\" to take the last epoch's model instead",
+                config.model_selection.name(),
+                path.display(),
+                run_dir.config().display()
+            ),
+        });
+    }
+    let record: TrainableRecord<B> =
+        ModelRecorder::new()
+            .load(path.clone(), device)
+            .map_err(|e| model::RecordError::Load {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+    Ok(config.model.from_record(record.model, &path, device)?)
+}
+
+/// Finishes a run before its last configured epoch (one stopped by a signal, or on purpose): the
+/// epoch that `config.model_selection` chooses among the completed ones becomes `model.mpk`, and the
+/// test set, when held apart, is evaluated once on it, as at the end of [`train`]. `config` is the
+/// run's own `config.json` (its `data.dir` may be changed to where the data is now). A run that
+/// already has a model or a test figure is refused: a run's test set is evaluated once.
+pub fn finish<B: RecurrentAutodiffBackend>(
+    config: TrainConfig,
+    run_dir: impl Into<PathBuf>,
+    device: B::Device,
+) -> Result<RunOutcome<B::InnerBackend>, TrainError> {
+    let run_dir = RunDir::new(run_dir);
+    let refuse = |message: String| TrainError::Finish {
+        path: run_dir.root.clone(),
+        message,
+    };
+    let metrics = RunMetrics::load(&run_dir.metrics()).map_err(&refuse)?;
+    if let Some(test) = &metrics.test {
+        return Err(refuse(format!(
+            "its test set was already evaluated ({:.2}%, model of epoch {}); a run's test set is evaluated once",
+            test.accuracy,
+            metrics
+                .model_epoch
+                .map_or("last".to_string(), |e| e.to_string())
+        )));
+    }
+    if run_dir.model_file().exists() {
+        return Err(refuse(format!(
+            "it is finished already: {} exists",
+            run_dir.model_file().display()
+        )));
+    }
+    let Some(last) = run_dir.last_checkpoint().or_else(|| {
+        metrics
+            .epochs
+            .iter()
+            .map(|e| e.epoch)
+            .max()
+            .filter(|&e| run_dir.model_checkpoint(e).is_file())
+    }) else {
+        return Err(refuse(format!(
+            "no checkpoint under {}; there is no completed epoch to finish with",
+            run_dir.checkpoints().display()
+        )));
+    };
+    let mut config = config;
+    let run_data = RunData::load(&mut config)?;
+    config.validate().map_err(TrainError::Config)?;
+    let loaders = run_data.loaders::<B>(&config, &run_dir, true, last, &device)?;
+    // Only epochs that are complete and checkpointed count: `metrics.json` may list an epoch past
+    // the last checkpoint if the run stopped while the checkpoint was written.
+    let mut metrics = metrics;
+    metrics.epochs.retain(|e| e.epoch <= last);
+    let last_model = load_checkpoint::<B::InnerBackend>(&run_dir, &config, last, &device)?;
+    conclude(
+        &run_dir,
+        &config,
+        metrics,
+        last_model,
+        loaders.test.as_ref(),
+        &device,
+    )
 }
 
 /// What Burn's Learner needs besides the model and optimizer.
@@ -319,6 +464,8 @@ struct LearnerParts<B: RecurrentAutodiffBackend> {
     metrics_path: PathBuf,
     schedule: ScheduleConfig,
     batches_per_epoch: usize,
+    selection: ModelSelection,
+    on_disk: Vec<usize>,
 }
 
 /// The random draws of training (dropout masks) of every epoch after the first start from a seed of
@@ -372,6 +519,11 @@ where
         SupervisedTraining::new(&parts.run_dir, parts.train_loader, parts.valid_loader)
             .metrics((AccuracyMetric::new(), LossMetric::new()))
             .with_file_checkpointer(ModelRecorder::new())
+            .with_checkpointing_strategy(KeepCheckpoints::new(
+                parts.selection,
+                parts.metrics.clone(),
+                parts.on_disk,
+            ))
             .num_epochs(parts.num_epochs);
     if parts.start_epoch > 0 {
         training = training.checkpoint(parts.start_epoch);
@@ -517,6 +669,7 @@ fn initial_metrics(
         valid_items: run_data.valid_items(),
         data_files,
         epochs,
+        model_epoch: None,
         test: None,
     })
 }

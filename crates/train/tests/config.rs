@@ -142,6 +142,13 @@ fn configs_without_the_newer_keys_mean_todays_behaviour() {
     assert_eq!(seed.lr_schedule, ScheduleConfig::new());
     assert!(!seed.model.bidirectional);
     assert_eq!(seed.model.dropout, 0.0);
+    // A config without `model_selection` reports its last epoch's model, as every run did before.
+    assert!(
+        !serde_json::to_string(&seed_json())
+            .unwrap()
+            .contains("model_selection")
+    );
+    assert_eq!(seed.model_selection, train::ModelSelection::Last);
     let reference = configs_dir().join("../artifacts/reference/config.json");
     let text = std::fs::read_to_string(&reference).unwrap();
     assert!(!text.contains("lr_schedule") && !text.contains("bidirectional"));
@@ -311,6 +318,23 @@ fn senseless_values_are_refused() {
     json["model"]["identity_gate"] = "z".into();
     let err = parse(&json).unwrap_err();
     assert!(err.to_string().contains("identity_gate"), "{err}");
+
+    // Choosing the model on validation needs a validation split that is not the test set.
+    let mut json = seed_json();
+    json["model_selection"] = "best_valid_accuracy".into();
+    let err = parse(&json).unwrap_err();
+    assert!(
+        err.to_string().contains("model_selection") && err.to_string().contains("validation_size"),
+        "{err}"
+    );
+    json["data"]["validation_size"] = 5000.into();
+    assert_eq!(
+        parse(&json).unwrap().model_selection,
+        train::ModelSelection::BestValidAccuracy
+    );
+    json["model_selection"] = "best".into();
+    let err = parse(&json).unwrap_err();
+    assert!(err.to_string().contains("best_valid_loss"), "{err}");
 
     let err = TrainConfig::load("/no/such/config.json").unwrap_err();
     assert!(

@@ -8,8 +8,8 @@ use burn::backend::{Autodiff, NdArray};
 use burn::record::{DefaultRecorder, Recorder};
 use model::RecurrentClassifier;
 use train::{
-    ClippingConfig, Decay, Display, OptimizerConfig, RunOptions, ScheduleConfig, TrainConfig,
-    TrainError,
+    ClippingConfig, Decay, Display, ModelSelection, OptimizerConfig, RunOptions, ScheduleConfig,
+    TrainConfig, TrainError,
 };
 
 type B = Autodiff<NdArray>;
@@ -281,4 +281,83 @@ fn schedules_clipping_and_bidirectional_layers_train_and_resume_exactly() {
         model::pytorch::StateDict::from_classifier(model).tensors
     };
     assert_eq!(exported(&resumed.model), exported(&full.model));
+}
+
+/// The weights of the model checkpoint of `epoch`, in the same order as [`weights`].
+fn checkpoint_weights(dir: &Path, epoch: usize) -> Vec<f32> {
+    let record = DefaultRecorder::new()
+        .load::<train::TrainableRecord<NdArray>>(
+            dir.join(format!("checkpoint/model-{epoch}.mpk")),
+            &Default::default(),
+        )
+        .unwrap();
+    let model: RecurrentClassifier<NdArray> = model::ModelConfig::new(28, 10, 2, 10)
+        .init(&Default::default())
+        .unwrap();
+    let model = burn::module::Module::load_record(model, record.model);
+    model::pytorch::StateDict::from_classifier(&model)
+        .tensors
+        .values()
+        .flat_map(|t| match t {
+            model::pytorch::HostTensor::Float { values, .. } => values.clone(),
+            model::pytorch::HostTensor::Int { .. } => Vec::new(),
+        })
+        .collect()
+}
+
+#[test]
+fn the_model_chosen_on_validation_is_kept_saved_and_tested_once() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut config = small_config(3);
+    config.data.validation_size = 5000;
+    config.data.eval_limit = Some(500);
+    config.model_selection = ModelSelection::BestValidAccuracy;
+    let dir = run_dir("selected");
+    let outcome =
+        train::train::<B>(options(config.clone(), &dir, false), Default::default()).unwrap();
+    let chosen = ModelSelection::BestValidAccuracy
+        .choose(&outcome.metrics.epochs)
+        .unwrap();
+    assert_eq!(outcome.metrics.model_epoch, Some(chosen));
+    assert_eq!(weights(&dir), checkpoint_weights(&dir, chosen));
+    assert!(outcome.metrics.test.is_some());
+    // Kept: the chosen epoch's checkpoint and the last two (for --resume); nothing else.
+    let mut kept = vec![chosen, 2, 3];
+    kept.sort_unstable();
+    kept.dedup();
+    assert_eq!(train::RunDir::new(&dir).checkpoint_epochs(), kept);
+
+    // A run is tested once: finishing a finished run is refused.
+    let err = train::finish::<B>(config.clone(), &dir, Default::default()).unwrap_err();
+    assert!(
+        matches!(err, TrainError::Finish { .. }) && err.to_string().contains("evaluated once"),
+        "{err}"
+    );
+
+    // A run stopped after its last epoch's checkpoint but before its end (what a signal leaves: no
+    // model.mpk, no test), whose validation peaked at epoch 2: `finish` reports epoch 2's model.
+    let metrics_path = dir.join("metrics.json");
+    let mut metrics = train::RunMetrics::load(&metrics_path).unwrap();
+    metrics.test = None;
+    metrics.model_epoch = None;
+    for epoch in &mut metrics.epochs {
+        epoch.valid_accuracy = if epoch.epoch == 2 { 99.0 } else { 50.0 };
+    }
+    metrics.save(&metrics_path).unwrap();
+    std::fs::remove_file(dir.join("model.mpk")).unwrap();
+    let finished = train::finish::<B>(config.clone(), &dir, Default::default()).unwrap();
+    assert_eq!(finished.metrics.model_epoch, Some(2));
+    assert_eq!(weights(&dir), checkpoint_weights(&dir, 2));
+    assert_ne!(weights(&dir), checkpoint_weights(&dir, 3));
+    let test = finished
+        .metrics
+        .test
+        .expect("finish evaluates the test set");
+    assert_eq!(test.items, 500);
+    assert_eq!(
+        train::RunMetrics::load(&metrics_path).unwrap().test,
+        Some(test)
+    );
+    let err = train::finish::<B>(config, &dir, Default::default()).unwrap_err();
+    assert!(err.to_string().contains("evaluated once"), "{err}");
 }
