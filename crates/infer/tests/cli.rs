@@ -39,6 +39,7 @@ const COMMITTED_RUNS: &[&str] = &[
     "pixels-peephole_lstm",
     "permuted-peephole_lstm",
     "pixels-lstm-orthogonal",
+    "permuted-lstm-orthogonal",
 ];
 
 /// How far `infer eval` may be from the figures a run recorded when it was trained: 5 of the 10 000 test
