@@ -40,6 +40,7 @@ const COMMITTED_RUNS: &[&str] = &[
     "permuted-peephole_lstm",
     "pixels-lstm-orthogonal",
     "permuted-lstm-orthogonal",
+    "pixels-peephole_lstm-orthogonal",
 ];
 
 /// How far `infer eval` may be from the figures a run recorded when it was trained: 5 of the 10 000 test
