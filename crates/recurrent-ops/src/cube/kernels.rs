@@ -2,10 +2,13 @@
 //!
 //! One cube (workgroup) runs `sequences` sequences of the batch side by side, one per unit row
 //! (`UNIT_POS_Y`); [`Call::plan`](super::plan::Call::plan) sizes it to the device. A row's units stride
-//! over the gate columns for the recurrent product of a step, then over the hidden units for the gates,
-//! with the state of the step in shared memory and two barriers per step. Rows past the batch (in the
-//! last cube) compute on a copy of the last sequence and write nothing. Weight reads coalesce: the
-//! forward reads `W_hh` `[H, G·H]` along gate columns, the backward its transpose along hidden units.
+//! over the hidden units. Forward, a unit computes its hidden unit's gate columns of the recurrent
+//! product and its state update at once, reading the hidden state from one shared buffer and writing
+//! the other: one barrier per step. Backward, a unit computes its hidden unit's gate gradients, then
+//! (after a barrier) its element of the gradient carried to the step before: two barriers per step.
+//! Rows past the batch (in the last cube) compute on a copy of the last sequence and write nothing.
+//! Weight reads coalesce: the forward reads `W_hh` `[H, G·H]` along hidden units within each gate
+//! block, the backward its transpose along hidden units.
 //! The input projection before the loop and the weight gradients after it are matrix products of
 //! whole sequences, done with Burn's own operations.
 //!
@@ -99,18 +102,17 @@ pub fn recurrence_forward(
     let rows = steps + comptime![state_rows(cell)];
     let width = comptime![residual_width(cell, hidden)];
 
-    let mut state = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
+    // The hidden state in two buffers, one read and the other written by each step, so that a step
+    // needs one barrier; the cell state is read and written by its own unit only.
+    let mut state = SharedMemory::<f32>::new(comptime![(sequences * 2 * hidden) as usize]);
     let mut cell_state = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
-    let mut gates =
-        SharedMemory::<f32>::new(comptime![(sequences * gate_count(cell) * hidden) as usize]);
-    let mut hidden_n = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
     // This row's slices of the shared vectors.
+    let s2h = s * 2 * h;
     let sh = s * h;
-    let sg = s * gh;
 
     let mut u = unit;
     while u < h {
-        state[sh + u] = initial_hidden[b * h + u];
+        state[s2h + u] = initial_hidden[b * h + u];
         if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
             cell_state[sh + u] = initial_cell[b * h + u];
         }
@@ -119,44 +121,39 @@ pub fn recurrence_forward(
     sync_cube();
 
     for t in 0..steps {
+        let read = s2h + (t % 2) * h;
+        let write = s2h + ((t + 1) % 2) * h;
         let row = (b * steps + t) * gh;
-        let mut j = unit;
-        while j < gh {
-            let mut acc = 0.0f32;
-            for k in 0..h {
-                acc += state[sh + k] * weight_hh[k * gh + j];
-            }
-            if comptime![cell == GRU] {
-                if j >= 2 * h {
-                    hidden_n[sh + j - 2 * h] = acc + bias_hn[j - 2 * h];
-                    gates[sg + j] = projection[row + j];
-                } else {
-                    gates[sg + j] = projection[row + j] + acc;
-                }
-            } else {
-                gates[sg + j] = projection[row + j] + acc;
-            }
-            j += threads;
-        }
-        sync_cube();
-
         let out = (b * rows + t) * h;
         let res = (b * steps + t) * width;
         let mut u = unit;
         while u < h {
             if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
+                // The unit's four gate columns of the recurrent product, each summed in k order.
+                let mut a_i = 0.0f32;
+                let mut a_f = 0.0f32;
+                let mut a_g = 0.0f32;
+                let mut a_o = 0.0f32;
+                for k in 0..h {
+                    let x = state[read + k];
+                    let w = k * gh + u;
+                    a_i += x * weight_hh[w];
+                    a_f += x * weight_hh[w + h];
+                    a_g += x * weight_hh[w + 2 * h];
+                    a_o += x * weight_hh[w + 3 * h];
+                }
                 let previous = cell_state[sh + u];
-                let mut input_pre = gates[sg + u];
-                let mut forget_pre = gates[sg + h + u];
+                let mut input_pre = projection[row + u] + a_i;
+                let mut forget_pre = projection[row + h + u] + a_f;
                 if comptime![cell == PEEPHOLE_LSTM] {
                     input_pre += previous * peepholes[u];
                     forget_pre += previous * peepholes[h + u];
                 }
                 let i = sigmoid(input_pre);
                 let f = sigmoid(forget_pre);
-                let g = tanh_of(gates[sg + 2 * h + u]);
+                let g = tanh_of(projection[row + 2 * h + u] + a_g);
                 let c = f * previous + i * g;
-                let mut output_pre = gates[sg + 3 * h + u];
+                let mut output_pre = projection[row + 3 * h + u] + a_o;
                 if comptime![cell == PEEPHOLE_LSTM] {
                     output_pre += c * peepholes[2 * h + u];
                 }
@@ -164,7 +161,7 @@ pub fn recurrence_forward(
                 let tanh_c = tanh_of(c);
                 let next = o * tanh_c;
                 cell_state[sh + u] = c;
-                state[sh + u] = next;
+                state[write + u] = next;
                 if active {
                     packed[out + u] = next;
                 }
@@ -177,12 +174,22 @@ pub fn recurrence_forward(
                     residuals[res + 5 * h + u] = tanh_c;
                 }
             } else if comptime![cell == GRU] {
-                let r = sigmoid(gates[sg + u]);
-                let z = sigmoid(gates[sg + h + u]);
-                let hn = hidden_n[sh + u];
-                let n = tanh_of(gates[sg + 2 * h + u] + r * hn);
-                let next = (1.0 - z) * n + z * state[sh + u];
-                state[sh + u] = next;
+                let mut a_r = 0.0f32;
+                let mut a_z = 0.0f32;
+                let mut a_n = 0.0f32;
+                for k in 0..h {
+                    let x = state[read + k];
+                    let w = k * gh + u;
+                    a_r += x * weight_hh[w];
+                    a_z += x * weight_hh[w + h];
+                    a_n += x * weight_hh[w + 2 * h];
+                }
+                let r = sigmoid(projection[row + u] + a_r);
+                let z = sigmoid(projection[row + h + u] + a_z);
+                let hn = a_n + bias_hn[u];
+                let n = tanh_of(projection[row + 2 * h + u] + r * hn);
+                let next = (1.0 - z) * n + z * state[read + u];
+                state[write + u] = next;
                 if active {
                     packed[out + u] = next;
                 }
@@ -193,8 +200,12 @@ pub fn recurrence_forward(
                     residuals[res + 3 * h + u] = hn;
                 }
             } else {
-                let next = tanh_of(gates[sg + u]);
-                state[sh + u] = next;
+                let mut acc = 0.0f32;
+                for k in 0..h {
+                    acc += state[read + k] * weight_hh[k * gh + u];
+                }
+                let next = tanh_of(projection[row + u] + acc);
+                state[write + u] = next;
                 if active {
                     packed[out + u] = next;
                 }
@@ -205,9 +216,10 @@ pub fn recurrence_forward(
     }
 
     let last = (b * rows + steps) * h;
+    let final_state = s2h + (steps % 2) * h;
     let mut u = unit;
     while u < h && active {
-        packed[last + u] = state[sh + u];
+        packed[last + u] = state[final_state + u];
         if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
             packed[last + h + u] = cell_state[sh + u];
         }

@@ -25,6 +25,8 @@ pub struct Limits {
     pub cube_dim: (usize, usize),
     /// Cubes a launch may have along x.
     pub cubes: usize,
+    /// Units that run in lockstep (a warp, a SIMD group): a sequence's units are a whole number of them.
+    pub plane: usize,
     /// Multiprocessors the device runs cubes on at once, where the runtime reports them (CUDA does,
     /// wgpu does not: [`ASSUMED_MULTIPROCESSORS`] stands in).
     pub multiprocessors: Option<usize>,
@@ -43,6 +45,7 @@ impl Limits {
                 hardware.max_cube_dim.1 as usize,
             ),
             cubes: hardware.max_cube_count.0 as usize,
+            plane: (hardware.plane_size_max as usize).max(1),
             multiprocessors: hardware.num_streaming_multiprocessors.map(|n| n as usize),
         }
     }
@@ -77,14 +80,14 @@ pub struct Call {
     pub hidden: usize,
     /// Sequences one cube runs side by side (its units along y).
     pub sequences: usize,
-    /// Units per sequence (along x), striding over gate columns and hidden units.
+    /// Units per sequence (along x), striding over the hidden units.
     pub units: usize,
 }
 
 impl Call {
-    /// Lays a layer out on a device: as many units per sequence as it has gate columns (whole warps,
+    /// Lays a layer out on a device: as many units per sequence as it has hidden units (whole planes,
     /// within the device's limit), then several sequences per cube while the cube stays within
-    /// [`PACKED_UNITS`] (or the gate columns, if more), the device's memory and its units, and the
+    /// [`PACKED_UNITS`] (or one sequence's units, if more), the device's memory and its units, and the
     /// batch still gives every multiprocessor a cube.
     pub fn plan(
         cell: u32,
@@ -101,9 +104,8 @@ impl Call {
                 offered: limits.shared_memory,
             });
         }
-        let gates = kernels::gate_count(cell) as usize * hidden;
-        let units = gates
-            .next_multiple_of(32)
+        let units = hidden
+            .next_multiple_of(limits.plane.max(1))
             .min(limits.units)
             .min(limits.cube_dim.0)
             .max(1);
@@ -167,8 +169,8 @@ impl Call {
     }
 }
 
-/// Bytes of workgroup memory one sequence's step takes in either kernel: three `[H]` vectors and
-/// one `[G·H]` vector.
+/// Bytes of workgroup memory one sequence's step takes in the larger of the two kernels, the backward:
+/// three `[H]` vectors and one `[G·H]` vector (the forward takes three `[H]` vectors).
 pub fn step_bytes(cell: u32, hidden: usize) -> usize {
     (3 + kernels::gate_count(cell) as usize) * hidden * size_of::<f32>()
 }
@@ -184,6 +186,7 @@ mod tests {
             units: 256,
             cube_dim: (256, 256),
             cubes: 65_535,
+            plane: 32,
             multiprocessors: None,
         }
     }
@@ -195,6 +198,7 @@ mod tests {
             units: 1024,
             cube_dim: (1024, 1024),
             cubes: i32::MAX as usize,
+            plane: 32,
             multiprocessors: Some(132),
         }
     }
@@ -242,40 +246,51 @@ mod tests {
     }
 
     #[test]
-    fn units_cover_the_gate_columns_in_whole_warps_within_the_device() {
+    fn units_cover_the_hidden_units_in_whole_planes_within_the_device() {
         assert_eq!(plan(kernels::RNN, 1, 10, &webgpu()).unwrap().units, 32);
-        assert_eq!(plan(kernels::LSTM, 1, 10, &webgpu()).unwrap().units, 64);
-        assert_eq!(plan(kernels::LSTM, 1, 100, &webgpu()).unwrap().units, 256);
-        assert_eq!(plan(kernels::LSTM, 1, 100, &hopper()).unwrap().units, 416);
-        assert_eq!(plan(kernels::LSTM, 1, 500, &hopper()).unwrap().units, 1024);
+        assert_eq!(plan(kernels::LSTM, 1, 10, &webgpu()).unwrap().units, 32);
+        assert_eq!(plan(kernels::LSTM, 1, 100, &webgpu()).unwrap().units, 128);
+        assert_eq!(plan(kernels::LSTM, 1, 300, &webgpu()).unwrap().units, 256);
+        assert_eq!(plan(kernels::LSTM, 1, 500, &hopper()).unwrap().units, 512);
+        assert_eq!(plan(kernels::LSTM, 1, 1500, &hopper()).unwrap().units, 1024);
+        let simd8 = Limits {
+            plane: 8,
+            ..webgpu()
+        };
+        assert_eq!(plan(kernels::LSTM, 1, 10, &simd8).unwrap().units, 16);
     }
 
     #[test]
     fn small_layers_share_cubes_while_every_multiprocessor_keeps_one() {
-        // The reference model's LSTM (G·H = 40: 64 units) at a training batch of 64: one sequence per
+        // The reference model's LSTM (H = 10: 32 units) at a training batch of 64: one sequence per
         // cube keeps 64 multiprocessors (assumed on wgpu) or 132 (an H200) busy.
         let call = plan(kernels::LSTM, 64, 10, &webgpu()).unwrap();
         assert_eq!((call.sequences, call.cube_count()), (1, 64));
         assert!(matches!(call.cubes(), CubeCount::Static(64, 1, 1)));
         assert_eq!(plan(kernels::LSTM, 64, 10, &hopper()).unwrap().sequences, 1);
-        // Inference at 1 000: four sequences fill 256 units.
+        // Inference at 1 000: eight sequences fill 256 units.
         let call = plan(kernels::LSTM, 1000, 10, &webgpu()).unwrap();
-        assert_eq!((call.sequences, call.cube_count()), (4, 250));
-        assert!(matches!(call.cube_dim(), CubeDim { x: 64, y: 4, z: 1 }));
+        assert_eq!((call.sequences, call.cube_count()), (8, 125));
+        assert!(matches!(call.cube_dim(), CubeDim { x: 32, y: 8, z: 1 }));
         assert_eq!(
             plan(kernels::LSTM, 1000, 10, &hopper()).unwrap().sequences,
-            4
+            8
         );
         // A batch that does not divide: the last cube runs the remainder.
         let call = plan(kernels::LSTM, 1001, 10, &webgpu()).unwrap();
-        assert_eq!((call.sequences, call.cube_count()), (4, 251));
-        // Never more sequences than memory holds, and wide layers run one per cube.
+        assert_eq!((call.sequences, call.cube_count()), (8, 126));
+        // Never more units than PACKED_UNITS, nor sequences than memory holds: wide layers run one
+        // per cube.
         assert_eq!(
             plan(kernels::LSTM, 1000, 300, &webgpu()).unwrap().sequences,
             1
         );
         assert_eq!(
             plan(kernels::LSTM, 1000, 128, &webgpu()).unwrap().sequences,
+            2
+        );
+        assert_eq!(
+            plan(kernels::LSTM, 1000, 500, &hopper()).unwrap().sequences,
             1
         );
     }
@@ -287,8 +302,9 @@ mod tests {
             multiprocessors: Some(1),
             ..webgpu()
         };
-        assert_eq!(plan(kernels::LSTM, 41, 10, &limits), Err(Unfit::Batch));
-        assert!(plan(kernels::LSTM, 40, 10, &limits).is_ok());
+        // Eight sequences per cube: 80 fit in ten cubes, 81 do not.
+        assert_eq!(plan(kernels::LSTM, 81, 10, &limits), Err(Unfit::Batch));
+        assert!(plan(kernels::LSTM, 80, 10, &limits).is_ok());
     }
 
     #[test]
