@@ -178,6 +178,18 @@ pub struct StateDict {
 }
 
 impl StateDict {
+    /// Every float value, tensor after tensor in name order: what two models are compared by.
+    pub fn float_values(&self) -> Vec<f32> {
+        self.tensors
+            .values()
+            .flat_map(|tensor| match tensor {
+                HostTensor::Float { values, .. } => values.as_slice(),
+                HostTensor::Int { .. } => &[],
+            })
+            .copied()
+            .collect()
+    }
+
     /// Reads a `.safetensors` file.
     pub fn read(path: impl AsRef<Path>) -> Result<Self, ImportError> {
         let path = path.as_ref();

@@ -55,25 +55,24 @@ fn options(config: TrainConfig, dir: &Path, resume: bool) -> RunOptions {
     }
 }
 
-fn weights(dir: &Path) -> Vec<f32> {
-    let record = DefaultRecorder::new()
-        .load::<<RecurrentClassifier<NdArray> as burn::module::Module<NdArray>>::Record>(
-            dir.join("model.mpk"),
-            &Default::default(),
-        )
-        .unwrap();
+/// The weights of a classifier record of the config `small_config` trains, as one vector.
+fn flat(
+    record: <RecurrentClassifier<NdArray> as burn::module::Module<NdArray>>::Record,
+) -> Vec<f32> {
     let model: RecurrentClassifier<NdArray> = model::ModelConfig::new(28, 10, 2, 10)
         .init(&Default::default())
         .unwrap();
     let model = burn::module::Module::load_record(model, record);
-    model::pytorch::StateDict::from_classifier(&model)
-        .tensors
-        .values()
-        .flat_map(|t| match t {
-            model::pytorch::HostTensor::Float { values, .. } => values.clone(),
-            model::pytorch::HostTensor::Int { .. } => Vec::new(),
-        })
-        .collect()
+    model::pytorch::StateDict::from_classifier(&model).float_values()
+}
+
+/// The weights of a run's `model.mpk`.
+fn weights(dir: &Path) -> Vec<f32> {
+    flat(
+        DefaultRecorder::new()
+            .load(dir.join("model.mpk"), &Default::default())
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -283,26 +282,15 @@ fn schedules_clipping_and_bidirectional_layers_train_and_resume_exactly() {
     assert_eq!(exported(&resumed.model), exported(&full.model));
 }
 
-/// The weights of the model checkpoint of `epoch`, in the same order as [`weights`].
+/// The weights of the model checkpoint of `epoch`.
 fn checkpoint_weights(dir: &Path, epoch: usize) -> Vec<f32> {
-    let record = DefaultRecorder::new()
-        .load::<train::TrainableRecord<NdArray>>(
+    let record: train::TrainableRecord<NdArray> = DefaultRecorder::new()
+        .load(
             dir.join(format!("checkpoint/model-{epoch}.mpk")),
             &Default::default(),
         )
         .unwrap();
-    let model: RecurrentClassifier<NdArray> = model::ModelConfig::new(28, 10, 2, 10)
-        .init(&Default::default())
-        .unwrap();
-    let model = burn::module::Module::load_record(model, record.model);
-    model::pytorch::StateDict::from_classifier(&model)
-        .tensors
-        .values()
-        .flat_map(|t| match t {
-            model::pytorch::HostTensor::Float { values, .. } => values.clone(),
-            model::pytorch::HostTensor::Int { .. } => Vec::new(),
-        })
-        .collect()
+    flat(record.model)
 }
 
 #[test]
