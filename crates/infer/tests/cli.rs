@@ -41,6 +41,7 @@ const COMMITTED_RUNS: &[&str] = &[
     "pixels-lstm-orthogonal",
     "permuted-lstm-orthogonal",
     "pixels-peephole_lstm-orthogonal",
+    "pixels-lstm-orthogonal-seed1",
 ];
 
 /// How far `infer eval` may be from the figures a run recorded when it was trained: 5 of the 10 000 test
