@@ -428,17 +428,19 @@ macro_rules! gpu_kernel_tests {
             }
 
             /// Batches that do not fill the last cube (the kernels run several small sequences per
-            /// cube) and a batch of one.
+            /// cube) and a batch of one, with the recurrent weights in each unit's registers (hidden
+            /// 6) and staged in workgroup memory (hidden 24, on any device with 16 KiB of it).
             #[test]
             #[ignore = $why]
             fn kernels_run_any_batch_size() {
                 let mut rng = Rng(20);
                 for cell in Cell::ALL {
-                    for batch in [1, 67, 301] {
+                    for (batch, hidden) in [(1, 6), (67, 6), (301, 6), (1, 24), (67, 24), (301, 24)]
+                    {
                         let case = Case {
                             cell,
                             layers: 1,
-                            hidden: 6,
+                            hidden,
                             input: 3,
                             time: 4,
                             batch,

@@ -7,8 +7,12 @@
 //! the other: one barrier per step. Backward, a unit computes its hidden unit's gate gradients, then
 //! (after a barrier) its element of the gradient carried to the step before: two barriers per step.
 //! Rows past the batch (in the last cube) compute on a copy of the last sequence and write nothing.
-//! Weight reads coalesce: the forward reads `W_hh` `[H, G·H]` along hidden units within each gate
-//! block, the backward its transpose along hidden units.
+//! The recurrent weights, read at every step, sit where the plan puts them: in each unit's registers
+//! when a unit's share is small (its `G·H` of them, the loops unrolled), else copied once into the
+//! cube's workgroup memory when they fit beside the state, else in global memory, where the reads
+//! coalesce: the forward reads `W_hh` `[H, G·H]` along hidden units within each gate block, the
+//! backward its transpose along hidden units. The launches are unchecked: the plan sizes every
+//! index (see `ops`).
 //! The input projection before the loop and the weight gradients after it are matrix products of
 //! whole sequences, done with Burn's own operations.
 //!
@@ -67,12 +71,51 @@ fn tanh_of(x: f32) -> f32 {
     select(x < 0.0, -t, t)
 }
 
+/// Copies the recurrent weights (`G·H · H` floats) into the cube's workgroup memory when `staged`,
+/// every unit of the cube taking a share; the caller synchronizes before reading them.
+#[cube]
+fn stage_weights(global: &Tensor<f32>, staged: &mut SharedMemory<f32>, #[comptime] len: usize) {
+    let mut i = UNIT_POS as usize;
+    while i < len {
+        staged[i] = global[i];
+        i += CUBE_DIM as usize;
+    }
+}
+
+/// Where a kernel reads the recurrent weights from (comptime; [`Call::weights`](super::plan::Call)).
+pub const WEIGHTS_GLOBAL: u32 = 0;
+/// Copied once per cube into workgroup memory.
+pub const WEIGHTS_SHARED: u32 = 1;
+/// Each unit's own `G·H` weights held in registers, the loops over them unrolled.
+pub const WEIGHTS_OWN: u32 = 2;
+
+/// A recurrent weight: element `i` of the global (or staged) weights, or element `j` of the unit's own.
+#[cube]
+fn weight(
+    global: &Tensor<f32>,
+    staged: &SharedMemory<f32>,
+    own: &Array<f32>,
+    i: usize,
+    j: usize,
+    #[comptime] place: u32,
+) -> f32 {
+    let mut w = own[0];
+    if comptime![place == WEIGHTS_SHARED] {
+        w = staged[i];
+    } else if comptime![place == WEIGHTS_GLOBAL] {
+        w = global[i];
+    } else {
+        w = own[j];
+    }
+    w
+}
+
 /// Forward through time of `sequences` sequences per cube.
 ///
 /// `projection` holds `x W_ih` plus every bias that adds to it (for the GRU, all of `b_ih` and the
 /// `r, z` parts of `b_hh`); `bias_hn` the GRU's `n` part of `b_hh`, which the reset gate multiplies.
 /// Tensors a cell does not read are passed with one element.
-#[cube(launch)]
+#[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn recurrence_forward(
     projection: &Tensor<f32>,
@@ -89,6 +132,7 @@ pub fn recurrence_forward(
     #[comptime] hidden: u32,
     #[comptime] sequences: u32,
     #[comptime] keep_residuals: bool,
+    #[comptime] place: u32,
 ) {
     let s = UNIT_POS_Y as usize;
     let sequence = CUBE_POS_X as usize * comptime![sequences as usize] + s;
@@ -106,6 +150,40 @@ pub fn recurrence_forward(
     // needs one barrier; the cell state is read and written by its own unit only.
     let mut state = SharedMemory::<f32>::new(comptime![(sequences * 2 * hidden) as usize]);
     let mut cell_state = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
+    // The recurrent weights, copied once per cube when they fit beside the state (`Call::staged`):
+    // every step reads all of them, and workgroup memory serves them faster than global memory.
+    let mut weights = SharedMemory::<f32>::new(comptime![if place == WEIGHTS_SHARED {
+        (gate_count(cell) * hidden * hidden) as usize
+    } else {
+        1
+    }]);
+    if comptime![place == WEIGHTS_SHARED] {
+        stage_weights(
+            weight_hh,
+            &mut weights,
+            comptime![(gate_count(cell) * hidden * hidden) as usize],
+        );
+    }
+    // Or the unit's own columns in registers (the plan gives every hidden unit a unit of its own):
+    // `own[k * G + gate]` is `W_hh[k, gate * H + unit]`.
+    let gates = comptime![gate_count(cell) as usize];
+    let mut own = Array::<f32>::new(comptime![if place == WEIGHTS_OWN {
+        (gate_count(cell) * hidden) as usize
+    } else {
+        1
+    }]);
+    if comptime![place == WEIGHTS_OWN] {
+        let column = select(unit < h, unit, 0);
+        #[unroll]
+        for k in 0..h {
+            #[unroll]
+            for g in 0..gates {
+                own[k * gates + g] = weight_hh[k * gh + g * h + column];
+            }
+        }
+    } else {
+        own[0] = 0.0;
+    }
     // This row's slices of the shared vectors.
     let s2h = s * 2 * h;
     let sh = s * h;
@@ -134,13 +212,15 @@ pub fn recurrence_forward(
                 let mut a_f = 0.0f32;
                 let mut a_g = 0.0f32;
                 let mut a_o = 0.0f32;
+                #[unroll(place == WEIGHTS_OWN)]
                 for k in 0..h {
                     let x = state[read + k];
                     let w = k * gh + u;
-                    a_i += x * weight_hh[w];
-                    a_f += x * weight_hh[w + h];
-                    a_g += x * weight_hh[w + 2 * h];
-                    a_o += x * weight_hh[w + 3 * h];
+                    let j = k * 4;
+                    a_i += x * weight(weight_hh, &weights, &own, w, j, place);
+                    a_f += x * weight(weight_hh, &weights, &own, w + h, j + 1, place);
+                    a_g += x * weight(weight_hh, &weights, &own, w + 2 * h, j + 2, place);
+                    a_o += x * weight(weight_hh, &weights, &own, w + 3 * h, j + 3, place);
                 }
                 let previous = cell_state[sh + u];
                 let mut input_pre = projection[row + u] + a_i;
@@ -177,12 +257,14 @@ pub fn recurrence_forward(
                 let mut a_r = 0.0f32;
                 let mut a_z = 0.0f32;
                 let mut a_n = 0.0f32;
+                #[unroll(place == WEIGHTS_OWN)]
                 for k in 0..h {
                     let x = state[read + k];
                     let w = k * gh + u;
-                    a_r += x * weight_hh[w];
-                    a_z += x * weight_hh[w + h];
-                    a_n += x * weight_hh[w + 2 * h];
+                    let j = k * 3;
+                    a_r += x * weight(weight_hh, &weights, &own, w, j, place);
+                    a_z += x * weight(weight_hh, &weights, &own, w + h, j + 1, place);
+                    a_n += x * weight(weight_hh, &weights, &own, w + 2 * h, j + 2, place);
                 }
                 let r = sigmoid(projection[row + u] + a_r);
                 let z = sigmoid(projection[row + h + u] + a_z);
@@ -201,8 +283,10 @@ pub fn recurrence_forward(
                 }
             } else {
                 let mut acc = 0.0f32;
+                #[unroll(place == WEIGHTS_OWN)]
                 for k in 0..h {
-                    acc += state[read + k] * weight_hh[k * gh + u];
+                    acc +=
+                        state[read + k] * weight(weight_hh, &weights, &own, k * gh + u, k, place);
                 }
                 let next = tanh_of(projection[row + u] + acc);
                 state[write + u] = next;
@@ -233,7 +317,7 @@ pub fn recurrence_forward(
 /// for the GRU's `n` gate, of `x W_in + b_in`), for the GRU the gradient of `W_hn h + b_hn`
 /// `[batch, time, H]` in `grad_hidden_n`, and the gradients of the initial hidden and cell states in
 /// `grad_initial` `[batch, 2, H]`.
-#[cube(launch)]
+#[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn recurrence_backward(
     packed: &Tensor<f32>,
@@ -251,6 +335,7 @@ pub fn recurrence_backward(
     #[comptime] cell: u32,
     #[comptime] hidden: u32,
     #[comptime] sequences: u32,
+    #[comptime] place: u32,
 ) {
     let s = UNIT_POS_Y as usize;
     let sequence = CUBE_POS_X as usize * comptime![sequences as usize] + s;
@@ -263,6 +348,35 @@ pub fn recurrence_backward(
     let gh = comptime![(gate_count(cell) * hidden) as usize];
     let rows = steps + comptime![state_rows(cell)];
     let width = comptime![residual_width(cell, hidden)];
+
+    // The transposed recurrent weights, copied once per cube when they fit (`Call::staged`).
+    let mut weights = SharedMemory::<f32>::new(comptime![if place == WEIGHTS_SHARED {
+        (gate_count(cell) * hidden * hidden) as usize
+    } else {
+        1
+    }]);
+    if comptime![place == WEIGHTS_SHARED] {
+        stage_weights(
+            weight_hh_t,
+            &mut weights,
+            comptime![(gate_count(cell) * hidden * hidden) as usize],
+        );
+    }
+    // Or the unit's own row of them in registers: `own[j]` is `W_hh^T[j, unit]`.
+    let mut own = Array::<f32>::new(comptime![if place == WEIGHTS_OWN {
+        (gate_count(cell) * hidden) as usize
+    } else {
+        1
+    }]);
+    if comptime![place == WEIGHTS_OWN] {
+        let column = select(unit < h, unit, 0);
+        #[unroll]
+        for j in 0..gh {
+            own[j] = weight_hh_t[j * h + column];
+        }
+    } else {
+        own[0] = 0.0;
+    }
 
     // carry: dL/dh_t through the recurrent weights (and the GRU's direct path); grad_cell: dL/dc_t;
     // grad_recurrent: the gate gradients as the recurrent product sees them.
@@ -364,8 +478,10 @@ pub fn recurrence_backward(
         let mut k = unit;
         while k < h {
             let mut acc = direct[sh + k];
+            #[unroll(place == WEIGHTS_OWN)]
             for j in 0..gh {
-                acc += grad_recurrent[sg + j] * weight_hh_t[j * h + k];
+                acc += grad_recurrent[sg + j]
+                    * weight(weight_hh_t, &weights, &own, j * h + k, j, place);
             }
             carry[sh + k] = acc;
             k += threads;

@@ -81,6 +81,7 @@ fn kernel_call<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     let cell = layer.weights.cell;
     let hidden = layer.weights.hidden_size();
     let [batch, time, _] = layer.input.dims();
+    check_shapes(layer, batch, hidden);
     let limits = Limits::of::<R>(&layer.weights.device());
     let why = match Call::plan(cell_code(cell), [batch, time, hidden], &limits) {
         Ok(call) => return Some(call),
@@ -97,6 +98,40 @@ fn kernel_call<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     };
     UNFIT.call_once(|| eprintln!("recurrent-ops: {why}; such layers run step by step"));
     None
+}
+
+/// The shapes the kernels index by: their launches are unchecked, so a layer whose recurrent weights,
+/// peepholes or initial state disagree with its hidden size and batch stops here, as a mismatched
+/// shape stops any Burn operation.
+fn check_shapes<R: CubeRuntime, I: IntElement, BT: BoolElement>(
+    layer: &FusedLayer<Cube<R, I, BT>>,
+    batch: usize,
+    hidden: usize,
+) {
+    let w = &layer.weights;
+    let cell = w.cell;
+    assert_eq!(
+        w.weight_hh.dims(),
+        [hidden, cell.gates() * hidden],
+        "a {cell} layer's recurrent weights are [H, G·H]"
+    );
+    for peephole in w.peepholes.iter().flatten() {
+        assert_eq!(peephole.dims(), [hidden], "a peephole vector is [H]");
+    }
+    if let Some(state) = &layer.state {
+        assert_eq!(
+            state.hidden.dims(),
+            [batch, hidden],
+            "the initial hidden state is [batch, H]"
+        );
+        if let Some(c) = &state.cell {
+            assert_eq!(
+                c.dims(),
+                [batch, hidden],
+                "the initial cell state is [batch, H]"
+            );
+        }
+    }
 }
 
 fn primitive<R: CubeRuntime, I: IntElement, BT: BoolElement, const D: usize>(

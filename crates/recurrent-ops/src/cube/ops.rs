@@ -89,25 +89,33 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
         let packed = empty(&projection, packed_ir.shape.clone());
         let residuals = empty(&projection, residuals_ir.shape.clone());
         let client = projection.client.clone();
-        kernels::recurrence_forward::launch::<R>(
-            &client,
-            call.cubes(),
-            call.cube_dim(),
-            projection.into_tensor_arg(),
-            weight_hh.into_tensor_arg(),
-            bias_hn.into_tensor_arg(),
-            peepholes.into_tensor_arg(),
-            hidden.into_tensor_arg(),
-            cell.into_tensor_arg(),
-            packed.clone().into_tensor_arg(),
-            residuals.clone().into_tensor_arg(),
-            call.time as u32,
-            call.batch as u32,
-            call.cell,
-            call.hidden as u32,
-            call.sequences as u32,
-            self.keep_residuals,
-        );
+        // SAFETY: unchecked launches skip CubeCL's bounds checks; every index the kernels form is in
+        // bounds: `Call::plan` sizes the cube, its workgroup memory and the registers, rows past the
+        // batch read the last sequence and write nothing, the outputs are allocated here with the
+        // call's shapes, and the inputs' shapes were checked against the call (`check_shapes` for
+        // the weights and state, Burn's own operations for the projection and gradients).
+        unsafe {
+            kernels::recurrence_forward::launch_unchecked::<R>(
+                &client,
+                call.cubes(),
+                call.cube_dim(),
+                projection.into_tensor_arg(),
+                weight_hh.into_tensor_arg(),
+                bias_hn.into_tensor_arg(),
+                peepholes.into_tensor_arg(),
+                hidden.into_tensor_arg(),
+                cell.into_tensor_arg(),
+                packed.clone().into_tensor_arg(),
+                residuals.clone().into_tensor_arg(),
+                call.time as u32,
+                call.batch as u32,
+                call.cell,
+                call.hidden as u32,
+                call.sequences as u32,
+                self.keep_residuals,
+                call.weights,
+            );
+        }
         handles.register_float_tensor::<Inner<R, I, BT>>(&packed_ir.id, packed);
         handles.register_float_tensor::<Inner<R, I, BT>>(&residuals_ir.id, residuals);
     }
@@ -167,26 +175,34 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
         let grad_hidden_n = empty(&packed, hidden_n_ir.shape.clone());
         let grad_initial = empty(&packed, initial_ir.shape.clone());
         let client = packed.client.clone();
-        kernels::recurrence_backward::launch::<R>(
-            &client,
-            call.cubes(),
-            call.cube_dim(),
-            packed.into_tensor_arg(),
-            residuals.into_tensor_arg(),
-            grad.into_tensor_arg(),
-            weight_hh_t.into_tensor_arg(),
-            peepholes.into_tensor_arg(),
-            hidden.into_tensor_arg(),
-            cell.into_tensor_arg(),
-            grad_gates.clone().into_tensor_arg(),
-            grad_hidden_n.clone().into_tensor_arg(),
-            grad_initial.clone().into_tensor_arg(),
-            call.time as u32,
-            call.batch as u32,
-            call.cell,
-            call.hidden as u32,
-            call.sequences as u32,
-        );
+        // SAFETY: unchecked launches skip CubeCL's bounds checks; every index the kernels form is in
+        // bounds: `Call::plan` sizes the cube, its workgroup memory and the registers, rows past the
+        // batch read the last sequence and write nothing, the outputs are allocated here with the
+        // call's shapes, and the inputs' shapes were checked against the call (`check_shapes` for
+        // the weights and state, Burn's own operations for the projection and gradients).
+        unsafe {
+            kernels::recurrence_backward::launch_unchecked::<R>(
+                &client,
+                call.cubes(),
+                call.cube_dim(),
+                packed.into_tensor_arg(),
+                residuals.into_tensor_arg(),
+                grad.into_tensor_arg(),
+                weight_hh_t.into_tensor_arg(),
+                peepholes.into_tensor_arg(),
+                hidden.into_tensor_arg(),
+                cell.into_tensor_arg(),
+                grad_gates.clone().into_tensor_arg(),
+                grad_hidden_n.clone().into_tensor_arg(),
+                grad_initial.clone().into_tensor_arg(),
+                call.time as u32,
+                call.batch as u32,
+                call.cell,
+                call.hidden as u32,
+                call.sequences as u32,
+                call.weights,
+            );
+        }
         handles.register_float_tensor::<Inner<R, I, BT>>(&gates_ir.id, grad_gates);
         handles.register_float_tensor::<Inner<R, I, BT>>(&hidden_n_ir.id, grad_hidden_n);
         handles.register_float_tensor::<Inner<R, I, BT>>(&initial_ir.id, grad_initial);

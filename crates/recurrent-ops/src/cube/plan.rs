@@ -10,6 +10,10 @@ use super::kernels;
 /// barriers and its reads of the recurrent weights.
 const PACKED_UNITS: usize = 256;
 
+/// The most recurrent weights (`G·H`, one unit's share) a unit holds in registers: the reference
+/// model's LSTM (H = 10, 40 weights) does; wider layers stage them in workgroup memory.
+const OWN_WEIGHTS: usize = 64;
+
 /// Multiprocessors assumed where the runtime does not report them (wgpu): a mid-range GPU's count,
 /// so that packing sequences never leaves a GPU's multiprocessors idle at a training batch of 64.
 const ASSUMED_MULTIPROCESSORS: usize = 64;
@@ -82,6 +86,10 @@ pub struct Call {
     pub sequences: usize,
     /// Units per sequence (along x), striding over the hidden units.
     pub units: usize,
+    /// Where the kernels read the recurrent weights from at every step: each unit's own in registers
+    /// (small layers), a copy in the cube's workgroup memory (when it fits beside the state), or
+    /// global memory ([`kernels::WEIGHTS_OWN`], [`kernels::WEIGHTS_SHARED`], [`kernels::WEIGHTS_GLOBAL`]).
+    pub weights: u32,
 }
 
 impl Call {
@@ -113,9 +121,17 @@ impl Call {
             .multiprocessors
             .unwrap_or(ASSUMED_MULTIPROCESSORS)
             .max(1);
+        let own = units >= hidden && kernels::gate_count(cell) as usize * hidden <= OWN_WEIGHTS;
+        let staged = !own && needed + weight_bytes(cell, hidden) <= limits.shared_memory;
+        let available = limits.shared_memory
+            - if staged {
+                weight_bytes(cell, hidden)
+            } else {
+                0
+            };
         let sequences = (PACKED_UNITS.max(units) / units)
             .min(limits.units / units)
-            .min(limits.shared_memory / needed)
+            .min(available / needed)
             .min(limits.cube_dim.1)
             .min(batch.div_ceil(multiprocessors))
             .max(1);
@@ -126,6 +142,13 @@ impl Call {
             hidden,
             sequences,
             units,
+            weights: if own {
+                kernels::WEIGHTS_OWN
+            } else if staged {
+                kernels::WEIGHTS_SHARED
+            } else {
+                kernels::WEIGHTS_GLOBAL
+            },
         };
         if call.cube_count() > limits.cubes {
             return Err(Unfit::Batch);
@@ -167,6 +190,12 @@ impl Call {
     pub fn cube_dim(&self) -> CubeDim {
         CubeDim::new_2d(self.units as u32, self.sequences as u32)
     }
+}
+
+/// Bytes of the recurrent weights (`G·H · H` floats), which a cube stages in its workgroup memory
+/// when they fit beside one sequence's state.
+pub fn weight_bytes(cell: u32, hidden: usize) -> usize {
+    kernels::gate_count(cell) as usize * hidden * hidden * size_of::<f32>()
 }
 
 /// Bytes of workgroup memory one sequence's step takes in the larger of the two kernels, the backward:
@@ -293,6 +322,32 @@ mod tests {
             plan(kernels::LSTM, 1000, 500, &hopper()).unwrap().sequences,
             1
         );
+    }
+
+    #[test]
+    fn recurrent_weights_sit_in_registers_then_workgroup_memory_then_global_memory() {
+        use kernels::{GRU, LSTM, RNN, WEIGHTS_GLOBAL, WEIGHTS_OWN, WEIGHTS_SHARED};
+        let at = |cell, hidden, limits: &Limits| plan(cell, 64, hidden, limits).unwrap().weights;
+        // Up to 64 weights a unit: the reference model's LSTM (40), an RNN of 64.
+        assert_eq!(at(LSTM, 10, &webgpu()), WEIGHTS_OWN);
+        assert_eq!(at(LSTM, 16, &webgpu()), WEIGHTS_OWN);
+        assert_eq!(at(GRU, 21, &webgpu()), WEIGHTS_OWN);
+        assert_eq!(at(RNN, 64, &webgpu()), WEIGHTS_OWN);
+        // Then all G·H·H of them in workgroup memory beside one sequence's state: 16H² + 28H bytes
+        // for the LSTM, within 16 KiB up to H = 31.
+        assert_eq!(at(LSTM, 17, &webgpu()), WEIGHTS_SHARED);
+        assert_eq!(at(LSTM, 31, &webgpu()), WEIGHTS_SHARED);
+        assert_eq!(at(LSTM, 32, &webgpu()), WEIGHTS_GLOBAL);
+        assert_eq!(at(LSTM, 100, &hopper()), WEIGHTS_SHARED);
+        assert_eq!(at(LSTM, 300, &hopper()), WEIGHTS_GLOBAL);
+        // Staged weights leave the rest of the memory to packed sequences (672 bytes each at H = 24).
+        let call = plan(LSTM, 1000, 24, &webgpu()).unwrap();
+        assert_eq!((call.weights, call.sequences), (WEIGHTS_SHARED, 8));
+        let tight = Limits {
+            shared_memory: 16 * 24 * 24 + 3 * 672,
+            ..webgpu()
+        };
+        assert_eq!(plan(LSTM, 1000, 24, &tight).unwrap().sequences, 3);
     }
 
     #[test]
