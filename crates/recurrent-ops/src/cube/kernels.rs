@@ -89,6 +89,22 @@ pub const WEIGHTS_SHARED: u32 = 1;
 /// Each unit's own `G·H` weights held in registers, the loops over them unrolled.
 pub const WEIGHTS_OWN: u32 = 2;
 
+/// Floats of the workgroup copy of the recurrent weights (all `G·H·H` when staged, else a placeholder).
+fn staged_len(place: u32, cell: u32, hidden: u32) -> usize {
+    match place {
+        WEIGHTS_SHARED => (gate_count(cell) * hidden * hidden) as usize,
+        _ => 1,
+    }
+}
+
+/// Floats of a unit's own recurrent weights (its `G·H` when they sit in registers, else a placeholder).
+fn own_len(place: u32, cell: u32, hidden: u32) -> usize {
+    match place {
+        WEIGHTS_OWN => (gate_count(cell) * hidden) as usize,
+        _ => 1,
+    }
+}
+
 /// A recurrent weight: element `i` of the global (or staged) weights, or element `j` of the unit's own.
 #[cube]
 fn weight(
@@ -150,28 +166,20 @@ pub fn recurrence_forward(
     // needs one barrier; the cell state is read and written by its own unit only.
     let mut state = SharedMemory::<f32>::new(comptime![(sequences * 2 * hidden) as usize]);
     let mut cell_state = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
-    // The recurrent weights, copied once per cube when they fit beside the state (`Call::staged`):
-    // every step reads all of them, and workgroup memory serves them faster than global memory.
-    let mut weights = SharedMemory::<f32>::new(comptime![if place == WEIGHTS_SHARED {
-        (gate_count(cell) * hidden * hidden) as usize
-    } else {
-        1
-    }]);
+    // The recurrent weights, copied once per cube when they fit beside the state (`Call::weights`):
+    // every step reads all of them.
+    let mut weights = SharedMemory::<f32>::new(comptime![staged_len(place, cell, hidden)]);
     if comptime![place == WEIGHTS_SHARED] {
         stage_weights(
             weight_hh,
             &mut weights,
-            comptime![(gate_count(cell) * hidden * hidden) as usize],
+            comptime![staged_len(place, cell, hidden)],
         );
     }
     // Or the unit's own columns in registers (the plan gives every hidden unit a unit of its own):
     // `own[k * G + gate]` is `W_hh[k, gate * H + unit]`.
     let gates = comptime![gate_count(cell) as usize];
-    let mut own = Array::<f32>::new(comptime![if place == WEIGHTS_OWN {
-        (gate_count(cell) * hidden) as usize
-    } else {
-        1
-    }]);
+    let mut own = Array::<f32>::new(comptime![own_len(place, cell, hidden)]);
     if comptime![place == WEIGHTS_OWN] {
         let column = select(unit < h, unit, 0);
         #[unroll]
@@ -349,25 +357,17 @@ pub fn recurrence_backward(
     let rows = steps + comptime![state_rows(cell)];
     let width = comptime![residual_width(cell, hidden)];
 
-    // The transposed recurrent weights, copied once per cube when they fit (`Call::staged`).
-    let mut weights = SharedMemory::<f32>::new(comptime![if place == WEIGHTS_SHARED {
-        (gate_count(cell) * hidden * hidden) as usize
-    } else {
-        1
-    }]);
+    // The transposed recurrent weights, copied once per cube when they fit (`Call::weights`).
+    let mut weights = SharedMemory::<f32>::new(comptime![staged_len(place, cell, hidden)]);
     if comptime![place == WEIGHTS_SHARED] {
         stage_weights(
             weight_hh_t,
             &mut weights,
-            comptime![(gate_count(cell) * hidden * hidden) as usize],
+            comptime![staged_len(place, cell, hidden)],
         );
     }
     // Or the unit's own row of them in registers: `own[j]` is `W_hh^T[j, unit]`.
-    let mut own = Array::<f32>::new(comptime![if place == WEIGHTS_OWN {
-        (gate_count(cell) * hidden) as usize
-    } else {
-        1
-    }]);
+    let mut own = Array::<f32>::new(comptime![own_len(place, cell, hidden)]);
     if comptime![place == WEIGHTS_OWN] {
         let column = select(unit < h, unit, 0);
         #[unroll]

@@ -175,11 +175,8 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
         let grad_hidden_n = empty(&packed, hidden_n_ir.shape.clone());
         let grad_initial = empty(&packed, initial_ir.shape.clone());
         let client = packed.client.clone();
-        // SAFETY: unchecked launches skip CubeCL's bounds checks; every index the kernels form is in
-        // bounds: `Call::plan` sizes the cube, its workgroup memory and the registers, rows past the
-        // batch read the last sequence and write nothing, the outputs are allocated here with the
-        // call's shapes, and the inputs' shapes were checked against the call (`check_shapes` for
-        // the weights and state, Burn's own operations for the projection and gradients).
+        // SAFETY: as for the forward launch: the plan bounds every index, the gradients are
+        // allocated here and the inputs have the call's shapes.
         unsafe {
             kernels::recurrence_backward::launch_unchecked::<R>(
                 &client,
