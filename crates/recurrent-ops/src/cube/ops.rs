@@ -89,11 +89,11 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
         let packed = empty(&projection, packed_ir.shape.clone());
         let residuals = empty(&projection, residuals_ir.shape.clone());
         let client = projection.client.clone();
-        // SAFETY: unchecked launches skip CubeCL's bounds checks; every index the kernels form is in
-        // bounds: `Call::plan` sizes the cube, its workgroup memory and the registers, rows past the
-        // batch read the last sequence and write nothing, the outputs are allocated here with the
-        // call's shapes, and the inputs' shapes were checked against the call (`check_shapes` for
-        // the weights and state, Burn's own operations for the projection and gradients).
+        // Unchecked launches skip CubeCL's bounds checks. `Call::plan` sizes the cube, its workgroup
+        // memory and the registers; rows past the batch read the last sequence and write nothing; the
+        // inputs' shapes were checked against the call (`check_shapes` for the weights and state,
+        // Burn's own operations for the projection and gradients).
+        // SAFETY: so every index the kernel forms is in bounds; the outputs are allocated here.
         unsafe {
             kernels::recurrence_forward::launch_unchecked::<R>(
                 &client,

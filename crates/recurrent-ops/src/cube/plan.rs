@@ -122,13 +122,9 @@ impl Call {
             .unwrap_or(ASSUMED_MULTIPROCESSORS)
             .max(1);
         let own = units >= hidden && kernels::gate_count(cell) as usize * hidden <= OWN_WEIGHTS;
-        let staged = !own && needed + weight_bytes(cell, hidden) <= limits.shared_memory;
-        let available = limits.shared_memory
-            - if staged {
-                weight_bytes(cell, hidden)
-            } else {
-                0
-            };
+        let weights = weight_bytes(cell, hidden);
+        let staged = !own && needed + weights <= limits.shared_memory;
+        let available = limits.shared_memory - if staged { weights } else { 0 };
         let sequences = (PACKED_UNITS.max(units) / units)
             .min(limits.units / units)
             .min(available / needed)
