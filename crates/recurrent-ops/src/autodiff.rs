@@ -121,7 +121,7 @@ fn fused_node<B: RecurrentBackend, C: CheckpointStrategy>(
     state: Option<RecurrentState<Autodiff<B, C>>>,
     lengths: Option<&[usize]>,
 ) -> Tensor<Autodiff<B, C>, 3> {
-    let absent = primitive(Tensor::<Autodiff<B, C>, 1>::zeros([1], &weights.device()));
+    let absent = primitive(Tensor::<Autodiff<B, C>, 1>::empty([1], &weights.device()));
     let x = primitive(input);
     let w_ih = primitive(weights.weight_ih.clone());
     let w_hh = primitive(weights.weight_hh.clone());

@@ -5,7 +5,8 @@
 //! over the hidden units. Forward, a unit computes its hidden unit's gate columns of the recurrent
 //! product and its state update at once, reading the hidden state from one shared buffer and writing
 //! the other: one barrier per step. Backward, a unit computes its hidden unit's gate gradients, then
-//! (after a barrier) its element of the gradient carried to the step before: two barriers per step.
+//! (after a barrier) its element of the gradient carried to the step before: one barrier per step
+//! when the gate gradients fit in two buffers (`double`), else two.
 //! Rows past the batch (in the last cube) compute on a copy of the last sequence and write nothing.
 //! The recurrent weights, read at every step, sit where the plan puts them: in each unit's registers
 //! when a unit's share is small (its `G·H` of them, the loops unrolled), else copied once into the
@@ -13,8 +14,9 @@
 //! coalesce: the forward reads `W_hh` `[H, G·H]` along hidden units within each gate block, the
 //! backward its transpose along hidden units. The launches are unchecked: the plan sizes every
 //! index (see `ops`).
-//! The input projection before the loop and the weight gradients after it are matrix products of
-//! whole sequences, done with Burn's own operations.
+//! The input projection before the loop is a matrix product of whole sequences, done with Burn's own
+//! operations; so are the parameter gradients after it for wide layers, while a small layer's are
+//! summed by one more kernel ([`parameter_gradients`]), which keeps each unit's sums in registers.
 //!
 //! Layouts (row-major, contiguous): projection and gate gradients `[batch, time, G·H]`; packed
 //! output `[batch, time + S, H]` as [`FusedOutput::packed`](crate::FusedOutput::packed); residuals
@@ -126,15 +128,33 @@ fn weight(
     w
 }
 
+/// Floats of a unit's own input weights (its `G` columns' `I · G` when the forward projects the input
+/// itself, else a placeholder).
+fn projection_len(inputs: u32, cell: u32) -> usize {
+    match inputs {
+        0 => 1,
+        _ => (inputs * gate_count(cell)) as usize,
+    }
+}
+
 /// Forward through time of `sequences` sequences per cube.
 ///
 /// `projection` holds `x W_ih` plus every bias that adds to it (for the GRU, all of `b_ih` and the
 /// `r, z` parts of `b_hh`); `bias_hn` the GRU's `n` part of `b_hh`, which the reset gate multiplies.
-/// Tensors a cell does not read are passed with one element.
+/// With `inputs` (not 0; small layers whose recurrent weights sit in registers), `projection` is
+/// the input itself `[batch, time, inputs]` (read through its strides), each unit keeping its
+/// columns of `weight_ih` and of the bias that adds to the projection (`bias_ih` plus `bias_hh` but
+/// the GRU's `n` part, when `biased` says each is given: bit 0 and bit 1) in registers and projecting
+/// every step as `x W_ih + bias`, without the product and the sums launched before.
+/// Tensors a cell does not read are passed with one element, as is the initial state when not
+/// `initial`: the kernels then start from zeros without reading it (so do the other two kernels).
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn recurrence_forward(
     projection: &Tensor<f32>,
+    weight_ih: &Tensor<f32>,
+    bias_ih: &Tensor<f32>,
+    bias_hh: &Tensor<f32>,
     weight_hh: &Tensor<f32>,
     bias_hn: &Tensor<f32>,
     peepholes: &Tensor<f32>,
@@ -149,6 +169,9 @@ pub fn recurrence_forward(
     #[comptime] sequences: u32,
     #[comptime] keep_residuals: bool,
     #[comptime] place: u32,
+    #[comptime] initial: bool,
+    #[comptime] inputs: u32,
+    #[comptime] biased: u32,
 ) {
     let s = UNIT_POS_Y as usize;
     let sequence = CUBE_POS_X as usize * comptime![sequences as usize] + s;
@@ -192,15 +215,67 @@ pub fn recurrence_forward(
     } else {
         own[0] = 0.0;
     }
+    // And, projecting the input itself, the unit's columns of `W_ih` (`own_ih[i * G + gate]`) and
+    // of the bias.
+    let features = comptime![inputs as usize];
+    let projects = comptime![inputs > 0];
+    let mut own_ih = Array::<f32>::new(comptime![projection_len(inputs, cell)]);
+    let mut own_bias = Array::<f32>::new(comptime![gate_count(cell) as usize]);
+    #[unroll]
+    for g in 0..gates {
+        own_bias[g] = 0.0;
+    }
+    if comptime![projects] {
+        let column = select(unit < h, unit, 0);
+        #[unroll]
+        for i in 0..features {
+            #[unroll]
+            for g in 0..gates {
+                own_ih[i * gates + g] = weight_ih[i * gh + g * h + column];
+            }
+        }
+        #[unroll]
+        for g in 0..gates {
+            if comptime![biased & 1 == 1] {
+                own_bias[g] = bias_ih[g * h + column];
+            }
+            if comptime![biased & 2 == 2] {
+                // The GRU's recurrent `n` bias sits inside the reset gate's product (`bias_hn`).
+                let mut adds = true;
+                if comptime![cell == GRU] {
+                    adds = g != 2;
+                }
+                if adds {
+                    own_bias[g] += bias_hh[g * h + column];
+                }
+            }
+        }
+    } else {
+        own_ih[0] = 0.0;
+    }
+    let (s0, s1, s2) = (
+        projection.stride(0),
+        projection.stride(1),
+        projection.stride(2),
+    );
+    let mut pre = Array::<f32>::new(comptime![gate_count(cell) as usize]);
     // This row's slices of the shared vectors.
     let s2h = s * 2 * h;
     let sh = s * h;
 
     let mut u = unit;
     while u < h {
-        state[s2h + u] = initial_hidden[b * h + u];
+        if comptime![initial] {
+            state[s2h + u] = initial_hidden[b * h + u];
+        } else {
+            state[s2h + u] = 0.0;
+        }
         if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
-            cell_state[sh + u] = initial_cell[b * h + u];
+            if comptime![initial] {
+                cell_state[sh + u] = initial_cell[b * h + u];
+            } else {
+                cell_state[sh + u] = 0.0;
+            }
         }
         u += threads;
     }
@@ -214,6 +289,33 @@ pub fn recurrence_forward(
         let res = (b * steps + t) * width;
         let mut u = unit;
         while u < h {
+            // The step's input side of the unit's gates.
+            if comptime![projects] {
+                #[unroll]
+                for g in 0..gates {
+                    pre[g] = 0.0;
+                }
+                let x = b * s0 + t * s1;
+                #[unroll]
+                for i in 0..features {
+                    let value = projection[x + i * s2];
+                    #[unroll]
+                    for g in 0..gates {
+                        pre[g] += value * own_ih[i * gates + g];
+                    }
+                }
+                if comptime![biased > 0] {
+                    #[unroll]
+                    for g in 0..gates {
+                        pre[g] += own_bias[g];
+                    }
+                }
+            } else {
+                #[unroll]
+                for g in 0..gates {
+                    pre[g] = projection[row + g * h + u];
+                }
+            }
             if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
                 // The unit's four gate columns of the recurrent product, each summed in k order.
                 let mut a_i = 0.0f32;
@@ -231,17 +333,17 @@ pub fn recurrence_forward(
                     a_o += x * weight(weight_hh, &weights, &own, w + 3 * h, j + 3, place);
                 }
                 let previous = cell_state[sh + u];
-                let mut input_pre = projection[row + u] + a_i;
-                let mut forget_pre = projection[row + h + u] + a_f;
+                let mut input_pre = pre[0] + a_i;
+                let mut forget_pre = pre[1] + a_f;
                 if comptime![cell == PEEPHOLE_LSTM] {
                     input_pre += previous * peepholes[u];
                     forget_pre += previous * peepholes[h + u];
                 }
                 let i = sigmoid(input_pre);
                 let f = sigmoid(forget_pre);
-                let g = tanh_of(projection[row + 2 * h + u] + a_g);
+                let g = tanh_of(pre[2] + a_g);
                 let c = f * previous + i * g;
-                let mut output_pre = projection[row + 3 * h + u] + a_o;
+                let mut output_pre = pre[3] + a_o;
                 if comptime![cell == PEEPHOLE_LSTM] {
                     output_pre += c * peepholes[2 * h + u];
                 }
@@ -274,10 +376,10 @@ pub fn recurrence_forward(
                     a_z += x * weight(weight_hh, &weights, &own, w + h, j + 1, place);
                     a_n += x * weight(weight_hh, &weights, &own, w + 2 * h, j + 2, place);
                 }
-                let r = sigmoid(projection[row + u] + a_r);
-                let z = sigmoid(projection[row + h + u] + a_z);
+                let r = sigmoid(pre[0] + a_r);
+                let z = sigmoid(pre[1] + a_z);
                 let hn = a_n + bias_hn[u];
-                let n = tanh_of(projection[row + 2 * h + u] + r * hn);
+                let n = tanh_of(pre[2] + r * hn);
                 let next = (1.0 - z) * n + z * state[read + u];
                 state[write + u] = next;
                 if active {
@@ -296,7 +398,7 @@ pub fn recurrence_forward(
                     acc +=
                         state[read + k] * weight(weight_hh, &weights, &own, k * gh + u, k, place);
                 }
-                let next = tanh_of(projection[row + u] + acc);
+                let next = tanh_of(pre[0] + acc);
                 state[write + u] = next;
                 if active {
                     packed[out + u] = next;
@@ -324,7 +426,8 @@ pub fn recurrence_forward(
 /// Writes the gradient of every step's gate pre-activations `[batch, time, G·H]` (on the input side:
 /// for the GRU's `n` gate, of `x W_in + b_in`), for the GRU the gradient of `W_hn h + b_hn`
 /// `[batch, time, H]` in `grad_hidden_n`, and the gradients of the initial hidden and cell states in
-/// `grad_initial` `[batch, 2, H]`.
+/// `grad_initial` `[batch, 2, H]`. `weight_hh_t` is `W_hh` transposed, `[G·H, H]`, except where its
+/// weights sit in registers (`place`), each unit reading its row of `W_hh` `[H, G·H]` once.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn recurrence_backward(
@@ -344,6 +447,8 @@ pub fn recurrence_backward(
     #[comptime] hidden: u32,
     #[comptime] sequences: u32,
     #[comptime] place: u32,
+    #[comptime] initial: bool,
+    #[comptime] double: bool,
 ) {
     let s = UNIT_POS_Y as usize;
     let sequence = CUBE_POS_X as usize * comptime![sequences as usize] + s;
@@ -366,13 +471,14 @@ pub fn recurrence_backward(
             comptime![staged_len(place, cell, hidden)],
         );
     }
-    // Or the unit's own row of them in registers: `own[j]` is `W_hh^T[j, unit]`.
+    // Or the unit's own row of them in registers: `own[j]` is `W_hh^T[j, unit]`, read once from
+    // `W_hh` itself, which is passed untransposed then.
     let mut own = Array::<f32>::new(comptime![own_len(place, cell, hidden)]);
     if comptime![place == WEIGHTS_OWN] {
         let column = select(unit < h, unit, 0);
         #[unroll]
         for j in 0..gh {
-            own[j] = weight_hh_t[j * h + column];
+            own[j] = weight_hh_t[column * gh + j];
         }
     } else {
         own[0] = 0.0;
@@ -383,10 +489,14 @@ pub fn recurrence_backward(
     let mut carry = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
     let mut grad_cell = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
     let mut direct = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
-    let mut grad_recurrent =
-        SharedMemory::<f32>::new(comptime![(sequences * gate_count(cell) * hidden) as usize]);
+    // grad_recurrent in two buffers when `double` (one read and the other written by each step, so
+    // that a step needs one barrier, as forward), else in one, with a second barrier.
+    let buffers = comptime![if double { 2u32 } else { 1u32 }];
+    let mut grad_recurrent = SharedMemory::<f32>::new(comptime![
+        (sequences * buffers * gate_count(cell) * hidden) as usize
+    ]);
     let sh = s * h;
-    let sg = s * gh;
+    let sequence_gates = s * comptime![buffers as usize] * gh;
 
     let final_row = (b * rows + steps) * h;
     let mut u = unit;
@@ -405,6 +515,10 @@ pub fn recurrence_backward(
         let out = (b * rows + t) * h;
         let res = (b * steps + t) * width;
         let gates_row = (b * steps + t) * gh;
+        let mut sg = sequence_gates;
+        if comptime![double] {
+            sg += (step % 2) * gh;
+        }
         let mut u = unit;
         while u < h {
             let dh = grad[out + u] + carry[sh + u];
@@ -414,7 +528,10 @@ pub fn recurrence_backward(
                 let g = residuals[res + 2 * h + u];
                 let o = residuals[res + 3 * h + u];
                 let tanh_c = residuals[res + 5 * h + u];
-                let mut previous = initial_cell[b * h + u];
+                let mut previous = 0.0f32;
+                if comptime![initial] {
+                    previous = initial_cell[b * h + u];
+                }
                 if t > 0 {
                     previous = residuals[res - width + 4 * h + u];
                 }
@@ -446,7 +563,10 @@ pub fn recurrence_backward(
                 let z = residuals[res + h + u];
                 let n = residuals[res + 2 * h + u];
                 let hn = residuals[res + 3 * h + u];
-                let mut previous = initial_hidden[b * h + u];
+                let mut previous = 0.0f32;
+                if comptime![initial] {
+                    previous = initial_hidden[b * h + u];
+                }
                 if t > 0 {
                     previous = packed[out - h + u];
                 }
@@ -486,7 +606,9 @@ pub fn recurrence_backward(
             carry[sh + k] = acc;
             k += threads;
         }
-        sync_cube();
+        if comptime![!double] {
+            sync_cube();
+        }
     }
 
     let mut u = unit;
@@ -496,5 +618,128 @@ pub fn recurrence_backward(
             grad_initial[b * 2 * h + h + u] = grad_cell[sh + u];
         }
         u += threads;
+    }
+}
+
+/// Rows of the parameter gradients per gate column: `I` of `W_ih`, `H` of `W_hh`, then the input
+/// and the recurrent bias (the same sum but for the GRU's `n` gate, whose recurrent bias sits inside
+/// the reset gate's product).
+pub fn parameter_rows(inputs: u32, hidden: u32) -> usize {
+    (inputs + hidden + 2) as usize
+}
+
+/// The parameter gradients of a small layer, summed over `chunk` sequences per cube: the products
+/// Burn would otherwise launch one by one, each a long sum over all `batch · time` rows into few
+/// outputs.
+///
+/// A unit owns `span` neighbouring gate columns and keeps all `I + H + 2` sums of each in registers
+/// (the loops over them unrolled), so that each step's input and hidden values, read once, serve
+/// `span` columns. Cube `c` writes `partials[c, p, j]`, rows `p` as in [`parameter_rows`]: `W_ih`
+/// from the input (read through its strides: the previous layer's output is a view), `W_hh` from the
+/// hidden state each step started from (`initial_hidden`, then the packed output), then the two
+/// biases. Summed sequence by sequence, step by step.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn parameter_gradients(
+    input: &Tensor<f32>,
+    packed: &Tensor<f32>,
+    initial_hidden: &Tensor<f32>,
+    grad_gates: &Tensor<f32>,
+    grad_hidden_n: &Tensor<f32>,
+    partials: &mut Tensor<f32>,
+    time: u32,
+    batch: u32,
+    chunk: u32,
+    #[comptime] cell: u32,
+    #[comptime] hidden: u32,
+    #[comptime] inputs: u32,
+    #[comptime] span: u32,
+    #[comptime] initial: bool,
+) {
+    let h = comptime![hidden as usize];
+    let features = comptime![inputs as usize];
+    let gh = comptime![(gate_count(cell) * hidden) as usize];
+    let parameters = comptime![parameter_rows(inputs, hidden)];
+    let columns = comptime![span as usize];
+    let steps = time as usize;
+    let rows = steps + comptime![state_rows(cell)];
+    let first_column = UNIT_POS_X as usize * columns;
+
+    // Each column's index (past the last, the last one's: computed, never written) and, for the
+    // GRU's `n` gate, its index in the gradient of `W_hn h + b_hn`, which the recurrent rows see.
+    let mut column = Array::<usize>::new(columns);
+    let mut from_n = Array::<bool>::new(columns);
+    let mut n = Array::<usize>::new(columns);
+    #[unroll]
+    for q in 0..columns {
+        let j = select(first_column + q < gh, first_column + q, gh - 1);
+        column[q] = j;
+        from_n[q] = comptime![cell == GRU] && j >= 2 * h;
+        n[q] = select(from_n[q], j - select(from_n[q], 2 * h, 0), 0);
+    }
+    let (s0, s1, s2) = (input.stride(0), input.stride(1), input.stride(2));
+
+    // `acc[p * span + q]`: row `p` of column `q`.
+    let mut acc = Array::<f32>::new(comptime![parameter_rows(inputs, hidden) * span as usize]);
+    #[unroll]
+    for p in 0..parameters * columns {
+        acc[p] = 0.0;
+    }
+    let mut d = Array::<f32>::new(columns);
+    let mut recurrent = Array::<f32>::new(columns);
+    let first = CUBE_POS_X as usize * chunk as usize;
+    let end = batch as usize;
+    let last = select(first + (chunk as usize) < end, first + chunk as usize, end);
+    for b in first..last {
+        for t in 0..steps {
+            let r = b * steps + t;
+            #[unroll]
+            for q in 0..columns {
+                d[q] = grad_gates[r * gh + column[q]];
+                recurrent[q] = d[q];
+                if comptime![cell == GRU] {
+                    recurrent[q] = select(from_n[q], grad_hidden_n[r * h + n[q]], d[q]);
+                }
+            }
+            let x = b * s0 + t * s1;
+            #[unroll]
+            for i in 0..features {
+                let a = input[x + i * s2];
+                #[unroll]
+                for q in 0..columns {
+                    acc[i * columns + q] += a * d[q];
+                }
+            }
+            let mut previous = 0.0f32;
+            #[unroll]
+            for k in 0..h {
+                if t == 0 {
+                    if comptime![initial] {
+                        previous = initial_hidden[b * h + k];
+                    }
+                } else {
+                    previous = packed[(b * rows + t - 1) * h + k];
+                }
+                #[unroll]
+                for q in 0..columns {
+                    acc[(features + k) * columns + q] += previous * recurrent[q];
+                }
+            }
+            #[unroll]
+            for q in 0..columns {
+                acc[(features + h) * columns + q] += d[q];
+                acc[(features + h + 1) * columns + q] += recurrent[q];
+            }
+        }
+    }
+    let out = CUBE_POS_X as usize * parameters * gh;
+    #[unroll]
+    for q in 0..columns {
+        if first_column + q < gh {
+            #[unroll]
+            for p in 0..parameters {
+                partials[out + p * gh + first_column + q] = acc[p * columns + q];
+            }
+        }
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! Forward: the input projection of all steps is one matrix product (Burn's), then one launch runs
 //! every step ([`kernels::recurrence_forward`]). Backward: one launch walks the steps in reverse and
-//! writes the gate gradients of every step ([`kernels::recurrence_backward`]); the weight, bias and
-//! input gradients are then matrix products and sums over all steps. Each call is laid out on the
+//! writes the gate gradients of every step ([`kernels::recurrence_backward`]); the weight and bias
+//! gradients of a small layer are then one more launch ([`kernels::parameter_gradients`]) and one
+//! sum, a wide layer's matrix products and sums over all steps, and the input gradient a matrix
+//! product. Each call is laid out on the
 //! device by [`plan::Call::plan`] from the device's own limits; a layer whose step state does not fit
 //! the device's workgroup memory runs the step-by-step [`fallback`], and says so once.
 
@@ -84,7 +86,7 @@ fn kernel_call<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     check_shapes(layer, batch, hidden);
     let limits = Limits::of::<R>(&layer.weights.device());
     let why = match Call::plan(cell_code(cell), [batch, time, hidden], &limits) {
-        Ok(call) => return Some(call),
+        Ok(call) => return Some(call.starting_from_state(layer.state.is_some())),
         Err(Unfit::Empty) => return None,
         Err(Unfit::Memory { needed, offered }) => format!(
             "a {cell} layer of hidden size {hidden} needs {needed} bytes of workgroup memory per \
@@ -146,11 +148,11 @@ fn tensor<R: CubeRuntime, I: IntElement, BT: BoolElement, const D: usize>(
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
 }
 
-/// A one-element tensor for an input a cell does not read.
+/// A one-element tensor for an input a kernel does not read (allocated, never filled).
 fn unused<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     layer: &FusedLayer<Cube<R, I, BT>>,
 ) -> Primitive<R, I, BT> {
-    primitive(Tensor::<Cube<R, I, BT>, 1>::zeros(
+    primitive(Tensor::<Cube<R, I, BT>, 1>::empty(
         [1],
         &layer.weights.device(),
     ))
@@ -186,14 +188,17 @@ fn initial_state<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     (hidden, cell)
 }
 
-/// The initial state as the kernels' last two inputs (a placeholder for a cell state the cell lacks).
+/// The initial state as the kernels' last two inputs: the given state, else placeholders (the
+/// kernels start from zeros, [`Call::initial_state`]), and one for a cell state the cell lacks.
 fn state_inputs<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     layer: &FusedLayer<Cube<R, I, BT>>,
-    (hidden, cell): InitialState<R, I, BT>,
 ) -> [Primitive<R, I, BT>; 2] {
+    let state = layer.state.as_ref();
     [
-        primitive(hidden),
-        cell.map_or_else(|| unused(layer), primitive),
+        state.map_or_else(|| unused(layer), |s| primitive(s.hidden.clone())),
+        state
+            .and_then(|s| s.cell.clone())
+            .map_or_else(|| unused(layer), primitive),
     ]
 }
 
@@ -211,38 +216,63 @@ fn fused_forward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     let gh = w.cell.gates() * h;
 
     // Every bias that adds to the projection is folded into it; the GRU's recurrent `n` bias sits
-    // inside the reset gate's product, so the kernel adds it there.
+    // inside the reset gate's product, so the kernel adds it there. A small layer's kernel projects
+    // the input itself, and sums those biases too; a wider layer's projection is one product.
     let gru = w.cell == Cell::Gru;
-    let recurrent_bias = w.bias_hh.clone().map(|b| {
-        if gru {
-            Tensor::cat(vec![b.narrow(0, 0, 2 * h), Tensor::zeros([h], &device)], 0)
-        } else {
-            b
-        }
-    });
-    let bias = match (w.bias_ih.clone(), recurrent_bias) {
-        (Some(a), Some(b)) => Some(a + b),
-        (a, b) => a.or(b),
+    let projects = call.projects(input);
+    let given = |bias: &Option<Tensor<Cube<R, I, BT>, 1>>| {
+        bias.clone().map_or_else(|| unused(layer), primitive)
     };
-    let mut projection = layer
-        .input
-        .clone()
-        .reshape([batch * time, input])
-        .matmul(w.weight_ih.clone());
-    if let Some(bias) = bias {
-        projection = projection + bias.unsqueeze::<2>();
-    }
+    let [projection, weight_ih, bias_ih, bias_hh] = if projects {
+        [
+            primitive(layer.input.clone()),
+            primitive(w.weight_ih.clone()),
+            given(&w.bias_ih),
+            given(&w.bias_hh),
+        ]
+    } else {
+        let recurrent_bias = w.bias_hh.clone().map(|b| {
+            if gru {
+                Tensor::cat(vec![b.narrow(0, 0, 2 * h), Tensor::zeros([h], &device)], 0)
+            } else {
+                b
+            }
+        });
+        let bias = match (w.bias_ih.clone(), recurrent_bias) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        let mut projection = layer
+            .input
+            .clone()
+            .reshape([batch * time, input])
+            .matmul(w.weight_ih.clone());
+        if let Some(bias) = bias {
+            projection = projection + bias.unsqueeze::<2>();
+        }
+        [
+            primitive(projection.reshape([batch, time, gh])),
+            unused(layer),
+            unused(layer),
+            unused(layer),
+        ]
+    };
+    let biased = u32::from(w.bias_ih.is_some()) | (u32::from(w.bias_hh.is_some()) << 1);
     let bias_hn = match (&w.bias_hh, gru) {
         (Some(b), true) => primitive(b.clone().narrow(0, 2 * h, h)),
         (None, true) => primitive(Tensor::<Cube<R, I, BT>, 1>::zeros([h], &device)),
         (_, false) => unused(layer),
     };
-    let [hidden, cell] = state_inputs(layer, initial_state(layer, call));
+    let [hidden, cell] = state_inputs(layer);
     let [packed, residuals] = ops::forward::<R, I, BT>(
         call,
         keep_residuals,
+        projects.then_some((input, biased)),
         [
-            primitive(projection.reshape([batch, time, gh])),
+            projection,
+            weight_ih,
+            bias_ih,
+            bias_hh,
             primitive(w.weight_hh.clone()),
             bias_hn,
             peepholes(layer),
@@ -268,24 +298,93 @@ fn fused_backward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     let (h, rows) = (call.hidden, batch * time);
     let gh = w.cell.gates() * h;
     let residuals = output.residuals.clone();
-    let (initial_hidden, initial_cell) = initial_state(layer, call);
-    let [hidden, cell] = state_inputs(layer, (initial_hidden.clone(), initial_cell.clone()));
+    let [hidden, cell] = state_inputs(layer);
     let [grad_gates, grad_hidden_n, grad_initial] = ops::backward::<R, I, BT>(
         call,
         [
             primitive(output.packed.clone()),
             residuals.clone().map_or_else(|| unused(layer), primitive),
             primitive(grad),
-            // Transposed, so that the units of a cube (over hidden units) read neighbouring floats.
-            primitive(w.weight_hh.clone().transpose()),
+            // Transposed, so that the units of a cube (over hidden units) read neighbouring floats at
+            // every step; as it is when each unit reads its own row once into registers.
+            primitive(if call.weights == kernels::WEIGHTS_OWN {
+                w.weight_hh.clone()
+            } else {
+                w.weight_hh.clone().transpose()
+            }),
             peepholes(layer),
-            hidden,
+            hidden.clone(),
             cell,
         ],
     );
     let grad_gates: Tensor<Cube<R, I, BT>, 3> = tensor(grad_gates);
     let grad_initial: Tensor<Cube<R, I, BT>, 3> = tensor(grad_initial);
+    let peepholes = w.peepholes.as_ref().map(|_| {
+        let residuals = residuals
+            .clone()
+            .expect("the peephole LSTM keeps its residuals");
+        let c = residuals.narrow(2, 4 * h, h);
+        let (_, initial_cell) = initial_state(layer, call);
+        let initial_cell = initial_cell.expect("an LSTM layer has a cell state");
+        let c_previous = shifted(initial_cell, c.clone());
+        let sum = |t: Tensor<Cube<R, I, BT>, 3>| t.sum_dim(0).sum_dim(1).reshape([h]);
+        [
+            sum(grad_gates.clone().narrow(2, 0, h) * c_previous.clone()),
+            sum(grad_gates.clone().narrow(2, h, h) * c_previous),
+            sum(grad_gates.clone().narrow(2, 3 * h, h) * c),
+        ]
+    });
+    let state_grads = |cell: bool| {
+        layer
+            .state
+            .as_ref()
+            .filter(|s| !cell || s.cell.is_some())
+            .map(|_| {
+                grad_initial
+                    .clone()
+                    .narrow(1, usize::from(cell), 1)
+                    .reshape([batch, h])
+            })
+    };
+    let (hidden_grad, cell_grad) = (state_grads(false), state_grads(true));
+
+    let limits = Limits::of::<R>(&w.device());
     let gates = grad_gates.clone().reshape([rows, gh]);
+    let input_grads = || {
+        input_grad.then(|| {
+            gates
+                .clone()
+                .matmul(w.weight_ih.clone().transpose())
+                .reshape([batch, time, input])
+        })
+    };
+    if let Some(launch) = call.parameter_launch(input, &limits) {
+        // A small layer's parameter gradients in one launch, then one sum of its cubes' partials.
+        let partials: Tensor<Cube<R, I, BT>, 3> = tensor(ops::parameter_gradients::<R, I, BT>(
+            call,
+            launch,
+            [
+                primitive(layer.input.clone()),
+                primitive(output.packed.clone()),
+                hidden,
+                primitive(grad_gates),
+                grad_hidden_n,
+            ],
+        ));
+        let sums = partials.sum_dim(0).reshape([input + h + 2, gh]);
+        let bias = |k: usize| sums.clone().narrow(0, input + h + k, 1).reshape([gh]);
+        return LayerGrads {
+            input: input_grads(),
+            weight_ih: sums.clone().narrow(0, 0, input),
+            weight_hh: sums.clone().narrow(0, input, h),
+            bias_ih: w.bias_ih.as_ref().map(|_| bias(0)),
+            bias_hh: w.bias_hh.as_ref().map(|_| bias(1)),
+            peepholes,
+            hidden: hidden_grad,
+            cell: cell_grad,
+        };
+    }
+
     // The gate gradients as the recurrent product sees them: for the GRU's `n` gate, of `W_hn h + b_hn`.
     let recurrent = if w.cell == Cell::Gru {
         let hidden_n: Tensor<Cube<R, I, BT>, 3> = tensor(grad_hidden_n);
@@ -299,30 +398,11 @@ fn fused_backward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     } else {
         gates.clone()
     };
-
+    let (initial_hidden, _) = initial_state(layer, call);
     let previous = shifted(initial_hidden, output.packed.clone().narrow(1, 0, time));
     let x = layer.input.clone().reshape([rows, input]);
-    let peepholes = w.peepholes.as_ref().map(|_| {
-        let residuals = residuals
-            .clone()
-            .expect("the peephole LSTM keeps its residuals");
-        let c = residuals.narrow(2, 4 * h, h);
-        let initial_cell = initial_cell.expect("an LSTM layer has a cell state");
-        let c_previous = shifted(initial_cell, c.clone());
-        let sum = |t: Tensor<Cube<R, I, BT>, 3>| t.sum_dim(0).sum_dim(1).reshape([h]);
-        [
-            sum(grad_gates.clone().narrow(2, 0, h) * c_previous.clone()),
-            sum(grad_gates.clone().narrow(2, h, h) * c_previous),
-            sum(grad_gates.clone().narrow(2, 3 * h, h) * c),
-        ]
-    });
     LayerGrads {
-        input: input_grad.then(|| {
-            gates
-                .clone()
-                .matmul(w.weight_ih.clone().transpose())
-                .reshape([batch, time, input])
-        }),
+        input: input_grads(),
         weight_ih: x.transpose().matmul(gates.clone()),
         weight_hh: previous
             .reshape([rows, h])
@@ -335,17 +415,10 @@ fn fused_backward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
         bias_hh: w
             .bias_hh
             .as_ref()
-            .map(|_| recurrent.clone().sum_dim(0).reshape([gh])),
+            .map(|_| recurrent.sum_dim(0).reshape([gh])),
         peepholes,
-        hidden: layer
-            .state
-            .as_ref()
-            .map(|_| grad_initial.clone().narrow(1, 0, 1).reshape([batch, h])),
-        cell: layer
-            .state
-            .as_ref()
-            .and_then(|s| s.cell.as_ref())
-            .map(|_| grad_initial.narrow(1, 1, 1).reshape([batch, h])),
+        hidden: hidden_grad,
+        cell: cell_grad,
     }
 }
 

@@ -14,9 +14,10 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, IntElement};
 use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{Fusion, FusionRuntime};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+use cubecl::prelude::{CubeCount, CubeDim};
 
 use super::kernels;
-use super::plan::Call;
+use super::plan::{Call, ParameterLaunch};
 
 /// The backend inside the fusion layer, on whose tensors the kernels run.
 type Inner<R, I, BT> = CubeBackend<R, f32, I, BT>;
@@ -75,6 +76,9 @@ struct Forward<R, I, BT> {
     desc: CustomOpIr,
     call: Call,
     keep_residuals: bool,
+    /// Features per step and which biases are given (bit 0 the input's, bit 1 the recurrent), when
+    /// the kernel projects the input itself.
+    projects: Option<(usize, u32)>,
     _backend: Marker<R, I, BT>,
 }
 
@@ -82,9 +86,25 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
     for Forward<R, I, BT>
 {
     fn execute(&self, handles: &mut Handles<R>) {
-        let (input_irs, [packed_ir, residuals_ir]) = self.desc.as_fixed::<6, 2>();
-        let [projection, weight_hh, bias_hn, peepholes, hidden, cell] =
-            inputs::<R, I, BT, 6>(handles, input_irs);
+        let (input_irs, [packed_ir, residuals_ir]) = self.desc.as_fixed::<9, 2>();
+        let [projection_ir, rest @ ..] = input_irs;
+        // The input, when the kernel projects it, keeps its strides (the previous layer's output is
+        // a view); a projection is made contiguous.
+        let mut projection = handles.get_float_tensor::<Inner<R, I, BT>>(projection_ir);
+        if self.projects.is_none() {
+            projection = into_contiguous(projection);
+        }
+        let [
+            weight_ih,
+            bias_ih,
+            bias_hh,
+            weight_hh,
+            bias_hn,
+            peepholes,
+            hidden,
+            cell,
+        ] = inputs::<R, I, BT, 8>(handles, rest);
+        let (features, biased) = self.projects.unwrap_or((0, 0));
         let call = self.call;
         let packed = empty(&projection, packed_ir.shape.clone());
         let residuals = empty(&projection, residuals_ir.shape.clone());
@@ -100,6 +120,9 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
                 call.cubes(),
                 call.cube_dim(),
                 projection.into_tensor_arg(),
+                weight_ih.into_tensor_arg(),
+                bias_ih.into_tensor_arg(),
+                bias_hh.into_tensor_arg(),
                 weight_hh.into_tensor_arg(),
                 bias_hn.into_tensor_arg(),
                 peepholes.into_tensor_arg(),
@@ -114,6 +137,9 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
                 call.sequences as u32,
                 self.keep_residuals,
                 call.weights,
+                call.initial_state,
+                features as u32,
+                biased,
             );
         }
         handles.register_float_tensor::<Inner<R, I, BT>>(&packed_ir.id, packed);
@@ -121,13 +147,16 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
     }
 }
 
-/// The forward kernel on `[projection, weight_hh, bias_hn, peepholes, initial hidden, initial
-/// cell]`; returns the packed output and the residuals (one unused element when not kept, or for
-/// the tanh RNN).
+/// The forward kernel on `[projection, weight_ih, bias_ih, bias_hh, weight_hh, bias_hn, peepholes,
+/// initial hidden, initial cell]`; with `projects` (features per step; which biases are given, bit 0
+/// and bit 1) the first is the input, which the kernel projects with `weight_ih` and the biases
+/// itself ([`Call::projects`]), else the projection, and those three are unused. Returns the packed
+/// output and the residuals (one unused element when not kept, or for the tanh RNN).
 pub fn forward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     call: Call,
     keep_residuals: bool,
-    inputs: [Primitive<R, I, BT>; 6],
+    projects: Option<(usize, u32)>,
+    inputs: [Primitive<R, I, BT>; 9],
 ) -> [Primitive<R, I, BT>; 2] {
     let width = call.residual_width();
     let residuals = if keep_residuals && width > 0 {
@@ -135,7 +164,7 @@ pub fn forward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     } else {
         Shape::new(UNUSED)
     };
-    register::<R, I, BT, Forward<R, I, BT>, 6, 2>(
+    register::<R, I, BT, Forward<R, I, BT>, 9, 2>(
         "recurrent_layer_forward",
         inputs,
         [Shape::new(call.packed_shape()), residuals],
@@ -143,6 +172,7 @@ pub fn forward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
             desc,
             call,
             keep_residuals: keep_residuals && width > 0,
+            projects,
             _backend: PhantomData,
         },
     )
@@ -198,6 +228,8 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
                 call.hidden as u32,
                 call.sequences as u32,
                 call.weights,
+                call.initial_state,
+                call.double_buffered,
             );
         }
         handles.register_float_tensor::<Inner<R, I, BT>>(&gates_ir.id, grad_gates);
@@ -206,10 +238,11 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
     }
 }
 
-/// The backward kernel on `[packed, residuals, grad of packed, weight_hh transposed ([G·H, H]),
-/// peepholes, initial hidden, initial cell]`; returns the gate gradients `[batch, time, G·H]`, the GRU's gradient of
-/// `W_hn h + b_hn` `[batch, time, H]` (one unused element for the other cells), and the gradients
-/// of the initial state `[batch, 2, H]`.
+/// The backward kernel on `[packed, residuals, grad of packed, weight_hh transposed ([G·H, H]; as it
+/// is, [H, G·H], when the plan puts it in registers), peepholes, initial hidden, initial cell]`;
+/// returns the gate gradients `[batch, time, G·H]`, the GRU's gradient of `W_hn h + b_hn`
+/// `[batch, time, H]` (one unused element for the other cells), and the gradients of the initial
+/// state `[batch, 2, H]`.
 pub fn backward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     call: Call,
     inputs: [Primitive<R, I, BT>; 7],
@@ -233,4 +266,79 @@ pub fn backward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
             _backend: PhantomData,
         },
     )
+}
+
+/// The parameter-gradient kernel as an operation.
+#[derive(Debug)]
+struct ParameterGradients<R, I, BT> {
+    desc: CustomOpIr,
+    call: Call,
+    launch: ParameterLaunch,
+    _backend: Marker<R, I, BT>,
+}
+
+impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime<R>>
+    for ParameterGradients<R, I, BT>
+{
+    fn execute(&self, handles: &mut Handles<R>) {
+        let (input_irs, [partials_ir]) = self.desc.as_fixed::<5, 1>();
+        let [input_ir, rest @ ..] = input_irs;
+        // The input keeps its strides: the kernel reads a view of the previous layer's output as is.
+        let input = handles.get_float_tensor::<Inner<R, I, BT>>(input_ir);
+        let [packed, initial_hidden, grad_gates, grad_hidden_n] =
+            inputs::<R, I, BT, 4>(handles, rest);
+        let (call, launch) = (self.call, self.launch);
+        let features = input.meta.shape()[2];
+        let partials = empty(&packed, partials_ir.shape.clone());
+        let client = packed.client.clone();
+        // SAFETY: `Call::parameter_launch` gives each cube whole sequences of the batch and each
+        // unit `span` gate columns (columns past the last compute on it and write nothing); every index
+        // is within the call's shapes (the input's through its own strides), and each unit writes
+        // its own column of its cube's partial sums, allocated here.
+        unsafe {
+            kernels::parameter_gradients::launch_unchecked::<R>(
+                &client,
+                CubeCount::Static(launch.chunks as u32, 1, 1),
+                CubeDim::new_1d(launch.units as u32),
+                input.into_tensor_arg(),
+                packed.into_tensor_arg(),
+                initial_hidden.into_tensor_arg(),
+                grad_gates.into_tensor_arg(),
+                grad_hidden_n.into_tensor_arg(),
+                partials.clone().into_tensor_arg(),
+                call.time as u32,
+                call.batch as u32,
+                launch.chunk as u32,
+                call.cell,
+                call.hidden as u32,
+                features as u32,
+                launch.span as u32,
+                call.initial_state,
+            );
+        }
+        handles.register_float_tensor::<Inner<R, I, BT>>(&partials_ir.id, partials);
+    }
+}
+
+/// The parameter-gradient kernel on `[input, packed, initial hidden, gate gradients, the GRU's
+/// gradient of W_hn h + b_hn]`, launched as [`Call::parameter_launch`] says; returns the partial sums
+/// `[chunks, I + H + 2, G·H]`: `W_ih`, `W_hh`, then the input and recurrent biases.
+pub fn parameter_gradients<R: CubeRuntime, I: IntElement, BT: BoolElement>(
+    call: Call,
+    launch: ParameterLaunch,
+    inputs: [Primitive<R, I, BT>; 5],
+) -> Primitive<R, I, BT> {
+    let rows = kernels::parameter_rows(inputs[0].shape[2] as u32, call.hidden as u32);
+    let [partials] = register::<R, I, BT, ParameterGradients<R, I, BT>, 5, 1>(
+        "recurrent_layer_parameter_gradients",
+        inputs,
+        [Shape::new([launch.chunks, rows, call.gates()])],
+        |desc| ParameterGradients {
+            desc,
+            call,
+            launch,
+            _backend: PhantomData,
+        },
+    );
+    partials
 }

@@ -14,6 +14,23 @@ const PACKED_UNITS: usize = 256;
 /// model's LSTM (H = 10, 40 weights) does; wider layers stage them in workgroup memory.
 const OWN_WEIGHTS: usize = 64;
 
+/// The most input weights (`G·I`, one unit's share) a unit holds in registers to project the input
+/// itself in the forward kernel, when its recurrent weights sit in registers too: the reference
+/// model's first layer has 112.
+const OWN_PROJECTION: usize = 128;
+
+/// The most parameter-gradient rows (`I + H + 2`) whose sums one unit of the parameter-gradient
+/// kernel keeps in registers; wider layers leave the sums to Burn's tiled matrix products. The
+/// reference model's layers have 40 and 22.
+const SUMMED_ROWS: usize = 64;
+
+/// Sums one unit of the parameter-gradient kernel keeps in registers: as many neighbouring gate
+/// columns as fit, each step's input and hidden values then serving them all.
+const SUMMED_REGISTERS: usize = 128;
+
+/// Rows (`batch · time`) one cube of the parameter-gradient kernel sums at least, in whole sequences.
+const GRADIENT_ROWS: usize = 256;
+
 /// Multiprocessors assumed where the runtime does not report them (wgpu): a mid-range GPU's count,
 /// so that packing sequences never leaves a GPU's multiprocessors idle at a training batch of 64.
 const ASSUMED_MULTIPROCESSORS: usize = 64;
@@ -90,9 +107,23 @@ pub struct Call {
     /// (small layers), a copy in the cube's workgroup memory (when it fits beside the state), or
     /// global memory ([`kernels::WEIGHTS_OWN`], [`kernels::WEIGHTS_SHARED`], [`kernels::WEIGHTS_GLOBAL`]).
     pub weights: u32,
+    /// Whether the backward keeps two buffers of a step's gate gradients, which saves a barrier a step:
+    /// where they fit beside the sequences the cube packs.
+    pub double_buffered: bool,
+    /// Whether the layer starts from a given state; the kernels start from zeros, which they do not
+    /// read, otherwise. Set by the caller ([`Call::starting_from_state`]); `plan` leaves it `false`.
+    pub initial_state: bool,
 }
 
 impl Call {
+    /// The same call for a layer that starts from a given state (`true`) or from zeros.
+    pub fn starting_from_state(self, initial_state: bool) -> Self {
+        Call {
+            initial_state,
+            ..self
+        }
+    }
+
     /// Lays a layer out on a device: as many units per sequence as it has hidden units (whole planes,
     /// within the device's limit), then several sequences per cube while the cube stays within
     /// [`PACKED_UNITS`] (or one sequence's units, if more), the device's memory and its units, and the
@@ -131,6 +162,7 @@ impl Call {
             .min(limits.cube_dim.1)
             .min(batch.div_ceil(multiprocessors))
             .max(1);
+        let double_buffered = sequences * (needed + gate_bytes(cell, hidden)) <= available;
         let call = Call {
             cell,
             batch,
@@ -145,6 +177,8 @@ impl Call {
             } else {
                 kernels::WEIGHTS_GLOBAL
             },
+            double_buffered,
+            initial_state: false,
         };
         if call.cube_count() > limits.cubes {
             return Err(Unfit::Batch);
@@ -154,6 +188,35 @@ impl Call {
 
     pub fn gates(&self) -> usize {
         kernels::gate_count(self.cell) as usize * self.hidden
+    }
+
+    /// Whether the forward kernel projects an input of `inputs` features per step itself (each unit
+    /// its `G·I` input weights in registers), rather than reading a product launched before it: for
+    /// small layers, whose recurrent weights sit in registers, up to [`OWN_PROJECTION`] weights.
+    pub fn projects(&self, inputs: usize) -> bool {
+        self.weights == kernels::WEIGHTS_OWN
+            && inputs > 0
+            && kernels::gate_count(self.cell) as usize * inputs <= OWN_PROJECTION
+    }
+
+    /// The launch of the parameter-gradient kernel for this layer reading `inputs` features per
+    /// step, or `None` when the layer has more than [`SUMMED_ROWS`] parameter rows or more gate
+    /// columns than a cube has units.
+    pub fn parameter_launch(&self, inputs: usize, limits: &Limits) -> Option<ParameterLaunch> {
+        let rows = inputs + self.hidden + 2;
+        let span = (SUMMED_REGISTERS / rows).max(1);
+        let units = self.gates().div_ceil(span);
+        if rows > SUMMED_ROWS || units > limits.units.min(limits.cube_dim.0) {
+            return None;
+        }
+        let chunk = GRADIENT_ROWS.div_ceil(self.time).min(self.batch).max(1);
+        let chunks = self.batch.div_ceil(chunk);
+        (chunks <= limits.cubes).then_some(ParameterLaunch {
+            chunk,
+            chunks,
+            units,
+            span,
+        })
     }
 
     /// `[batch, time + S, H]`.
@@ -188,10 +251,30 @@ impl Call {
     }
 }
 
+/// How the parameter-gradient kernel runs: `chunk` sequences per cube, `chunks` cubes, `span` gate
+/// columns per unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParameterLaunch {
+    /// Sequences one cube sums.
+    pub chunk: usize,
+    /// Cubes, each writing one partial sum of every parameter gradient.
+    pub chunks: usize,
+    /// Units per cube, covering the layer's gate columns.
+    pub units: usize,
+    /// Neighbouring gate columns per unit.
+    pub span: usize,
+}
+
 /// Bytes of the recurrent weights (`G·H · H` floats), which a cube stages in its workgroup memory
 /// when they fit beside one sequence's state.
 pub fn weight_bytes(cell: u32, hidden: usize) -> usize {
     kernels::gate_count(cell) as usize * hidden * hidden * size_of::<f32>()
+}
+
+/// Bytes of one step's gate gradients (`G·H` floats), which the backward keeps a second buffer of when
+/// it fits.
+pub fn gate_bytes(cell: u32, hidden: usize) -> usize {
+    kernels::gate_count(cell) as usize * hidden * size_of::<f32>()
 }
 
 /// Bytes of workgroup memory one sequence's step takes in the larger of the two kernels, the backward:
@@ -344,6 +427,85 @@ mod tests {
             ..webgpu()
         };
         assert_eq!(plan(LSTM, 1000, 24, &tight).unwrap().sequences, 3);
+    }
+
+    #[test]
+    fn small_layers_sum_their_parameter_gradients_in_one_launch() {
+        // The reference model's first layer at a training batch of 64: 28 steps, so 10 sequences
+        // (280 rows) per cube, 7 cubes; 40 rows of sums, 3 columns a unit (120 registers), so 14
+        // units for its 40 gate columns.
+        let call = Call::plan(kernels::LSTM, [64, 28, 10], &webgpu()).unwrap();
+        let launch = call.parameter_launch(28, &webgpu()).unwrap();
+        assert_eq!(
+            launch,
+            ParameterLaunch {
+                chunk: 10,
+                chunks: 7,
+                units: 14,
+                span: 3
+            }
+        );
+        // A 784-step sequence is a cube's work on its own.
+        let pixels = Call::plan(kernels::LSTM, [64, 784, 10], &webgpu()).unwrap();
+        assert_eq!(pixels.parameter_launch(1, &webgpu()).unwrap().chunks, 64);
+        // 64 rows of sums at most: (28 + 34 + 2) fits, one more hidden unit does not.
+        let gru = Call::plan(kernels::GRU, [64, 28, 34], &webgpu()).unwrap();
+        assert!(gru.parameter_launch(28, &webgpu()).is_some());
+        let gru = Call::plan(kernels::GRU, [64, 28, 35], &webgpu()).unwrap();
+        assert!(gru.parameter_launch(28, &webgpu()).is_none());
+        // Nor more units than a cube's, nor more cubes than a launch's.
+        let narrow = Limits {
+            units: 8,
+            ..webgpu()
+        };
+        assert!(call.parameter_launch(28, &narrow).is_none());
+        let few = Limits {
+            cubes: 6,
+            ..webgpu()
+        };
+        assert!(call.parameter_launch(28, &few).is_none());
+    }
+
+    #[test]
+    fn the_backward_keeps_two_buffers_of_gate_gradients_where_they_fit() {
+        // The reference LSTM: 28 + 40 floats (7H, then 4H more) for each of 1 or 8 sequences.
+        assert!(
+            plan(kernels::LSTM, 64, 10, &webgpu())
+                .unwrap()
+                .double_buffered
+        );
+        assert!(
+            plan(kernels::LSTM, 1000, 10, &webgpu())
+                .unwrap()
+                .double_buffered
+        );
+        // 11H floats fit 16 KiB up to H = 372; past it, one buffer and two barriers a step.
+        assert!(
+            plan(kernels::LSTM, 1, 372, &webgpu())
+                .unwrap()
+                .double_buffered
+        );
+        let wide = plan(kernels::LSTM, 1, 373, &webgpu()).unwrap();
+        assert!(!wide.double_buffered);
+        // Staged weights come first: at H = 24, 8 sequences of 11H floats fit beside them.
+        let staged = plan(kernels::LSTM, 1000, 24, &webgpu()).unwrap();
+        assert_eq!((staged.sequences, staged.double_buffered), (8, false));
+        assert!(
+            plan(kernels::LSTM, 64, 24, &webgpu())
+                .unwrap()
+                .double_buffered
+        );
+    }
+
+    #[test]
+    fn small_layers_project_their_input_in_the_forward_kernel() {
+        let call = plan(kernels::LSTM, 64, 10, &webgpu()).unwrap();
+        // The reference model's layers: 28 and 10 inputs; 32 (128 weights) at most for an LSTM.
+        assert!(call.projects(28) && call.projects(10) && call.projects(32));
+        assert!(!call.projects(33));
+        assert!(plan(kernels::RNN, 64, 64, &webgpu()).unwrap().projects(128));
+        // Not where the recurrent weights leave registers.
+        assert!(!plan(kernels::LSTM, 64, 24, &webgpu()).unwrap().projects(1));
     }
 
     #[test]
