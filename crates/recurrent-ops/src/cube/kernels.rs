@@ -14,9 +14,11 @@
 //! coalesce: the forward reads `W_hh` `[H, G·H]` along hidden units within each gate block, the
 //! backward its transpose along hidden units. The launches are unchecked: the plan sizes every
 //! index (see `ops`).
-//! The input projection before the loop is a matrix product of whole sequences, done with Burn's own
-//! operations; so are the parameter gradients after it for wide layers, while a small layer's are
-//! summed by one more kernel ([`parameter_gradients`]), which keeps each unit's sums in registers.
+//! A small layer's forward projects each step's input itself (its `W_ih` in registers); a wider
+//! layer's projection is a matrix product of whole sequences before the loop, done with Burn's own
+//! operations. So are the parameter gradients after the backward for wide layers, while a small
+//! layer's are summed by one more kernel ([`parameter_gradients`]), which keeps each unit's sums in
+//! registers.
 //!
 //! Layouts (row-major, contiguous): projection and gate gradients `[batch, time, G·H]`; packed
 //! output `[batch, time + S, H]` as [`FusedOutput::packed`](crate::FusedOutput::packed); residuals
@@ -666,7 +668,8 @@ pub fn parameter_gradients(
     let first_column = UNIT_POS_X as usize * columns;
 
     // Each column's index (past the last, the last one's: computed, never written) and, for the
-    // GRU's `n` gate, its index in the gradient of `W_hn h + b_hn`, which the recurrent rows see.
+    // GRU's `n` gate, its index in the gradient of `W_hn h + b_hn`, which the recurrent rows see
+    // (0 for the other columns, whose read of it `select` discards, so that it stays in bounds).
     let mut column = Array::<usize>::new(columns);
     let mut from_n = Array::<bool>::new(columns);
     let mut n = Array::<usize>::new(columns);

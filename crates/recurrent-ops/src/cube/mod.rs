@@ -1,14 +1,14 @@
 //! The GPU backends (wgpu, CUDA: any fused CubeCL backend of f32) run each layer's recurrence as one
 //! CubeCL kernel launch, forward and backward.
 //!
-//! Forward: the input projection of all steps is one matrix product (Burn's), then one launch runs
-//! every step ([`kernels::recurrence_forward`]). Backward: one launch walks the steps in reverse and
-//! writes the gate gradients of every step ([`kernels::recurrence_backward`]); the weight and bias
-//! gradients of a small layer are then one more launch ([`kernels::parameter_gradients`]) and one
-//! sum, a wide layer's matrix products and sums over all steps, and the input gradient a matrix
-//! product. Each call is laid out on the
-//! device by [`plan::Call::plan`] from the device's own limits; a layer whose step state does not fit
-//! the device's workgroup memory runs the step-by-step [`fallback`], and says so once.
+//! Forward: one launch runs every step ([`kernels::recurrence_forward`]); a small layer's kernel
+//! projects the input itself, a wider layer's projection of all steps is one matrix product (Burn's)
+//! before it. Backward: one launch walks the steps in reverse and writes the gate gradients of every
+//! step ([`kernels::recurrence_backward`]); the weight and bias gradients of a small layer are then
+//! one more launch ([`kernels::parameter_gradients`]) and one sum, a wide layer's matrix products and
+//! sums over all steps, and the input gradient a matrix product. Each call is laid out on the device
+//! by [`plan::Call::plan`] from the device's own limits; a layer whose step state does not fit the
+//! device's workgroup memory runs the step-by-step [`fallback`], and says so once.
 
 mod kernels;
 mod ops;
@@ -371,7 +371,8 @@ fn fused_backward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
                 grad_hidden_n,
             ],
         ));
-        let sums = partials.sum_dim(0).reshape([input + h + 2, gh]);
+        let rows = kernels::parameter_rows(input as u32, h as u32);
+        let sums = partials.sum_dim(0).reshape([rows, gh]);
         let bias = |k: usize| sums.clone().narrow(0, input + h + k, 1).reshape([gh]);
         return LayerGrads {
             input: input_grads(),

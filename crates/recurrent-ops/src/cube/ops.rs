@@ -291,10 +291,10 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
         let features = input.meta.shape()[2];
         let partials = empty(&packed, partials_ir.shape.clone());
         let client = packed.client.clone();
-        // SAFETY: `Call::parameter_launch` gives each cube whole sequences of the batch and each
-        // unit `span` gate columns (columns past the last compute on it and write nothing); every index
-        // is within the call's shapes (the input's through its own strides), and each unit writes
-        // its own column of its cube's partial sums, allocated here.
+        // `Call::parameter_launch` gives each cube whole sequences of the batch and each unit `span`
+        // gate columns (columns past the last compute on it and write nothing); each unit writes its
+        // own columns of its cube's partial sums, allocated here.
+        // SAFETY: so every index is within the call's shapes (the input's through its own strides).
         unsafe {
             kernels::parameter_gradients::launch_unchecked::<R>(
                 &client,

@@ -203,7 +203,7 @@ impl Call {
     /// step, or `None` when the layer has more than [`SUMMED_ROWS`] parameter rows or more gate
     /// columns than a cube has units.
     pub fn parameter_launch(&self, inputs: usize, limits: &Limits) -> Option<ParameterLaunch> {
-        let rows = inputs + self.hidden + 2;
+        let rows = kernels::parameter_rows(inputs as u32, self.hidden as u32);
         let span = (SUMMED_REGISTERS / rows).max(1);
         let units = self.gates().div_ceil(span);
         if rows > SUMMED_ROWS || units > limits.units.min(limits.cube_dim.0) {
