@@ -452,6 +452,35 @@ macro_rules! gpu_kernel_tests {
                 }
             }
 
+            /// The largest layers whose units each own a hidden unit (`G·H` up to 64 recurrent
+            /// weights in registers: an LSTM of 16, a GRU of 21, an RNN of 64), whose backward
+            /// exchanges partial sums of the carry (the RNN its gate gradients), with inputs the
+            /// kernels read 4 (28, 12) and 2 (6, 2) features at a time.
+            #[test]
+            #[ignore = $why]
+            fn small_layers_match_at_the_register_limit() {
+                let mut rng = Rng(21);
+                for (cell, hidden, input) in [
+                    (Cell::Lstm, 16, 28),
+                    (Cell::PeepholeLstm, 16, 6),
+                    (Cell::Gru, 21, 12),
+                    (Cell::Rnn, 64, 2),
+                ] {
+                    let case = Case {
+                        cell,
+                        layers: 2,
+                        hidden,
+                        input,
+                        time: 7,
+                        batch: 5,
+                        state: true,
+                        bias: true,
+                    };
+                    compare_operation::<Gpu, NdArray>(&case, &mut rng);
+                    compare_stack::<Autodiff<Gpu>, Autodiff<NdArray>>(&case, &mut rng);
+                }
+            }
+
             /// Hidden sizes whose gate columns outnumber a cube's units (each unit then strides over
             /// several), past WebGPU's minimum of 16 KiB of workgroup memory (the kernels' old limit),
             /// and past the device's own limit, which runs the fallback.

@@ -6,7 +6,13 @@
 //! product and its state update at once, reading the hidden state from one shared buffer and writing
 //! the other: one barrier per step. Backward, a unit computes its hidden unit's gate gradients, then
 //! (after a barrier) its element of the gradient carried to the step before: one barrier per step
-//! when the gate gradients fit in two buffers (`double`), else two.
+//! when the gate gradients fit in two buffers (`double`), else two. Small layers, where each unit
+//! owns one hidden unit, keep its cell state and carried gradients in registers and exchange partial
+//! sums of the carry instead of the gate gradients ([`recurrence_backward_own`]).
+//! On lavapipe (CI's software Vulkan) every memory access inside the step loop, global or workgroup,
+//! costs a pass over the SIMD lanes, so the kernels count them: the input is read up to 4 features
+//! at a time where its layout allows (`N`), and small layers keep in registers what only their own
+//! unit reads.
 //! Rows past the batch (in the last cube) compute on a copy of the last sequence and write nothing.
 //! The recurrent weights, read at every step, sit where the plan puts them: in each unit's registers
 //! when a unit's share is small (its `G·H` of them, the loops unrolled), else copied once into the
@@ -22,8 +28,8 @@
 //!
 //! Layouts (row-major, contiguous): projection and gate gradients `[batch, time, G·H]`; packed
 //! output `[batch, time + S, H]` as [`FusedOutput::packed`](crate::FusedOutput::packed); residuals
-//! `[batch, time, R]` with the LSTMs keeping `i, f, g, o, c, tanh c` and the GRU `r, z, n` and
-//! `W_hn h + b_hn`. The cell is a comptime code ([`LSTM`], [`PEEPHOLE_LSTM`], [`GRU`], [`RNN`]).
+//! `[batch, time, R]` with the LSTMs keeping `i, f, g, o, c, tanh c` (small layers leave `tanh c`
+//! to their backward, which recomputes it) and the GRU `r, z, n` and `W_hn h + b_hn`. The cell is a comptime code ([`LSTM`], [`PEEPHOLE_LSTM`], [`GRU`], [`RNN`]).
 
 use cubecl::prelude::*;
 
@@ -144,7 +150,8 @@ fn projection_len(inputs: u32, cell: u32) -> usize {
 /// `projection` holds `x W_ih` plus every bias that adds to it (for the GRU, all of `b_ih` and the
 /// `r, z` parts of `b_hh`); `bias_hn` the GRU's `n` part of `b_hh`, which the reset gate multiplies.
 /// With `inputs` (not 0; small layers whose recurrent weights sit in registers), `projection` is
-/// the input itself `[batch, time, inputs]` (read through its strides), each unit keeping its
+/// the input itself `[batch, time, inputs]` (read through its strides, `N` features at a time;
+/// otherwise `N` is 1), each unit keeping its
 /// columns of `weight_ih` and of the bias that adds to the projection (`bias_ih` plus `bias_hh` but
 /// the GRU's `n` part, when `biased` says each is given: bit 0 and bit 1) in registers and projecting
 /// every step as `x W_ih + bias`, without the product and the sums launched before.
@@ -152,8 +159,8 @@ fn projection_len(inputs: u32, cell: u32) -> usize {
 /// `initial`: the kernels then start from zeros without reading it (so do the other two kernels).
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
-pub fn recurrence_forward(
-    projection: &Tensor<f32>,
+pub fn recurrence_forward<N: Size>(
+    projection: &Tensor<Vector<f32, N>>,
     weight_ih: &Tensor<f32>,
     bias_ih: &Tensor<f32>,
     bias_hh: &Tensor<f32>,
@@ -188,7 +195,10 @@ pub fn recurrence_forward(
     let width = comptime![residual_width(cell, hidden)];
 
     // The hidden state in two buffers, one read and the other written by each step, so that a step
-    // needs one barrier; the cell state is read and written by its own unit only.
+    // needs one barrier; the cell state in a register where each unit owns one hidden unit
+    // (`WEIGHTS_OWN`), else in workgroup memory, read and written by its own unit only.
+    let own_cell = comptime![place == WEIGHTS_OWN];
+    let mut cell_own = 0.0f32;
     let mut state = SharedMemory::<f32>::new(comptime![(sequences * 2 * hidden) as usize]);
     let mut cell_state = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
     // The recurrent weights, copied once per cube when they fit beside the state (`Call::weights`):
@@ -260,6 +270,7 @@ pub fn recurrence_forward(
         projection.stride(1),
         projection.stride(2),
     );
+    let vector = projection.vector_size();
     let mut pre = Array::<f32>::new(comptime![gate_count(cell) as usize]);
     // This row's slices of the shared vectors.
     let s2h = s * 2 * h;
@@ -274,9 +285,10 @@ pub fn recurrence_forward(
         }
         if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
             if comptime![initial] {
-                cell_state[sh + u] = initial_cell[b * h + u];
-            } else {
-                cell_state[sh + u] = 0.0;
+                cell_own = initial_cell[b * h + u];
+            }
+            if comptime![!own_cell] {
+                cell_state[sh + u] = cell_own;
             }
         }
         u += threads;
@@ -297,13 +309,19 @@ pub fn recurrence_forward(
                 for g in 0..gates {
                     pre[g] = 0.0;
                 }
-                let x = b * s0 + t * s1;
+                // Read `vector` features at a time when the input's layout allows (`N`).
+                let x = (b * s0 + t * s1) / vector;
                 #[unroll]
-                for i in 0..features {
-                    let value = projection[x + i * s2];
+                for q in 0..comptime![features / vector] {
+                    let values = projection[x + q * s2];
                     #[unroll]
-                    for g in 0..gates {
-                        pre[g] += value * own_ih[i * gates + g];
+                    for e in 0..vector {
+                        let value = values[e];
+                        let i = q * vector + e;
+                        #[unroll]
+                        for g in 0..gates {
+                            pre[g] += value * own_ih[i * gates + g];
+                        }
                     }
                 }
                 if comptime![biased > 0] {
@@ -315,7 +333,7 @@ pub fn recurrence_forward(
             } else {
                 #[unroll]
                 for g in 0..gates {
-                    pre[g] = projection[row + g * h + u];
+                    pre[g] = projection[row + g * h + u][0];
                 }
             }
             if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
@@ -334,7 +352,10 @@ pub fn recurrence_forward(
                     a_g += x * weight(weight_hh, &weights, &own, w + 2 * h, j + 2, place);
                     a_o += x * weight(weight_hh, &weights, &own, w + 3 * h, j + 3, place);
                 }
-                let previous = cell_state[sh + u];
+                let mut previous = cell_own;
+                if comptime![!own_cell] {
+                    previous = cell_state[sh + u];
+                }
                 let mut input_pre = pre[0] + a_i;
                 let mut forget_pre = pre[1] + a_f;
                 if comptime![cell == PEEPHOLE_LSTM] {
@@ -352,7 +373,11 @@ pub fn recurrence_forward(
                 let o = sigmoid(output_pre);
                 let tanh_c = tanh_of(c);
                 let next = o * tanh_c;
-                cell_state[sh + u] = c;
+                if comptime![own_cell] {
+                    cell_own = c;
+                } else {
+                    cell_state[sh + u] = c;
+                }
                 state[write + u] = next;
                 if active {
                     packed[out + u] = next;
@@ -363,7 +388,10 @@ pub fn recurrence_forward(
                     residuals[res + 2 * h + u] = g;
                     residuals[res + 3 * h + u] = o;
                     residuals[res + 4 * h + u] = c;
-                    residuals[res + 5 * h + u] = tanh_c;
+                    // Small layers' backward recomputes `tanh c` ([`recurrence_backward_own`]).
+                    if comptime![place != WEIGHTS_OWN] {
+                        residuals[res + 5 * h + u] = tanh_c;
+                    }
                 }
             } else if comptime![cell == GRU] {
                 let mut a_r = 0.0f32;
@@ -417,7 +445,11 @@ pub fn recurrence_forward(
     while u < h && active {
         packed[last + u] = state[final_state + u];
         if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
-            packed[last + h + u] = cell_state[sh + u];
+            let mut c = cell_own;
+            if comptime![!own_cell] {
+                c = cell_state[sh + u];
+            }
+            packed[last + h + u] = c;
         }
         u += threads;
     }
@@ -428,8 +460,8 @@ pub fn recurrence_forward(
 /// Writes the gradient of every step's gate pre-activations `[batch, time, G·H]` (on the input side:
 /// for the GRU's `n` gate, of `x W_in + b_in`), for the GRU the gradient of `W_hn h + b_hn`
 /// `[batch, time, H]` in `grad_hidden_n`, and the gradients of the initial hidden and cell states in
-/// `grad_initial` `[batch, 2, H]`. `weight_hh_t` is `W_hh` transposed, `[G·H, H]`, except where its
-/// weights sit in registers (`place`), each unit reading its row of `W_hh` `[H, G·H]` once.
+/// `grad_initial` `[batch, 2, H]`. `weight_hh_t` is `W_hh` transposed, `[G·H, H]`, staged in workgroup
+/// memory or read from global memory (`place`); small layers run [`recurrence_backward_own`].
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn recurrence_backward(
@@ -473,18 +505,9 @@ pub fn recurrence_backward(
             comptime![staged_len(place, cell, hidden)],
         );
     }
-    // Or the unit's own row of them in registers: `own[j]` is `W_hh^T[j, unit]`, read once from
-    // `W_hh` itself, which is passed untransposed then.
-    let mut own = Array::<f32>::new(comptime![own_len(place, cell, hidden)]);
-    if comptime![place == WEIGHTS_OWN] {
-        let column = select(unit < h, unit, 0);
-        #[unroll]
-        for j in 0..gh {
-            own[j] = weight_hh_t[column * gh + j];
-        }
-    } else {
-        own[0] = 0.0;
-    }
+    // (Small layers, whose weights sit in registers, run [`recurrence_backward_own`].)
+    let mut own = Array::<f32>::new(1usize);
+    own[0] = 0.0;
 
     // carry: dL/dh_t through the recurrent weights (and the GRU's direct path); grad_cell: dL/dc_t;
     // grad_recurrent: the gate gradients as the recurrent product sees them.
@@ -623,6 +646,218 @@ pub fn recurrence_backward(
     }
 }
 
+/// Floats one sequence exchanges per step in [`recurrence_backward_own`]: each unit's contribution to
+/// every hidden unit's carry (`H·H`) for the gated cells, the `H` gate gradients themselves for the
+/// tanh RNN, whose gate gradients are fewer.
+pub fn exchange_len(cell: u32, hidden: u32) -> usize {
+    match gate_count(cell) {
+        1 => hidden as usize,
+        _ => (hidden * hidden) as usize,
+    }
+}
+
+/// Backward through time for small layers ([`WEIGHTS_OWN`]: a unit per hidden unit), `sequences` per
+/// cube: each unit keeps its hidden unit's carried gradients in registers and its `W_hh` weights too,
+/// and a step's carry to the step before crosses the units through workgroup memory in two buffers
+/// (one barrier a step). For the gated cells a unit writes its contribution to every hidden unit's
+/// carry (`H` partial sums) and reads the `H` contributions to its own, `2H` accesses a step instead of
+/// the `G·H + G` of exchanging the gate gradients; the tanh RNN exchanges its `H` gate gradients.
+/// Every workgroup-memory access costs a pass over the SIMD lanes on lavapipe, the count matters.
+/// The carry sums its contributions unit by unit, each over the gates in order. Outputs and layouts
+/// as [`recurrence_backward`], whose `weight_hh_t` is passed untransposed here; the residual `tanh c`
+/// is recomputed from `c`, as the forward computed it.
+#[cube(launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn recurrence_backward_own(
+    packed: &Tensor<f32>,
+    residuals: &Tensor<f32>,
+    grad: &Tensor<f32>,
+    weight_hh: &Tensor<f32>,
+    peepholes: &Tensor<f32>,
+    initial_hidden: &Tensor<f32>,
+    initial_cell: &Tensor<f32>,
+    grad_gates: &mut Tensor<f32>,
+    grad_hidden_n: &mut Tensor<f32>,
+    grad_initial: &mut Tensor<f32>,
+    time: u32,
+    batch: u32,
+    #[comptime] cell: u32,
+    #[comptime] hidden: u32,
+    #[comptime] sequences: u32,
+    #[comptime] initial: bool,
+) {
+    let s = UNIT_POS_Y as usize;
+    let sequence = CUBE_POS_X as usize * comptime![sequences as usize] + s;
+    let active = sequence < batch as usize;
+    let b = select(active, sequence, batch as usize - 1);
+    let unit = UNIT_POS_X as usize;
+    let steps = time as usize;
+    let h = comptime![hidden as usize];
+    let gates = comptime![gate_count(cell) as usize];
+    let gh = comptime![(gate_count(cell) * hidden) as usize];
+    let rows = steps + comptime![state_rows(cell)];
+    let width = comptime![residual_width(cell, hidden)];
+    let lstm = comptime![cell == LSTM || cell == PEEPHOLE_LSTM];
+    let transposed = comptime![gate_count(cell) > 1];
+    // Units past the hidden size compute on hidden unit 0's values and write nothing.
+    let owner = unit < h;
+    let u = select(owner, unit, 0);
+    let writes = active && owner;
+
+    // The gated cells: the unit's gate columns of `W_hh`, `own[g * H + k] = W_hh[k, g·H + u]`, its
+    // share of every carry; the RNN: its row, `own[j] = W_hh[u, j]`, which its own carry reads.
+    let mut own = Array::<f32>::new(comptime![(gate_count(cell) * hidden) as usize]);
+    if comptime![transposed] {
+        #[unroll]
+        for g in 0..gates {
+            #[unroll]
+            for k in 0..h {
+                own[g * h + k] = weight_hh[k * gh + g * h + u];
+            }
+        }
+    } else {
+        #[unroll]
+        for j in 0..h {
+            own[j] = weight_hh[u * gh + j];
+        }
+    }
+    let per = comptime![exchange_len(cell, hidden)];
+    let mut exchange = SharedMemory::<f32>::new(comptime![
+        sequences as usize * 2 * exchange_len(cell, hidden)
+    ]);
+    let base = s * 2 * per;
+
+    // carry: dL/dh_t through the recurrent weights and the GRU's direct path; grad_cell: dL/dc_t;
+    // cell_next: c_t, read as the step after's previous cell state.
+    let final_row = (b * rows + steps) * h;
+    let mut carry = grad[final_row + u];
+    let mut grad_cell = 0.0f32;
+    let mut cell_next = 0.0f32;
+    if comptime![lstm] {
+        grad_cell = grad[final_row + h + u];
+        cell_next = residuals[((b * steps + steps - 1) * width) + 4 * h + u];
+    }
+    let mut recurrent = Array::<f32>::new(comptime![gate_count(cell) as usize]);
+
+    for step in 0..steps {
+        let t = steps - 1 - step;
+        let out = (b * rows + t) * h;
+        let res = (b * steps + t) * width;
+        let gates_row = (b * steps + t) * gh;
+        let buffer = base + (step % 2) * per;
+        let dh = grad[out + u] + carry;
+        let mut direct = 0.0f32;
+        if comptime![lstm] {
+            let i = residuals[res + u];
+            let f = residuals[res + h + u];
+            let g = residuals[res + 2 * h + u];
+            let o = residuals[res + 3 * h + u];
+            let tanh_c = tanh_of(cell_next);
+            let mut previous = 0.0f32;
+            if comptime![initial] {
+                previous = initial_cell[b * h + u];
+            }
+            if t > 0 {
+                previous = residuals[res - width + 4 * h + u];
+            }
+            cell_next = previous;
+            let d_output = dh * tanh_c * o * (1.0 - o);
+            let mut dc = grad_cell + dh * o * (1.0 - tanh_c * tanh_c);
+            if comptime![cell == PEEPHOLE_LSTM] {
+                dc += d_output * peepholes[2 * h + u];
+            }
+            let d_input = dc * g * i * (1.0 - i);
+            let d_forget = dc * previous * f * (1.0 - f);
+            let d_candidate = dc * i * (1.0 - g * g);
+            let mut dc_previous = dc * f;
+            if comptime![cell == PEEPHOLE_LSTM] {
+                dc_previous += d_input * peepholes[u] + d_forget * peepholes[h + u];
+            }
+            grad_cell = dc_previous;
+            if writes {
+                grad_gates[gates_row + u] = d_input;
+                grad_gates[gates_row + h + u] = d_forget;
+                grad_gates[gates_row + 2 * h + u] = d_candidate;
+                grad_gates[gates_row + 3 * h + u] = d_output;
+            }
+            recurrent[0] = d_input;
+            recurrent[1] = d_forget;
+            recurrent[2] = d_candidate;
+            recurrent[3] = d_output;
+        } else if comptime![cell == GRU] {
+            let r = residuals[res + u];
+            let z = residuals[res + h + u];
+            let n = residuals[res + 2 * h + u];
+            let hn = residuals[res + 3 * h + u];
+            let mut previous = 0.0f32;
+            if comptime![initial] {
+                previous = initial_hidden[b * h + u];
+            }
+            if t > 0 {
+                previous = packed[out - h + u];
+            }
+            let d_new = dh * (1.0 - z) * (1.0 - n * n);
+            let d_update = dh * (previous - n) * z * (1.0 - z);
+            let d_reset = d_new * hn * r * (1.0 - r);
+            if writes {
+                grad_gates[gates_row + u] = d_reset;
+                grad_gates[gates_row + h + u] = d_update;
+                grad_gates[gates_row + 2 * h + u] = d_new;
+                grad_hidden_n[(b * steps + t) * h + u] = d_new * r;
+            }
+            recurrent[0] = d_reset;
+            recurrent[1] = d_update;
+            recurrent[2] = d_new * r;
+            direct = dh * z;
+        } else {
+            let next = packed[out + u];
+            let d_pre = dh * (1.0 - next * next);
+            if writes {
+                grad_gates[gates_row + u] = d_pre;
+            }
+            recurrent[0] = d_pre;
+        }
+
+        if comptime![transposed] {
+            if owner {
+                #[unroll]
+                for k in 0..h {
+                    let mut share = 0.0f32;
+                    #[unroll]
+                    for g in 0..gates {
+                        share += recurrent[g] * own[g * h + k];
+                    }
+                    exchange[buffer + k * h + u] = share;
+                }
+            }
+        } else if owner {
+            exchange[buffer + u] = recurrent[0];
+        }
+        sync_cube();
+
+        let mut acc = direct;
+        if comptime![transposed] {
+            #[unroll]
+            for v in 0..h {
+                acc += exchange[buffer + u * h + v];
+            }
+        } else {
+            #[unroll]
+            for j in 0..h {
+                acc += exchange[buffer + j] * own[j];
+            }
+        }
+        carry = acc;
+    }
+
+    if writes {
+        grad_initial[b * 2 * h + u] = carry;
+        if comptime![lstm] {
+            grad_initial[b * 2 * h + h + u] = grad_cell;
+        }
+    }
+}
+
 /// Rows of the parameter gradients per gate column: `I` of `W_ih`, `H` of `W_hh`, then the input
 /// and the recurrent bias (the same sum but for the GRU's `n` gate, whose recurrent bias sits inside
 /// the reset gate's product).
@@ -639,11 +874,11 @@ pub fn parameter_rows(inputs: u32, hidden: u32) -> usize {
 /// `span` columns. Cube `c` writes `partials[c, p, j]`, rows `p` as in [`parameter_rows`]: `W_ih`
 /// from the input (read through its strides: the previous layer's output is a view), `W_hh` from the
 /// hidden state each step started from (`initial_hidden`, then the packed output), then the two
-/// biases. Summed sequence by sequence, step by step.
+/// biases. Summed sequence by sequence, step by step; the input read `N` features at a time.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
-pub fn parameter_gradients(
-    input: &Tensor<f32>,
+pub fn parameter_gradients<N: Size>(
+    input: &Tensor<Vector<f32, N>>,
     packed: &Tensor<f32>,
     initial_hidden: &Tensor<f32>,
     grad_gates: &Tensor<f32>,
@@ -681,6 +916,7 @@ pub fn parameter_gradients(
         n[q] = select(from_n[q], j - select(from_n[q], 2 * h, 0), 0);
     }
     let (s0, s1, s2) = (input.stride(0), input.stride(1), input.stride(2));
+    let vector = input.vector_size();
 
     // `acc[p * span + q]`: row `p` of column `q`.
     let mut acc = Array::<f32>::new(comptime![parameter_rows(inputs, hidden) * span as usize]);
@@ -704,13 +940,18 @@ pub fn parameter_gradients(
                     recurrent[q] = select(from_n[q], grad_hidden_n[r * h + n[q]], d[q]);
                 }
             }
-            let x = b * s0 + t * s1;
+            let x = (b * s0 + t * s1) / vector;
             #[unroll]
-            for i in 0..features {
-                let a = input[x + i * s2];
+            for v in 0..comptime![features / vector] {
+                let values = input[x + v * s2];
                 #[unroll]
-                for q in 0..columns {
-                    acc[i * columns + q] += a * d[q];
+                for e in 0..vector {
+                    let a = values[e];
+                    let i = v * vector + e;
+                    #[unroll]
+                    for q in 0..columns {
+                        acc[i * columns + q] += a * d[q];
+                    }
                 }
             }
             let mut previous = 0.0f32;

@@ -46,6 +46,28 @@ fn inputs<R: CubeRuntime, I: IntElement, BT: BoolElement, const N: usize>(
         .map(|ir| into_contiguous(handles.get_float_tensor::<Inner<R, I, BT>>(ir)))
 }
 
+/// Features the forward and parameter-gradient kernels read from the input at a time: the widest
+/// vector the device loads that divides the features and the step and sequence strides, with the
+/// features contiguous and the start aligned to it (else 1). lavapipe runs each read in a loop as a
+/// pass over its SIMD lanes, so a vector of 4 costs about what one float does.
+fn input_vector<R: CubeRuntime>(input: &CubeTensor<R>, features: usize) -> usize {
+    let strides = input.meta.strides();
+    let offset = input.handle.offset_start.unwrap_or(0) as usize;
+    let fits = |width: usize| {
+        strides[2] == 1
+            && features.is_multiple_of(width)
+            && strides[0].is_multiple_of(width)
+            && strides[1].is_multiple_of(width)
+            && offset.is_multiple_of(width * size_of::<f32>())
+    };
+    input
+        .client
+        .io_optimized_vector_sizes(size_of::<f32>())
+        .filter(|&width| width <= 4 && fits(width))
+        .max()
+        .unwrap_or(1)
+}
+
 /// Registers a custom operation of `inputs` with `outputs` of the given shapes; returns them.
 fn register<R, I, BT, O, const N: usize, const M: usize>(
     name: &'static str,
@@ -105,6 +127,10 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
             cell,
         ] = inputs::<R, I, BT, 8>(handles, rest);
         let (features, biased) = self.projects.unwrap_or((0, 0));
+        let vector = match self.projects {
+            Some(_) => input_vector(&projection, features),
+            None => 1,
+        };
         let call = self.call;
         let packed = empty(&projection, packed_ir.shape.clone());
         let residuals = empty(&projection, residuals_ir.shape.clone());
@@ -119,6 +145,7 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
                 &client,
                 call.cubes(),
                 call.cube_dim(),
+                vector,
                 projection.into_tensor_arg(),
                 weight_ih.into_tensor_arg(),
                 bias_ih.into_tensor_arg(),
@@ -205,32 +232,60 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
         let grad_hidden_n = empty(&packed, hidden_n_ir.shape.clone());
         let grad_initial = empty(&packed, initial_ir.shape.clone());
         let client = packed.client.clone();
-        // SAFETY: as for the forward launch: the plan bounds every index, the gradients are
-        // allocated here and the inputs have the call's shapes.
-        unsafe {
-            kernels::recurrence_backward::launch_unchecked::<R>(
-                &client,
-                call.cubes(),
-                call.cube_dim(),
-                packed.into_tensor_arg(),
-                residuals.into_tensor_arg(),
-                grad.into_tensor_arg(),
-                weight_hh_t.into_tensor_arg(),
-                peepholes.into_tensor_arg(),
-                hidden.into_tensor_arg(),
-                cell.into_tensor_arg(),
-                grad_gates.clone().into_tensor_arg(),
-                grad_hidden_n.clone().into_tensor_arg(),
-                grad_initial.clone().into_tensor_arg(),
-                call.time as u32,
-                call.batch as u32,
-                call.cell,
-                call.hidden as u32,
-                call.sequences as u32,
-                call.weights,
-                call.initial_state,
-                call.double_buffered,
-            );
+        // Small layers run the kernel that keeps each unit's carry in registers.
+        if call.weights == kernels::WEIGHTS_OWN {
+            // SAFETY: as for the forward launch: the plan bounds every index, the gradients are
+            // allocated here and the inputs have the call's shapes.
+            unsafe {
+                kernels::recurrence_backward_own::launch_unchecked::<R>(
+                    &client,
+                    call.cubes(),
+                    call.cube_dim(),
+                    packed.into_tensor_arg(),
+                    residuals.into_tensor_arg(),
+                    grad.into_tensor_arg(),
+                    weight_hh_t.into_tensor_arg(),
+                    peepholes.into_tensor_arg(),
+                    hidden.into_tensor_arg(),
+                    cell.into_tensor_arg(),
+                    grad_gates.clone().into_tensor_arg(),
+                    grad_hidden_n.clone().into_tensor_arg(),
+                    grad_initial.clone().into_tensor_arg(),
+                    call.time as u32,
+                    call.batch as u32,
+                    call.cell,
+                    call.hidden as u32,
+                    call.sequences as u32,
+                    call.initial_state,
+                );
+            }
+        } else {
+            // SAFETY: as above.
+            unsafe {
+                kernels::recurrence_backward::launch_unchecked::<R>(
+                    &client,
+                    call.cubes(),
+                    call.cube_dim(),
+                    packed.into_tensor_arg(),
+                    residuals.into_tensor_arg(),
+                    grad.into_tensor_arg(),
+                    weight_hh_t.into_tensor_arg(),
+                    peepholes.into_tensor_arg(),
+                    hidden.into_tensor_arg(),
+                    cell.into_tensor_arg(),
+                    grad_gates.clone().into_tensor_arg(),
+                    grad_hidden_n.clone().into_tensor_arg(),
+                    grad_initial.clone().into_tensor_arg(),
+                    call.time as u32,
+                    call.batch as u32,
+                    call.cell,
+                    call.hidden as u32,
+                    call.sequences as u32,
+                    call.weights,
+                    call.initial_state,
+                    call.double_buffered,
+                );
+            }
         }
         handles.register_float_tensor::<Inner<R, I, BT>>(&gates_ir.id, grad_gates);
         handles.register_float_tensor::<Inner<R, I, BT>>(&hidden_n_ir.id, grad_hidden_n);
@@ -289,6 +344,7 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
             inputs::<R, I, BT, 4>(handles, rest);
         let (call, launch) = (self.call, self.launch);
         let features = input.meta.shape()[2];
+        let vector = input_vector(&input, features);
         let partials = empty(&packed, partials_ir.shape.clone());
         let client = packed.client.clone();
         // `Call::parameter_launch` gives each cube whole sequences of the batch and each unit `span`
@@ -300,6 +356,7 @@ impl<R: CubeRuntime, I: IntElement, BT: BoolElement> Operation<FusionCubeRuntime
                 &client,
                 CubeCount::Static(launch.chunks as u32, 1, 1),
                 CubeDim::new_1d(launch.units as u32),
+                vector,
                 input.into_tensor_arg(),
                 packed.into_tensor_arg(),
                 initial_hidden.into_tensor_arg(),

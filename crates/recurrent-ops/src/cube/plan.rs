@@ -153,6 +153,12 @@ impl Call {
             .unwrap_or(ASSUMED_MULTIPROCESSORS)
             .max(1);
         let own = units >= hidden && kernels::gate_count(cell) as usize * hidden <= OWN_WEIGHTS;
+        // Small layers' backward exchanges its carry through buffers of its own.
+        let needed = if own {
+            needed.max(own_step_bytes(cell, hidden))
+        } else {
+            needed
+        };
         let weights = weight_bytes(cell, hidden);
         let staged = !own && needed + weights <= limits.shared_memory;
         let available = limits.shared_memory - if staged { weights } else { 0 };
@@ -281,6 +287,12 @@ pub fn gate_bytes(cell: u32, hidden: usize) -> usize {
 /// three `[H]` vectors and one `[G·H]` vector (the forward takes three `[H]` vectors).
 pub fn step_bytes(cell: u32, hidden: usize) -> usize {
     (3 + kernels::gate_count(cell) as usize) * hidden * size_of::<f32>()
+}
+
+/// Bytes of workgroup memory one sequence's step takes in the backward of a small layer
+/// ([`kernels::recurrence_backward_own`]): two buffers of the values its units exchange.
+pub fn own_step_bytes(cell: u32, hidden: usize) -> usize {
+    2 * kernels::exchange_len(cell, hidden as u32) * size_of::<f32>()
 }
 
 #[cfg(test)]
@@ -495,6 +507,28 @@ mod tests {
                 .unwrap()
                 .double_buffered
         );
+    }
+
+    #[test]
+    fn small_layers_exchange_their_carry_in_buffers_of_their_own() {
+        // Two buffers of each unit's share of every hidden unit's carry (H·H floats) for the gated
+        // cells, of the H gate gradients for the RNN.
+        assert_eq!(own_step_bytes(kernels::LSTM, 16), 2048);
+        assert_eq!(own_step_bytes(kernels::GRU, 21), 3528);
+        assert_eq!(own_step_bytes(kernels::RNN, 64), 512);
+        // They bound how many sequences share a cube: 8 KiB hold four LSTMs of 16 (units do eight).
+        let tight = Limits {
+            shared_memory: 8 * 1024,
+            ..webgpu()
+        };
+        assert_eq!(plan(kernels::LSTM, 1000, 16, &tight).unwrap().sequences, 4);
+        assert_eq!(
+            plan(kernels::LSTM, 1000, 16, &webgpu()).unwrap().sequences,
+            8
+        );
+        // Layers past the registers keep the step's three vectors and gate gradients.
+        let staged = plan(kernels::LSTM, 1000, 24, &webgpu()).unwrap();
+        assert_eq!(staged.sequences, 8);
     }
 
     #[test]
