@@ -51,6 +51,14 @@ pub fn gate_count(cell: u32) -> u32 {
     }
 }
 
+/// Gates whose gradient the recurrent product sees as the input side does: all but the GRU's `n`.
+pub fn plain_gates(cell: u32) -> usize {
+    match cell {
+        GRU => 2,
+        _ => gate_count(cell) as usize,
+    }
+}
+
 /// Rows of the final state after the steps in the packed output: `h` and, for the LSTMs, `c`.
 pub fn state_rows(cell: u32) -> usize {
     match cell {
@@ -455,6 +463,93 @@ pub fn recurrence_forward<N: Size>(
     }
 }
 
+/// The value a step of hidden unit `u` started from: `source[at]` after the first step, the initial
+/// state's `initial_values[first]` at the first when given (`initial`), else 0.
+#[cube]
+fn previous_value(
+    source: &Tensor<f32>,
+    initial_values: &Tensor<f32>,
+    at: usize,
+    first: usize,
+    t: usize,
+    #[comptime] initial: bool,
+) -> f32 {
+    let mut previous = 0.0f32;
+    if comptime![initial] {
+        previous = initial_values[first];
+    }
+    if t > 0 {
+        previous = source[at];
+    }
+    previous
+}
+
+/// The first `count` gate activations of hidden unit `u` in the residuals' row `res` (`a[k]` at
+/// `res + k·H + u`).
+#[cube]
+fn activations(
+    residuals: &Tensor<f32>,
+    res: usize,
+    u: usize,
+    a: &mut Array<f32>,
+    #[comptime] hidden: u32,
+    #[comptime] count: u32,
+) {
+    #[unroll]
+    for k in 0..comptime![count as usize] {
+        a[k] = residuals[res + k * comptime![hidden as usize] + u];
+    }
+}
+
+/// An LSTM unit's gate gradients for one step, `[d_input, d_forget, d_candidate, d_output]` into
+/// `d`, from dL/dh_t (`dh`), dL/dc_t carried from the step after (`dc_after`), the step's activations
+/// `a` (`i, f, g, o`), `tanh c_t` and `c_{t-1}` (`previous`); returns dL/dc_{t-1}.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn lstm_gradients(
+    dh: f32,
+    dc_after: f32,
+    a: &Array<f32>,
+    tanh_c: f32,
+    previous: f32,
+    peepholes: &Tensor<f32>,
+    u: usize,
+    d: &mut Array<f32>,
+    #[comptime] cell: u32,
+    #[comptime] hidden: u32,
+) -> f32 {
+    let h = comptime![hidden as usize];
+    let (i, f, g, o) = (a[0], a[1], a[2], a[3]);
+    let d_output = dh * tanh_c * o * (1.0 - o);
+    let mut dc = dc_after + dh * o * (1.0 - tanh_c * tanh_c);
+    if comptime![cell == PEEPHOLE_LSTM] {
+        dc += d_output * peepholes[2 * h + u];
+    }
+    let d_input = dc * g * i * (1.0 - i);
+    let d_forget = dc * previous * f * (1.0 - f);
+    let mut dc_previous = dc * f;
+    if comptime![cell == PEEPHOLE_LSTM] {
+        dc_previous += d_input * peepholes[u] + d_forget * peepholes[h + u];
+    }
+    d[0] = d_input;
+    d[1] = d_forget;
+    d[2] = dc * i * (1.0 - g * g);
+    d[3] = d_output;
+    dc_previous
+}
+
+/// A GRU unit's gate gradients for one step, `[d_reset, d_update, d_new]` into `d` (`d_new` on the
+/// input side, of `x W_in + b_in`), from dL/dh_t, the step's activations `a` (`r, z, n` and
+/// `W_hn h + b_hn`) and `h_{t-1}`.
+#[cube]
+fn gru_gradients(dh: f32, a: &Array<f32>, previous: f32, d: &mut Array<f32>) {
+    let (r, z, n, hn) = (a[0], a[1], a[2], a[3]);
+    let d_new = dh * (1.0 - z) * (1.0 - n * n);
+    d[0] = d_new * hn * r * (1.0 - r);
+    d[1] = dh * (previous - n) * z * (1.0 - z);
+    d[2] = d_new;
+}
+
 /// Backward through time of `sequences` sequences per cube, from `grad`, the gradient of the packed output.
 ///
 /// Writes the gradient of every step's gate pre-activations `[batch, time, G·H]` (on the input side:
@@ -522,6 +617,9 @@ pub fn recurrence_backward(
     ]);
     let sh = s * h;
     let sequence_gates = s * comptime![buffers as usize] * gh;
+    // A step's activations (residuals) and gate gradients, of the unit's hidden unit.
+    let mut a = Array::<f32>::new(4usize);
+    let mut d = Array::<f32>::new(comptime![gate_count(cell) as usize]);
 
     let final_row = (b * rows + steps) * h;
     let mut u = unit;
@@ -548,73 +646,57 @@ pub fn recurrence_backward(
         while u < h {
             let dh = grad[out + u] + carry[sh + u];
             if comptime![cell == LSTM || cell == PEEPHOLE_LSTM] {
-                let i = residuals[res + u];
-                let f = residuals[res + h + u];
-                let g = residuals[res + 2 * h + u];
-                let o = residuals[res + 3 * h + u];
+                activations(residuals, res, u, &mut a, hidden, 4u32);
                 let tanh_c = residuals[res + 5 * h + u];
-                let mut previous = 0.0f32;
-                if comptime![initial] {
-                    previous = initial_cell[b * h + u];
-                }
-                if t > 0 {
-                    previous = residuals[res - width + 4 * h + u];
-                }
-                let d_output = dh * tanh_c * o * (1.0 - o);
-                let mut dc = grad_cell[sh + u] + dh * o * (1.0 - tanh_c * tanh_c);
-                if comptime![cell == PEEPHOLE_LSTM] {
-                    dc += d_output * peepholes[2 * h + u];
-                }
-                let d_input = dc * g * i * (1.0 - i);
-                let d_forget = dc * previous * f * (1.0 - f);
-                let d_candidate = dc * i * (1.0 - g * g);
-                let mut dc_previous = dc * f;
-                if comptime![cell == PEEPHOLE_LSTM] {
-                    dc_previous += d_input * peepholes[u] + d_forget * peepholes[h + u];
-                }
-                grad_cell[sh + u] = dc_previous;
-                if active {
-                    grad_gates[gates_row + u] = d_input;
-                    grad_gates[gates_row + h + u] = d_forget;
-                    grad_gates[gates_row + 2 * h + u] = d_candidate;
-                    grad_gates[gates_row + 3 * h + u] = d_output;
-                }
-                grad_recurrent[sg + u] = d_input;
-                grad_recurrent[sg + h + u] = d_forget;
-                grad_recurrent[sg + 2 * h + u] = d_candidate;
-                grad_recurrent[sg + 3 * h + u] = d_output;
+                let previous = previous_value(
+                    residuals,
+                    initial_cell,
+                    res - width + 4 * h + u,
+                    b * h + u,
+                    t,
+                    initial,
+                );
+                grad_cell[sh + u] = lstm_gradients(
+                    dh,
+                    grad_cell[sh + u],
+                    &a,
+                    tanh_c,
+                    previous,
+                    peepholes,
+                    u,
+                    &mut d,
+                    cell,
+                    hidden,
+                );
             } else if comptime![cell == GRU] {
-                let r = residuals[res + u];
-                let z = residuals[res + h + u];
-                let n = residuals[res + 2 * h + u];
-                let hn = residuals[res + 3 * h + u];
-                let mut previous = 0.0f32;
-                if comptime![initial] {
-                    previous = initial_hidden[b * h + u];
-                }
-                if t > 0 {
-                    previous = packed[out - h + u];
-                }
-                let d_new = dh * (1.0 - z) * (1.0 - n * n);
-                let d_update = dh * (previous - n) * z * (1.0 - z);
-                let d_reset = d_new * hn * r * (1.0 - r);
-                if active {
-                    grad_gates[gates_row + u] = d_reset;
-                    grad_gates[gates_row + h + u] = d_update;
-                    grad_gates[gates_row + 2 * h + u] = d_new;
-                    grad_hidden_n[(b * steps + t) * h + u] = d_new * r;
-                }
-                grad_recurrent[sg + u] = d_reset;
-                grad_recurrent[sg + h + u] = d_update;
-                grad_recurrent[sg + 2 * h + u] = d_new * r;
-                direct[sh + u] = dh * z;
+                activations(residuals, res, u, &mut a, hidden, 4u32);
+                let previous =
+                    previous_value(packed, initial_hidden, out - h + u, b * h + u, t, initial);
+                gru_gradients(dh, &a, previous, &mut d);
+                direct[sh + u] = dh * a[1];
             } else {
                 let next = packed[out + u];
-                let d_pre = dh * (1.0 - next * next);
-                if active {
-                    grad_gates[gates_row + u] = d_pre;
+                d[0] = dh * (1.0 - next * next);
+            }
+            // The gate gradients, and as the recurrent product sees them: the same but for the GRU's
+            // `n` gate, whose recurrent side is the gradient of `W_hn h + b_hn`.
+            if active {
+                #[unroll]
+                for k in 0..comptime![plain_gates(cell)] {
+                    grad_gates[gates_row + k * h + u] = d[k];
                 }
-                grad_recurrent[sg + u] = d_pre;
+            }
+            #[unroll]
+            for k in 0..comptime![plain_gates(cell)] {
+                grad_recurrent[sg + k * h + u] = d[k];
+            }
+            if comptime![cell == GRU] {
+                let hidden_n = d[2] * a[0];
+                if active {
+                    grad_gates[gates_row + 2 * h + u] = d[2];
+                    grad_hidden_n[(b * steps + t) * h + u] = hidden_n;
+                }
+                grad_recurrent[sg + 2 * h + u] = hidden_n;
             }
             u += threads;
         }
@@ -737,6 +819,10 @@ pub fn recurrence_backward_own(
         grad_cell = grad[final_row + h + u];
         cell_next = residuals[((b * steps + steps - 1) * width) + 4 * h + u];
     }
+    // A step's activations (residuals), gate gradients, and the gate gradients the recurrent product
+    // sees, of the unit's hidden unit.
+    let mut a = Array::<f32>::new(4usize);
+    let mut d = Array::<f32>::new(comptime![gate_count(cell) as usize]);
     let mut recurrent = Array::<f32>::new(comptime![gate_count(cell) as usize]);
 
     for step in 0..steps {
@@ -748,74 +834,55 @@ pub fn recurrence_backward_own(
         let dh = grad[out + u] + carry;
         let mut direct = 0.0f32;
         if comptime![lstm] {
-            let i = residuals[res + u];
-            let f = residuals[res + h + u];
-            let g = residuals[res + 2 * h + u];
-            let o = residuals[res + 3 * h + u];
-            let tanh_c = tanh_of(cell_next);
-            let mut previous = 0.0f32;
-            if comptime![initial] {
-                previous = initial_cell[b * h + u];
-            }
-            if t > 0 {
-                previous = residuals[res - width + 4 * h + u];
-            }
+            activations(residuals, res, u, &mut a, hidden, 4u32);
+            let previous = previous_value(
+                residuals,
+                initial_cell,
+                res - width + 4 * h + u,
+                b * h + u,
+                t,
+                initial,
+            );
+            grad_cell = lstm_gradients(
+                dh,
+                grad_cell,
+                &a,
+                tanh_of(cell_next),
+                previous,
+                peepholes,
+                u,
+                &mut d,
+                cell,
+                hidden,
+            );
             cell_next = previous;
-            let d_output = dh * tanh_c * o * (1.0 - o);
-            let mut dc = grad_cell + dh * o * (1.0 - tanh_c * tanh_c);
-            if comptime![cell == PEEPHOLE_LSTM] {
-                dc += d_output * peepholes[2 * h + u];
-            }
-            let d_input = dc * g * i * (1.0 - i);
-            let d_forget = dc * previous * f * (1.0 - f);
-            let d_candidate = dc * i * (1.0 - g * g);
-            let mut dc_previous = dc * f;
-            if comptime![cell == PEEPHOLE_LSTM] {
-                dc_previous += d_input * peepholes[u] + d_forget * peepholes[h + u];
-            }
-            grad_cell = dc_previous;
-            if writes {
-                grad_gates[gates_row + u] = d_input;
-                grad_gates[gates_row + h + u] = d_forget;
-                grad_gates[gates_row + 2 * h + u] = d_candidate;
-                grad_gates[gates_row + 3 * h + u] = d_output;
-            }
-            recurrent[0] = d_input;
-            recurrent[1] = d_forget;
-            recurrent[2] = d_candidate;
-            recurrent[3] = d_output;
         } else if comptime![cell == GRU] {
-            let r = residuals[res + u];
-            let z = residuals[res + h + u];
-            let n = residuals[res + 2 * h + u];
-            let hn = residuals[res + 3 * h + u];
-            let mut previous = 0.0f32;
-            if comptime![initial] {
-                previous = initial_hidden[b * h + u];
-            }
-            if t > 0 {
-                previous = packed[out - h + u];
-            }
-            let d_new = dh * (1.0 - z) * (1.0 - n * n);
-            let d_update = dh * (previous - n) * z * (1.0 - z);
-            let d_reset = d_new * hn * r * (1.0 - r);
-            if writes {
-                grad_gates[gates_row + u] = d_reset;
-                grad_gates[gates_row + h + u] = d_update;
-                grad_gates[gates_row + 2 * h + u] = d_new;
-                grad_hidden_n[(b * steps + t) * h + u] = d_new * r;
-            }
-            recurrent[0] = d_reset;
-            recurrent[1] = d_update;
-            recurrent[2] = d_new * r;
-            direct = dh * z;
+            activations(residuals, res, u, &mut a, hidden, 4u32);
+            let previous =
+                previous_value(packed, initial_hidden, out - h + u, b * h + u, t, initial);
+            gru_gradients(dh, &a, previous, &mut d);
+            direct = dh * a[1];
         } else {
             let next = packed[out + u];
-            let d_pre = dh * (1.0 - next * next);
-            if writes {
-                grad_gates[gates_row + u] = d_pre;
+            d[0] = dh * (1.0 - next * next);
+        }
+        // The gate gradients, and as the recurrent product sees them (the GRU's `n` gate: of
+        // `W_hn h + b_hn`).
+        if writes {
+            #[unroll]
+            for k in 0..gates {
+                grad_gates[gates_row + k * h + u] = d[k];
             }
-            recurrent[0] = d_pre;
+        }
+        #[unroll]
+        for k in 0..gates {
+            recurrent[k] = d[k];
+        }
+        if comptime![cell == GRU] {
+            recurrent[2] = d[2] * a[0];
+            if writes {
+                grad_hidden_n[(b * steps + t) * h + u] = recurrent[2];
+            }
         }
 
         if comptime![transposed] {
