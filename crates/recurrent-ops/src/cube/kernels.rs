@@ -29,7 +29,8 @@
 //! Layouts (row-major, contiguous): projection and gate gradients `[batch, time, G·H]`; packed
 //! output `[batch, time + S, H]` as [`FusedOutput::packed`](crate::FusedOutput::packed); residuals
 //! `[batch, time, R]` with the LSTMs keeping `i, f, g, o, c, tanh c` (small layers leave `tanh c`
-//! to their backward, which recomputes it) and the GRU `r, z, n` and `W_hn h + b_hn`. The cell is a comptime code ([`LSTM`], [`PEEPHOLE_LSTM`], [`GRU`], [`RNN`]).
+//! to their backward, which recomputes it) and the GRU `r, z, n` and `W_hn h + b_hn`. The cell is a
+//! comptime code ([`LSTM`], [`PEEPHOLE_LSTM`], [`GRU`], [`RNN`]).
 
 use cubecl::prelude::*;
 
@@ -48,14 +49,6 @@ pub fn gate_count(cell: u32) -> u32 {
         LSTM | PEEPHOLE_LSTM => 4,
         GRU => 3,
         _ => 1,
-    }
-}
-
-/// Gates whose gradient the recurrent product sees as the input side does: all but the GRU's `n`.
-pub fn plain_gates(cell: u32) -> usize {
-    match cell {
-        GRU => 2,
-        _ => gate_count(cell) as usize,
     }
 }
 
@@ -159,10 +152,10 @@ fn projection_len(inputs: u32, cell: u32) -> usize {
 /// `r, z` parts of `b_hh`); `bias_hn` the GRU's `n` part of `b_hh`, which the reset gate multiplies.
 /// With `inputs` (not 0; small layers whose recurrent weights sit in registers), `projection` is
 /// the input itself `[batch, time, inputs]` (read through its strides, `N` features at a time;
-/// otherwise `N` is 1), each unit keeping its
-/// columns of `weight_ih` and of the bias that adds to the projection (`bias_ih` plus `bias_hh` but
-/// the GRU's `n` part, when `biased` says each is given: bit 0 and bit 1) in registers and projecting
-/// every step as `x W_ih + bias`, without the product and the sums launched before.
+/// otherwise `N` is 1), each unit keeping its columns of `weight_ih` and of the bias that adds to
+/// the projection (`bias_ih` plus `bias_hh` but the GRU's `n` part, when `biased` says each is
+/// given: bit 0 and bit 1) in registers and projecting every step as `x W_ih + bias`, without the
+/// product and the sums launched before.
 /// Tensors a cell does not read are passed with one element, as is the initial state when not
 /// `initial`: the kernels then start from zeros without reading it (so do the other two kernels).
 #[cube(launch_unchecked)]
@@ -208,7 +201,11 @@ pub fn recurrence_forward<N: Size>(
     let own_cell = comptime![place == WEIGHTS_OWN];
     let mut cell_own = 0.0f32;
     let mut state = SharedMemory::<f32>::new(comptime![(sequences * 2 * hidden) as usize]);
-    let mut cell_state = SharedMemory::<f32>::new(comptime![(sequences * hidden) as usize]);
+    let mut cell_state = SharedMemory::<f32>::new(comptime![if place == WEIGHTS_OWN {
+        1
+    } else {
+        (sequences * hidden) as usize
+    }]);
     // The recurrent weights, copied once per cube when they fit beside the state (`Call::weights`):
     // every step reads all of them.
     let mut weights = SharedMemory::<f32>::new(comptime![staged_len(place, cell, hidden)]);
@@ -397,7 +394,7 @@ pub fn recurrence_forward<N: Size>(
                     residuals[res + 3 * h + u] = o;
                     residuals[res + 4 * h + u] = c;
                     // Small layers' backward recomputes `tanh c` ([`recurrence_backward_own`]).
-                    if comptime![place != WEIGHTS_OWN] {
+                    if comptime![!own_cell] {
                         residuals[res + 5 * h + u] = tanh_c;
                     }
                 }
@@ -617,6 +614,7 @@ pub fn recurrence_backward(
     ]);
     let sh = s * h;
     let sequence_gates = s * comptime![buffers as usize] * gh;
+    let gates = comptime![gate_count(cell) as usize];
     // A step's activations (residuals) and gate gradients, of the unit's hidden unit.
     let mut a = Array::<f32>::new(4usize);
     let mut d = Array::<f32>::new(comptime![gate_count(cell) as usize]);
@@ -678,25 +676,23 @@ pub fn recurrence_backward(
                 let next = packed[out + u];
                 d[0] = dh * (1.0 - next * next);
             }
-            // The gate gradients, and as the recurrent product sees them: the same but for the GRU's
-            // `n` gate, whose recurrent side is the gradient of `W_hn h + b_hn`.
             if active {
                 #[unroll]
-                for k in 0..comptime![plain_gates(cell)] {
+                for k in 0..gates {
                     grad_gates[gates_row + k * h + u] = d[k];
                 }
             }
-            #[unroll]
-            for k in 0..comptime![plain_gates(cell)] {
-                grad_recurrent[sg + k * h + u] = d[k];
-            }
+            // From here `d` is the gate gradients as the recurrent product sees them: for the GRU's
+            // `n` gate, of `W_hn h + b_hn`.
             if comptime![cell == GRU] {
-                let hidden_n = d[2] * a[0];
+                d[2] *= a[0];
                 if active {
-                    grad_gates[gates_row + 2 * h + u] = d[2];
-                    grad_hidden_n[(b * steps + t) * h + u] = hidden_n;
+                    grad_hidden_n[(b * steps + t) * h + u] = d[2];
                 }
-                grad_recurrent[sg + 2 * h + u] = hidden_n;
+            }
+            #[unroll]
+            for k in 0..gates {
+                grad_recurrent[sg + k * h + u] = d[k];
             }
             u += threads;
         }
@@ -819,11 +815,9 @@ pub fn recurrence_backward_own(
         grad_cell = grad[final_row + h + u];
         cell_next = residuals[((b * steps + steps - 1) * width) + 4 * h + u];
     }
-    // A step's activations (residuals), gate gradients, and the gate gradients the recurrent product
-    // sees, of the unit's hidden unit.
+    // A step's activations (residuals) and gate gradients, of the unit's hidden unit.
     let mut a = Array::<f32>::new(4usize);
     let mut d = Array::<f32>::new(comptime![gate_count(cell) as usize]);
-    let mut recurrent = Array::<f32>::new(comptime![gate_count(cell) as usize]);
 
     for step in 0..steps {
         let t = steps - 1 - step;
@@ -866,22 +860,18 @@ pub fn recurrence_backward_own(
             let next = packed[out + u];
             d[0] = dh * (1.0 - next * next);
         }
-        // The gate gradients, and as the recurrent product sees them (the GRU's `n` gate: of
-        // `W_hn h + b_hn`).
         if writes {
             #[unroll]
             for k in 0..gates {
                 grad_gates[gates_row + k * h + u] = d[k];
             }
         }
-        #[unroll]
-        for k in 0..gates {
-            recurrent[k] = d[k];
-        }
+        // From here `d` is the gate gradients as the recurrent product sees them: for the GRU's `n`
+        // gate, of `W_hn h + b_hn`.
         if comptime![cell == GRU] {
-            recurrent[2] = d[2] * a[0];
+            d[2] *= a[0];
             if writes {
-                grad_hidden_n[(b * steps + t) * h + u] = recurrent[2];
+                grad_hidden_n[(b * steps + t) * h + u] = d[2];
             }
         }
 
@@ -892,13 +882,13 @@ pub fn recurrence_backward_own(
                     let mut share = 0.0f32;
                     #[unroll]
                     for g in 0..gates {
-                        share += recurrent[g] * own[g * h + k];
+                        share += d[g] * own[g * h + k];
                     }
                     exchange[buffer + k * h + u] = share;
                 }
             }
         } else if owner {
-            exchange[buffer + u] = recurrent[0];
+            exchange[buffer + u] = d[0];
         }
         sync_cube();
 
