@@ -182,3 +182,27 @@ fn ndarray_and_flex_agree_on_every_cell_and_direction() {
 fn wgpu_agrees_with_ndarray_on_every_cell_and_direction() {
     agrees_with_ndarray("wgpu", wgpu_outputs);
 }
+
+/// The language-model fixtures (Embedding → LSTM or GRU → Linear, two windows, the state carried)
+/// on wgpu: logits, loss, final states and every gradient within PyTorch's tolerance, through the
+/// CubeCL kernels with an initial state.
+#[test]
+#[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
+fn wgpu_language_models_match_pytorch() {
+    for cell in ["lstm", "gru"] {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+            "tests/fixtures/pytorch-lm-{cell}-h7-l2.safetensors"
+        ));
+        let reference = StateDict::read(&path).unwrap();
+        let device = WgpuDevice::DefaultDevice;
+        let report = std::panic::catch_unwind(|| {
+            parity::check_language_model::<Autodiff<Wgpu>>(&reference, &device).unwrap()
+        })
+        .unwrap_or_else(|_| {
+            panic!(
+                "wgpu could not run. It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
+            )
+        });
+        assert!(report.passes(), "{cell} on wgpu: {report:?}");
+    }
+}

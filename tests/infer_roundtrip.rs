@@ -139,7 +139,7 @@ fn pytorch_weights_imported_as_a_run_predict_like_pytorch() {
     let fixture = repo().join("tests/fixtures/pytorch-lstm-h10-l2.safetensors");
     let out = temp("import");
     let device = Default::default();
-    infer::import_pytorch::<B>(&fixture, &out, &device).unwrap();
+    infer::import_pytorch::<B>(&fixture, &out, None, &device).unwrap();
     let model = Run::open(&out).unwrap().load_model::<B>(&device).unwrap();
     let (input, expected) = reference_batch(&StateDict::read(&fixture).unwrap());
     let logits = model.forward(input);
@@ -215,9 +215,56 @@ fn a_torch_save_state_dict_imports_like_its_safetensors_twin() {
     }
     let out = temp("import-pt");
     let device = Default::default();
-    infer::import_pytorch::<B>(&pt, &out, &device).unwrap();
+    infer::import_pytorch::<B>(&pt, &out, None, &device).unwrap();
     let model = Run::open(&out).unwrap().load_model::<B>(&device).unwrap();
     let (input, expected) = reference_batch(&reference);
     let diff: f32 = (model.forward(input) - expected).abs().max().into_scalar();
     assert!(diff <= LOGITS_TOLERANCE, "{diff}");
+}
+
+/// A character language model saved with the names of PyTorch's word_language_model, plus its
+/// vocabulary, becomes a run that evaluates to PyTorch's own loss on the held-out text (the same
+/// streams and windows, the state carried through; tests/fixtures/pytorch-lm-import/).
+#[test]
+fn a_pytorch_language_model_imported_as_a_run_evaluates_to_pytorchs_loss() {
+    let fixture = repo().join("tests/fixtures/pytorch-lm-import");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap())
+            .unwrap();
+    let out = temp("import-lm");
+    let device = Default::default();
+    let vocabulary = data::Vocabulary::load(&fixture.join("vocab.json")).unwrap();
+    let error = infer::import_pytorch::<B>(&fixture.join("model.safetensors"), &out, None, &device)
+        .unwrap_err();
+    assert!(error.to_string().contains("--vocab"), "{error}");
+    let config = infer::import_pytorch::<B>(
+        &fixture.join("model.safetensors"),
+        &out,
+        Some(&vocabulary),
+        &device,
+    )
+    .unwrap();
+    assert_eq!(config.vocab_size, Some(vocabulary.len()));
+    let mut run = Run::open(&out).unwrap();
+    assert!(run.is_text());
+    assert_eq!(run.vocabulary().unwrap(), vocabulary);
+    run.data.text.as_mut().unwrap().file = "text.txt".into();
+    let (_, tokens) = infer::text::test_tokens(&run, Some(&fixture)).unwrap();
+    let model = run.load_model::<B>(&device).unwrap();
+    let result = infer::text::evaluate_text(&model, tokens, 4, 16, &device);
+    assert_eq!(result.items as u64, expected["items"].as_u64().unwrap());
+    let theirs = expected["nats_per_char"].as_f64().unwrap();
+    assert!(
+        (result.loss - theirs).abs() < 1e-6,
+        "ours {} nats/char, PyTorch's {theirs}",
+        result.loss
+    );
+    assert!((result.accuracy - expected["accuracy"].as_f64().unwrap()).abs() < 1e-9);
+
+    // Exported again, the weights are PyTorch's, under the same names.
+    let exported = StateDict::from_classifier(&model);
+    let original = StateDict::read(fixture.join("model.safetensors")).unwrap();
+    let names = |s: &StateDict| s.tensors.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&exported), names(&original));
+    assert_eq!(exported.float_values(), original.float_values());
 }

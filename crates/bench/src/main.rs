@@ -4,6 +4,7 @@
 //! different lengths twice, padded and length-aware, side by side.
 
 mod burn_nn;
+mod language_model;
 mod throughput;
 mod workload;
 
@@ -91,6 +92,10 @@ struct Args {
     /// Classes, for configs that take `model.num_classes` from the data.
     #[arg(long)]
     classes: Option<usize>,
+    /// Characters generated per timed repeat, for a language-model config (one stream, one
+    /// character at a time).
+    #[arg(long, default_value_t = 500)]
+    generate_chars: usize,
     /// Run the CPU kernels on this code path (avx512, avx2-fma, portable) instead of the fastest
     /// the CPU has; the bits are the same on each, only the speed differs.
     #[arg(long, value_name = "SET", value_parser = parse_instruction_set)]
@@ -218,6 +223,9 @@ fn run(args: Args, retained_memory: bool) -> anyhow::Result<()> {
         set_instruction_set(Some(set)).context("--instruction-set")?;
     }
     let mut config = TrainConfig::load(&args.config)?;
+    if config.data.source == data::DataSource::Text {
+        return language_model_report(&args, config, retained_memory);
+    }
     if let Some(classes) = args.classes {
         config.model.num_classes = classes;
     }
@@ -425,6 +433,77 @@ fn run(args: Args, retained_memory: bool) -> anyhow::Result<()> {
             padded.steps_run as f64 / aware.steps_run as f64
         );
     }
+    Ok(())
+}
+
+/// A language-model config: training and generation characters/s, with the GFLOP/s they mean.
+fn language_model_report(
+    args: &Args,
+    mut config: TrainConfig,
+    retained_memory: bool,
+) -> anyhow::Result<()> {
+    let classes = args.classes.unwrap_or(65);
+    if config.model.num_classes == 0 {
+        config.model.num_classes = classes;
+    }
+    if config.model.vocab_size.is_none_or(|v| v == 0) {
+        config.model.vocab_size = Some(config.model.num_classes);
+    }
+    let device = backend::device(args.device)?;
+    let plan = language_model::Plan {
+        repeats: args.repeats,
+        train_steps: args.train_steps,
+        generated: args.generate_chars,
+    };
+    let training = language_model::training::<Training>(&config, plan, &device)?;
+    let generation = language_model::generation::<Inference>(&config, plan, &device)?;
+    let (train_flops, generate_flops) = language_model::flops_per_char(&config);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let train_gflops = training.median() * train_flops / 1e9;
+    let generate_gflops = generation.median() * generate_flops / 1e9;
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "framework": "burn",
+                "backend": backend::NAME,
+                "config": args.config.display().to_string(),
+                "model": language_model::describe(&config),
+                "cores": cores,
+                "instruction_set": instruction_set().name(),
+                "retained_freed_memory": retained_memory,
+                "train": {"chars_per_s": training.median(), "repeats": training.repeats,
+                          "flops_per_char": train_flops, "gflops": train_gflops},
+                "generate": {"chars_per_s": generation.median(), "repeats": generation.repeats,
+                             "flops_per_char": generate_flops, "gflops": generate_gflops},
+            })
+        );
+        return Ok(());
+    }
+    let m = &config.model;
+    println!(
+        "{}: Embedding {}→{} → {} {}×{} → Linear {}, windows of {} × batch {}, on {}, {cores} cores, {} kernels; median of {} repeats",
+        args.config.display(),
+        config.model.num_classes,
+        m.input_size,
+        m.cell,
+        m.num_layers,
+        m.hidden_size,
+        m.num_classes,
+        config.data.text.as_ref().map_or(0, |t| t.window),
+        config.batch_size,
+        backend::NAME,
+        instruction_set(),
+        args.repeats
+    );
+    println!(
+        "train     {:>9.0} chars/s  ({train_gflops:.1} GFLOP/s)",
+        training.median()
+    );
+    println!(
+        "generate  {:>9.0} chars/s  ({generate_gflops:.2} GFLOP/s, batch 1)",
+        generation.median()
+    );
     Ok(())
 }
 

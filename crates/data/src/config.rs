@@ -16,6 +16,9 @@ pub enum DataSource {
     /// classification archive: sequences of any length and channel count, normalized per channel
     /// with statistics of the training examples (`mean`, `std` and `sequence` do not apply).
     Ts,
+    /// A plain UTF-8 text file (`text.file` in `dir`) for a character language model: the model
+    /// reads characters and predicts the next one at every step (see [`TextConfig`]).
+    Text,
 }
 
 impl DataSource {
@@ -24,6 +27,7 @@ impl DataSource {
         match self {
             DataSource::Mnist => "mnist",
             DataSource::Ts => "ts",
+            DataSource::Text => "text",
         }
     }
 }
@@ -62,6 +66,27 @@ pub struct DataConfig {
     pub train_limit: Option<usize>,
     /// Use only the first N evaluation images; `null` uses all.
     pub eval_limit: Option<usize>,
+    /// The text source's settings (`source: "text"` only; `null` otherwise).
+    #[config(default = "None")]
+    pub text: Option<TextConfig>,
+}
+
+/// How a text becomes training windows (`data.source: "text"`).
+#[derive(Config, Debug, PartialEq)]
+pub struct TextConfig {
+    /// The text file's name inside `data.dir` (downloaded there, or into the cache, when it is
+    /// nowhere and the run names Tiny Shakespeare's).
+    #[config(default = "\"input.txt\".to_string()")]
+    pub file: String,
+    /// Characters per training window: the truncated back-propagation length.
+    #[config(default = 128)]
+    pub window: usize,
+    /// The share at the end of the text that gives the reported figure (nanoGPT: 0.1).
+    #[config(default = 0.1)]
+    pub test_fraction: f64,
+    /// Characters at the end of the training part set apart for validation (model selection).
+    #[config(default = 50000)]
+    pub validation_chars: usize,
 }
 
 /// A [`DataConfig`] value that cannot work.
@@ -108,6 +133,23 @@ impl DataConfig {
         if let serde_json::Value::Object(map) = section {
             map.entry("source")
                 .or_insert(DataSource::Mnist.name().into());
+            map.entry("text").or_insert(serde_json::Value::Null);
+            // A text run reads none of the image fields: they take their defaults.
+            if map.get("source").and_then(serde_json::Value::as_str) == Some("text") {
+                let defaults = [
+                    ("mean", serde_json::json!(0.1307)),
+                    ("std", serde_json::json!(0.3081)),
+                    ("sequence", serde_json::json!("rows")),
+                    ("permutation_seed", serde_json::json!(0)),
+                    ("validation_size", serde_json::json!(0)),
+                    ("split_seed", serde_json::json!(0)),
+                    ("train_limit", serde_json::Value::Null),
+                    ("eval_limit", serde_json::Value::Null),
+                ];
+                for (key, value) in defaults {
+                    map.entry(key).or_insert(value);
+                }
+            }
         }
     }
 
@@ -144,6 +186,37 @@ impl DataConfig {
                 );
             }
         }
-        Ok(())
+        if let Some(text) = &self.text {
+            if text.window == 0 {
+                return err("text.window", "0".into(), "it must be at least 1");
+            }
+            if !(text.test_fraction > 0.0 && text.test_fraction < 1.0) {
+                return err(
+                    "text.test_fraction",
+                    text.test_fraction.to_string(),
+                    "it must lie strictly between 0 and 1",
+                );
+            }
+            if text.validation_chars < 2 {
+                return err(
+                    "text.validation_chars",
+                    text.validation_chars.to_string(),
+                    "it must be at least 2 (a character and the one it predicts)",
+                );
+            }
+        }
+        match (self.source, &self.text) {
+            (DataSource::Text, None) => err(
+                "text",
+                "null".into(),
+                "data.source \"text\" needs a `text` section ({\"file\": \"input.txt\", \"window\": 128, \"test_fraction\": 0.1, \"validation_chars\": 50000})",
+            ),
+            (DataSource::Mnist | DataSource::Ts, Some(_)) => err(
+                "text",
+                "set".into(),
+                "only data.source \"text\" reads it; remove it or set it to null",
+            ),
+            _ => Ok(()),
+        }
     }
 }

@@ -2,7 +2,8 @@
 //! when they are nowhere), a reproducible train/validation split, a Burn
 //! [`Batcher`](burn::data::dataloader::batcher::Batcher) that normalizes images into sequences (rows,
 //! pixels, or permuted pixels: [`SequenceMode`]), and the `.ts` files of the time-series classification
-//! archive ([`TsDataset`]).
+//! archive ([`TsDataset`]), and plain text for character language models ([`Streams`] of a
+//! [`Vocabulary`]).
 //!
 //! This crate knows nothing of models.
 
@@ -18,11 +19,12 @@ mod sequence;
 pub use idx;
 mod source;
 mod split;
+mod text;
 mod ts;
 mod ts_data;
 
 pub use batcher::{MnistBatcher, SequenceBatch};
-pub use config::{DataConfig, DataConfigError, DataSource};
+pub use config::{DataConfig, DataConfigError, DataSource, TextConfig};
 pub use download::{
     DEFAULT_MIRRORS, DownloadError, Event, LineProgress, MNIST_MIRROR_ENV, Mirrors, Progress,
     Silent, format_size,
@@ -33,5 +35,10 @@ pub use mnist::{MnistDataset, MnistError, MnistItem};
 pub use sequence::{Permutation, PermutationError, SequenceLayout, SequenceMode};
 pub use source::{MNIST_DIR_ENV, MnistFiles, SourceError, Split};
 pub use split::{SplitError, split_indices, train_validation_split};
+pub use text::{
+    IGNORE_TARGET, StateCarry, Streams, TINY_SHAKESPEARE_SHA256, TINY_SHAKESPEARE_URL, TextBatch,
+    TextBatcher, TextError, TextFetchError, TextSplit, TextWindow, Vocabulary, fetch_text,
+    read_text, text_cache_dir,
+};
 pub use ts::{TsDataset, TsError, TsExample};
 pub use ts_data::{SequenceInfo, TsBatcher, TsFiles};

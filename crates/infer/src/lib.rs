@@ -1,5 +1,6 @@
-//! Using trained recurrent classifiers from other Rust code: open a run directory written by `train`,
-//! load its model (checked against its config), evaluate it, classify `.ts` sequences with the run's
+//! Using trained recurrent models from other Rust code: open a run directory written by `train`,
+//! load its model (checked against its config), evaluate it, generate text from a character
+//! language model ([`text`]), classify `.ts` sequences with the run's
 //! class names and normalization ([`predict_sequences`]), classify pictures of digits (also
 //! step by step, and over HTTP with a draw-a-digit page: [`serve`]), and import PyTorch-trained weights.
 //!
@@ -11,6 +12,7 @@ pub mod preprocess;
 pub mod report;
 mod run;
 pub mod serve;
+pub mod text;
 
 use std::path::PathBuf;
 
@@ -71,4 +73,7 @@ pub enum InferError {
     /// A `.ts` file or dataset directory could not be read.
     #[error(transparent)]
     Sequences(#[from] data::TsError),
+    /// A text, or a run's vocabulary, could not be read or used.
+    #[error(transparent)]
+    Text(#[from] data::TextError),
 }

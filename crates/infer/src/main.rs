@@ -14,7 +14,7 @@ use infer::{
     Prediction, Run, import_pytorch, predict, predict_sequences, preprocess, report, serve,
 };
 
-/// Use trained recurrent sequence classifiers: evaluate, predict (digit pictures, or .ts sequences), serve a draw-a-digit page, import from PyTorch.
+/// Use trained recurrent sequence models: evaluate, predict (digit pictures, or .ts sequences), generate text, serve a draw-a-digit page, import from PyTorch.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -27,8 +27,8 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Accuracy and loss of a run's model on its test set: the 10 000 MNIST test images, or a `.ts`
-    /// run's *_TEST.ts.
+    /// Accuracy and loss of a run's model on its test set: the 10 000 MNIST test images, a `.ts`
+    /// run's *_TEST.ts, or a language model's held-out text (nats and bits per character, perplexity).
     Eval {
         /// The run directory (written by `train` or `import-pytorch`).
         #[arg(long, value_name = "DIR", default_value = "artifacts/reference")]
@@ -37,9 +37,11 @@ enum Command {
         /// `train` downloads into), or a `.ts` run's dataset directory (else the run's data.dir).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
-        /// Images per batch (the result does not depend on it).
-        #[arg(long, default_value_t = 1000)]
-        batch_size: usize,
+        /// Images per batch (the result does not depend on it) [default: 1000]; for a text run, the
+        /// streams the held-out text is cut into [default: the run's eval_batch_size, as training
+        /// measured it].
+        #[arg(long)]
+        batch_size: Option<usize>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -94,6 +96,27 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1")]
         host: IpAddr,
     },
+    /// Write text with a character language model run, one character at a time, as it is drawn.
+    Generate {
+        /// The run directory (trained on a text).
+        #[arg(long, value_name = "DIR")]
+        run: PathBuf,
+        /// Text the model reads before it writes [default: a newline].
+        #[arg(long, value_name = "TEXT")]
+        prime: Option<String>,
+        /// Characters to write.
+        #[arg(long, value_name = "N", default_value_t = 500)]
+        length: usize,
+        /// Softmax temperature: below 1 more conservative, above 1 more adventurous.
+        #[arg(long, value_name = "T", default_value_t = 1.0)]
+        temperature: f64,
+        /// Draw only from the K most likely characters.
+        #[arg(long, value_name = "K")]
+        top_k: Option<usize>,
+        /// Seed of the draws: the same seed writes the same text.
+        #[arg(long, value_name = "S", default_value_t = 0)]
+        seed: u64,
+    },
     /// Turn a PyTorch state_dict (safetensors, or .pt/.pth from torch.save; names of nn.LSTM/GRU/RNN + fc) into a run directory.
     ImportPytorch {
         /// The `.safetensors` (or `.pt`/`.pth`) file.
@@ -101,6 +124,10 @@ enum Command {
         /// The run directory to write.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// A character language model's vocabulary (`{"chars": ["\n", " ", …]}`, in token-id order),
+        /// written as the run's vocab.json.
+        #[arg(long, value_name = "FILE")]
+        vocab: Option<PathBuf>,
     },
 }
 
@@ -124,12 +151,35 @@ fn run(args: Args) -> anyhow::Result<()> {
             batch_size,
             json,
         } => {
-            if batch_size == 0 {
+            if batch_size == Some(0) {
                 bail!("--batch-size must be at least 1");
             }
             let run = Run::open(&run)?;
             let model = run.load_model::<Inference>(&device)?;
-            let loader = test_loader(&run, data_dir, batch_size, &device)?;
+            if run.is_text() {
+                let (path, tokens) = infer::text::test_tokens(&run, data_dir.as_deref())?;
+                let window = run.data.text.as_ref().map_or(128, |t| t.window);
+                let streams = batch_size.or(run.eval_batch_size).unwrap_or(64);
+                let result = infer::text::evaluate_text(&model, tokens, streams, window, &device);
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"loss": result.loss, "nats_per_char": result.loss, "bits_per_char": result.bits(), "perplexity": result.perplexity(), "accuracy": result.accuracy, "items": result.items, "text": path, "backend": backend::NAME})
+                    );
+                } else {
+                    println!("loss: {:.4} nats/char", result.loss);
+                    println!("bits: {:.4} bits/char", result.bits());
+                    println!("perplexity: {:.3}", result.perplexity());
+                    println!("next-character accuracy: {:.2}%", result.accuracy);
+                    println!(
+                        "characters predicted: {} (the last part of {})",
+                        result.items,
+                        path.display()
+                    );
+                }
+                return Ok(());
+            }
+            let loader = test_loader(&run, data_dir, batch_size.unwrap_or(1000), &device)?;
             let result = model.evaluate(loader.iter().map(|b| (b.sequences, b.lengths, b.targets)));
             if json {
                 println!(
@@ -151,6 +201,13 @@ fn run(args: Args) -> anyhow::Result<()> {
             json,
         } => {
             let run = Run::open(&run)?;
+            if run.is_text() {
+                bail!(
+                    "{} is a language model: it writes text rather than classify (use `infer generate --run {}`)",
+                    run.dir.display(),
+                    run.dir.display()
+                );
+            }
             let model = run.load_model::<Inference>(&device)?;
             if let Some(info) = &run.sequences {
                 if index.is_some() || invert {
@@ -215,6 +272,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                     run.dir.display()
                 );
             }
+            if run.is_text() {
+                // A language model has no class confusion to draw: its curves are its report.
+                return Ok(());
+            }
             let model = run.load_model::<Inference>(&device)?;
             let loader = test_loader(&run, data_dir, 1000, &device)?;
             let matrix = report::confusion_matrix(
@@ -225,8 +286,70 @@ fn run(args: Args) -> anyhow::Result<()> {
             report::draw_confusion(&matrix, &confusion)?;
             println!("{}", confusion.display());
         }
+        Command::Generate {
+            run,
+            prime,
+            length,
+            temperature,
+            top_k,
+            seed,
+        } => {
+            let sampling = infer::text::Sampling {
+                temperature,
+                top_k,
+                seed,
+            };
+            sampling.validate()?;
+            if length == 0 {
+                bail!(infer::text::GenerateError::Length);
+            }
+            let run = Run::open(&run)?;
+            if !run.is_text() {
+                bail!(
+                    "{} is not a language model (its data.source is \"{}\"); generate writes with runs trained on a text",
+                    run.dir.display(),
+                    run.data.source.name()
+                );
+            }
+            let vocabulary = run.vocabulary()?;
+            let prime = match prime {
+                Some(prime) if prime.is_empty() => {
+                    bail!("--prime is empty: give at least one character, or leave it out")
+                }
+                Some(prime) => prime,
+                None if vocabulary.id('\n').is_some() => "\n".to_string(),
+                None => vocabulary.char(0).to_string(),
+            };
+            let ids = vocabulary.encode(&prime, "--prime")?;
+            let model = run.load_model::<Inference>(&device)?;
+            use std::io::Write;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            write!(out, "{prime}")?;
+            let mut failed = None;
+            infer::text::generate(&model, &vocabulary, &ids, length, sampling, &device, |c| {
+                if failed.is_none() {
+                    let mut buf = [0u8; 4];
+                    failed = out
+                        .write_all(c.encode_utf8(&mut buf).as_bytes())
+                        .and_then(|()| out.flush())
+                        .err();
+                }
+            });
+            if let Some(error) = failed {
+                return Err(error).context("cannot write to stdout");
+            }
+            writeln!(out)?;
+        }
         Command::Serve { run, port, host } => {
             let run = Run::open(&run)?;
+            if run.is_text() {
+                bail!(
+                    "{} is a language model; the draw-a-digit page serves MNIST runs (use `infer generate --run {}`)",
+                    run.dir.display(),
+                    run.dir.display()
+                );
+            }
             if run.sequences.is_some() {
                 bail!(
                     "{} was trained on .ts sequences; the draw-a-digit page serves MNIST runs (use `infer predict --run {} FILE.ts`)",
@@ -266,8 +389,9 @@ fn run(args: Args) -> anyhow::Result<()> {
                     .context("the server stopped with an error")
             })?;
         }
-        Command::ImportPytorch { file, out } => {
-            let config = import_pytorch::<Inference>(&file, &out, &device)?;
+        Command::ImportPytorch { file, out, vocab } => {
+            let vocabulary = vocab.as_deref().map(data::Vocabulary::load).transpose()?;
+            let config = import_pytorch::<Inference>(&file, &out, vocabulary.as_ref(), &device)?;
             println!(
                 "imported {} ({}, input {}, hidden {}, {} layers{}, {} classes) into {}",
                 file.display(),

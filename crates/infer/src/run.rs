@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use data::{DataConfig, DataSource, MnistBatcher, SequenceInfo};
+use data::{DataConfig, DataSource, MnistBatcher, SequenceInfo, Vocabulary};
 use model::RecurrentBackend;
 use model::{ModelConfig, RecurrentClassifier};
 use serde_json::Value;
@@ -20,6 +20,8 @@ pub struct Run {
     pub data: DataConfig,
     /// A `.ts` run's class names and per-feature normalization (`sequences.json`).
     pub sequences: Option<SequenceInfo>,
+    /// The run's `eval_batch_size`: a text run's test figure is over that many streams.
+    pub eval_batch_size: Option<usize>,
 }
 
 impl Run {
@@ -54,7 +56,7 @@ impl Run {
         model.validate().map_err(|e| bad(e.to_string()))?;
         data.validate().map_err(|e| bad(e.to_string()))?;
         let sequences = match data.source {
-            DataSource::Mnist => None,
+            DataSource::Mnist | DataSource::Text => None,
             DataSource::Ts => {
                 let path = dir.join(SequenceInfo::FILE);
                 let info = SequenceInfo::load(&path).map_err(|message| InferError::NotARun {
@@ -78,12 +80,43 @@ impl Run {
                 Some(info)
             }
         };
+        let eval_batch_size = json
+            .get("eval_batch_size")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize)
+            .filter(|&n| n > 0);
         Ok(Self {
             dir,
             model,
             data,
             sequences,
+            eval_batch_size,
         })
+    }
+
+    /// Whether the run is a character language model (`data.source: "text"`).
+    pub fn is_text(&self) -> bool {
+        self.data.source == DataSource::Text
+    }
+
+    /// A text run's vocabulary (`vocab.json`), checked against the model's sizes.
+    pub fn vocabulary(&self) -> Result<Vocabulary, InferError> {
+        let path = self.dir.join(Vocabulary::FILE);
+        let vocabulary = Vocabulary::load(&path)?;
+        if Some(vocabulary.len()) != self.model.vocab_size
+            || vocabulary.len() != self.model.num_classes
+        {
+            return Err(InferError::RunConfig {
+                path,
+                message: format!(
+                    "holds {} characters, but the model reads {:?} token ids and predicts {} classes",
+                    vocabulary.len(),
+                    self.model.vocab_size,
+                    self.model.num_classes
+                ),
+            });
+        }
+        Ok(vocabulary)
     }
 
     /// The model record file.

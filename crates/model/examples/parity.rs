@@ -14,7 +14,10 @@ use anyhow::Context;
 use burn::backend::Autodiff;
 use clap::Parser;
 use model::RecurrentAutodiffBackend;
-use model::parity::{self, AFTER_STEPS_TOLERANCE, LOGITS_TOLERANCE, LOSS_TOLERANCE, ParityReport};
+use model::parity::{
+    self, AFTER_STEPS_TOLERANCE, LANGUAGE_MODEL_TOLERANCE, LOGITS_TOLERANCE, LOSS_TOLERANCE,
+    ParityReport,
+};
 use model::pytorch::StateDict;
 
 #[cfg(not(any(
@@ -42,6 +45,19 @@ fn run_backend<B: RecurrentAutodiffBackend>(
     reference: &StateDict,
     device: B::Device,
 ) -> anyhow::Result<bool> {
+    if reference.metadata.get("format").map(String::as_str) == Some("lm-parity-1") {
+        let report = parity::check_language_model::<B>(reference, &device)
+            .with_context(|| format!("language-model parity check on {name} failed"))?;
+        println!(
+            "[{name}] two windows, state carried: logits max_abs_diff={:.3e} loss={:.3e} final state={:.3e} gradients={:.3e} ({})",
+            report.logits_max_abs_diff,
+            report.loss_max_abs_diff,
+            report.state_max_abs_diff,
+            report.grad_max_abs_diff,
+            report.worst_grad
+        );
+        return Ok(report.passes());
+    }
     let report: ParityReport = parity::check::<B>(reference, &device)
         .with_context(|| format!("parity check on {name} failed"))?;
     println!(
@@ -66,9 +82,10 @@ fn main() -> anyhow::Result<ExitCode> {
         let reference = StateDict::read(file)?;
         let config = reference.model_config()?;
         println!(
-            "{}: cell={} input_size={} hidden_size={} num_layers={} num_classes={}",
+            "{}: cell={} vocab_size={:?} input_size={} hidden_size={} num_layers={} num_classes={}",
             file.display(),
             config.cell,
+            config.vocab_size,
             config.input_size,
             config.hidden_size,
             config.num_layers,
@@ -109,12 +126,12 @@ fn main() -> anyhow::Result<ExitCode> {
     }
     if all_pass {
         println!(
-            "parity OK (tolerances: logits {LOGITS_TOLERANCE:e}, after 2 steps {AFTER_STEPS_TOLERANCE:e}, loss {LOSS_TOLERANCE:e})"
+            "parity OK (tolerances: logits {LOGITS_TOLERANCE:e}, after 2 steps {AFTER_STEPS_TOLERANCE:e}, loss {LOSS_TOLERANCE:e}; language models {LANGUAGE_MODEL_TOLERANCE:e})"
         );
         Ok(ExitCode::SUCCESS)
     } else {
         println!(
-            "parity FAILED (tolerances: logits {LOGITS_TOLERANCE:e}, after 2 steps {AFTER_STEPS_TOLERANCE:e}, loss {LOSS_TOLERANCE:e})"
+            "parity FAILED (tolerances: logits {LOGITS_TOLERANCE:e}, after 2 steps {AFTER_STEPS_TOLERANCE:e}, loss {LOSS_TOLERANCE:e}; language models {LANGUAGE_MODEL_TOLERANCE:e})"
         );
         Ok(ExitCode::FAILURE)
     }

@@ -15,14 +15,40 @@ pub enum RecurrentInit {
     Orthogonal,
 }
 
-/// Cell and sizes of a [`RecurrentClassifier`](crate::RecurrentClassifier): everything needed to build one.
+/// What the model's head reads and predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Head {
+    /// One prediction per sequence, from the last layer's final hidden state (a classifier).
+    #[default]
+    FinalState,
+    /// One prediction at every step, from the last layer's output at that step (a language model,
+    /// a tagger).
+    EveryStep,
+}
+
+/// Cell and sizes of a [`SequenceModel`](crate::SequenceModel): everything needed to build one.
 #[derive(Config, Debug, PartialEq)]
 pub struct ModelConfig {
     /// The recurrent cell of every layer: `lstm`, `peephole_lstm`, `gru` or `rnn`.
     #[config(default = "Cell::Lstm")]
     pub cell: Cell,
-    /// Features per time step (28 for MNIST read row by row).
+    /// Features per time step that the recurrent stack reads (28 for MNIST read row by row); with
+    /// token inputs, the embedding's width.
     pub input_size: usize,
+    /// `null`: the inputs are float features. A number: the inputs are token ids below it, read
+    /// through an embedding of `vocab_size × input_size` (PyTorch's `nn.Embedding`).
+    #[config(default = "None")]
+    pub vocab_size: Option<usize>,
+    /// Where the head reads: `final_state` (one prediction per sequence) or `every_step`.
+    #[config(default = "Head::FinalState")]
+    pub head: Head,
+    /// Dropout probability on the embedding's output, while training only; 0 disables it.
+    #[config(default = 0.0)]
+    pub input_dropout: f64,
+    /// Dropout probability on what the head reads, while training only; 0 disables it.
+    #[config(default = 0.0)]
+    pub output_dropout: f64,
     /// Hidden (and cell) state size of every layer.
     pub hidden_size: usize,
     /// Number of stacked recurrent layers; layer k+1 reads layer k's output sequence.
@@ -80,6 +106,10 @@ impl ModelConfig {
             map.entry("recurrent_init").or_insert("pytorch".into());
             map.entry("identity_gate")
                 .or_insert(serde_json::Value::Null);
+            map.entry("vocab_size").or_insert(serde_json::Value::Null);
+            map.entry("head").or_insert("final_state".into());
+            map.entry("input_dropout").or_insert(0.0.into());
+            map.entry("output_dropout").or_insert(0.0.into());
         }
     }
 
@@ -128,11 +158,31 @@ impl ModelConfig {
                 });
             }
         }
-        if !(0.0..1.0).contains(&self.dropout) {
+        for (field, p) in [
+            ("dropout", self.dropout),
+            ("input_dropout", self.input_dropout),
+            ("output_dropout", self.output_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(ConfigError {
+                    field,
+                    value: p.to_string(),
+                    reason: "it must be in [0, 1)",
+                });
+            }
+        }
+        if self.vocab_size == Some(0) {
             return Err(ConfigError {
-                field: "dropout",
-                value: self.dropout.to_string(),
-                reason: "it must be in [0, 1)",
+                field: "vocab_size",
+                value: "0".into(),
+                reason: "it must be at least 1, or null for float features",
+            });
+        }
+        if self.input_dropout > 0.0 && self.vocab_size.is_none() {
+            return Err(ConfigError {
+                field: "input_dropout",
+                value: self.input_dropout.to_string(),
+                reason: "only token inputs (`vocab_size` set) have an embedding to drop out of; set it to 0",
             });
         }
         if !self.forget_bias.is_finite() {

@@ -18,3 +18,27 @@ pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int
     let picked = shifted.gather(1, targets.reshape([batch, 1]));
     (log_sum_exp - picked).mean()
 }
+
+/// Mean cross-entropy of `logits` `[n, classes]` against `targets` `[n]` over the rows whose target
+/// is not `ignore`: those rows count in neither the sum nor the count (PyTorch's `ignore_index`).
+/// Computed as [`cross_entropy`] is, for the same reproducibility. With no counted row the result is 0.
+pub fn cross_entropy_ignoring<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    ignore: i64,
+) -> Tensor<B, 1> {
+    let [n, _] = logits.dims();
+    let ignored = targets.clone().equal_elem(ignore);
+    let counted = ignored.clone().bool_not().float();
+    let count = counted.clone().sum().detach();
+    let safe_targets = targets.mask_fill(ignored, 0);
+    let shifted = logits.clone() - logits.detach().max_dim(1);
+    let sum_exp = shifted.clone().exp().sum_dim(1);
+    let constant = sum_exp.clone().detach();
+    let inverse = constant.ones_like() / constant.clone();
+    let log_sum_exp = constant.clone().log() + (sum_exp - constant) * inverse;
+    let picked = shifted.gather(1, safe_targets.reshape([n, 1]));
+    let losses = (log_sum_exp - picked).reshape([n]) * counted;
+    // max(count, 1): an all-ignored batch gives 0, not NaN.
+    losses.sum() / count.clamp_min(1.0)
+}

@@ -12,7 +12,7 @@
 //! and Burn runs it through [`RecurrentClassifier::forward_lengths`]; the values of `input` past each
 //! length are arbitrary (the fixtures put NaN and ±1e30 there) and must not matter.
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, RmsPropConfig, SgdConfig};
 use burn::tensor::{ElementConversion, Int, Tensor};
@@ -218,4 +218,179 @@ fn input_shape_error(reference: &StateDict, found: &[usize], input_size: usize) 
         found: found.to_vec(),
         why: "a batch of sequences with the model's input size".into(),
     }
+}
+
+/// Largest accepted |Burn − PyTorch| of a language model's logits, loss and every gradient, over
+/// two windows with the state carried (measured: see the README's parity section).
+pub const LANGUAGE_MODEL_TOLERANCE: f32 = 1e-6;
+
+/// How far Burn is from PyTorch on a language-model reference file (`format: lm-parity-1`): an
+/// `encoder` / `rnn` / `decoder` state_dict and, per window `w` (0, 1), `window{w}.inputs`,
+/// `.targets` (`-1` ignored), `.logits`, `.loss`, `.h_n` (`.c_n`) and `.grad.<name>` of every
+/// parameter, the second window started from the first's final state, detached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LanguageModelReport {
+    /// max |Δ| of the logits, both windows.
+    pub logits_max_abs_diff: f32,
+    /// max |Δ| of the loss, both windows.
+    pub loss_max_abs_diff: f32,
+    /// max |Δ| of the final states (h, and c for the LSTM), both windows.
+    pub state_max_abs_diff: f32,
+    /// max |Δ| over every parameter's gradient, both windows, and the parameter where it is.
+    pub grad_max_abs_diff: f32,
+    /// The parameter of the largest gradient difference.
+    pub worst_grad: String,
+}
+
+impl LanguageModelReport {
+    /// Whether every difference is within [`LANGUAGE_MODEL_TOLERANCE`]. A NaN fails.
+    pub fn passes(&self) -> bool {
+        [
+            self.logits_max_abs_diff,
+            self.loss_max_abs_diff,
+            self.state_max_abs_diff,
+            self.grad_max_abs_diff,
+        ]
+        .iter()
+        .all(|d| *d <= LANGUAGE_MODEL_TOLERANCE)
+    }
+}
+
+/// Replaces every parameter by its gradient (zeros where it has none), so that a model's gradients
+/// export with the parameters' PyTorch names and layouts.
+struct GradientsOf<'a>(&'a GradientsParams);
+
+impl<B: burn::tensor::backend::Backend> burn::module::ModuleMapper<B> for GradientsOf<'_> {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<Tensor<B, D>>,
+    ) -> burn::module::Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let grad = self
+            .0
+            .get::<B, D>(id)
+            .unwrap_or_else(|| tensor.zeros_like());
+        burn::module::Param::from_mapped_value(id, grad, mapper)
+    }
+}
+
+/// Runs a language-model reference file's two windows on backend `B` (the first from zeros, the
+/// second from the first's final state, detached), each with its own backward, and reports the
+/// differences from PyTorch's recorded numbers.
+pub fn check_language_model<B: RecurrentAutodiffBackend>(
+    reference: &StateDict,
+    device: &B::Device,
+) -> Result<LanguageModelReport, ImportError> {
+    use crate::{Input, RecurrentState};
+    let model: RecurrentClassifier<B> = reference.to_classifier(device)?;
+    let config = model.config();
+    let vocab = config.num_classes;
+    let mut report = LanguageModelReport {
+        logits_max_abs_diff: 0.0,
+        loss_max_abs_diff: 0.0,
+        state_max_abs_diff: 0.0,
+        grad_max_abs_diff: 0.0,
+        worst_grad: String::new(),
+    };
+    let mut state: Option<Vec<RecurrentState<B>>> = None;
+    for w in 0..2 {
+        let name = |what: &str| format!("window{w}.{what}");
+        let ints = |what: &str| -> Result<(Vec<usize>, Vec<i64>), ImportError> {
+            match reference.get(&name(what), "language-model parity")? {
+                HostTensor::Int { shape, values } if shape.len() == 2 => {
+                    Ok((shape.clone(), values.clone()))
+                }
+                other => Err(ImportError::Shape {
+                    path: reference.source.clone(),
+                    name: name(what),
+                    expected: "[streams, steps] integers".into(),
+                    found: other.shape().to_vec(),
+                    why: "token ids of one window".into(),
+                }),
+            }
+        };
+        let (shape, inputs) = ints("inputs")?;
+        let (_, targets) = ints("targets")?;
+        let (streams, steps) = (shape[0], shape[1]);
+        let tensor = |values: Vec<i64>| {
+            Tensor::<B, 2, Int>::from_data(
+                burn::tensor::TensorData::new(values, [streams, steps]),
+                device,
+            )
+        };
+        let (logits, next) = model.forward_steps(Input::Tokens(tensor(inputs)), state.take());
+        let expected: Tensor<B, 3> = reference.float_tensor(
+            &name("logits"),
+            [streams, steps, vocab],
+            "the window's logits",
+            device,
+        )?;
+        let diff = (logits.clone() - expected)
+            .abs()
+            .max()
+            .into_scalar()
+            .elem::<f32>();
+        report.logits_max_abs_diff = report.logits_max_abs_diff.max(diff);
+        let rows = streams * steps;
+        let loss = crate::cross_entropy_ignoring(
+            logits.reshape([rows, vocab]),
+            tensor(targets).reshape([rows]),
+            -1,
+        );
+        let (_, expected_loss) = reference.float(&name("loss"), &[1], "the window's loss")?;
+        let diff = (loss.clone().into_scalar().elem::<f32>() - expected_loss[0]).abs();
+        report.loss_max_abs_diff = report.loss_max_abs_diff.max(diff);
+        // Final states: PyTorch's h_n is [layers, streams, H].
+        let layers = next.len();
+        let h = config.hidden_size;
+        let mut stacked =
+            |what: &str, pick: &dyn Fn(&RecurrentState<B>) -> Option<Tensor<B, 2>>| {
+                if !reference.tensors.contains_key(&name(what)) {
+                    return Ok::<(), ImportError>(());
+                }
+                let expected: Tensor<B, 3> = reference.float_tensor(
+                    &name(what),
+                    [layers, streams, h],
+                    "the window's final state",
+                    device,
+                )?;
+                let ours = Tensor::stack::<3>(next.iter().filter_map(pick).collect(), 0);
+                let diff = (ours - expected).abs().max().into_scalar().elem::<f32>();
+                report.state_max_abs_diff = report.state_max_abs_diff.max(diff);
+                Ok(())
+            };
+        stacked("h_n", &|s| Some(s.hidden.clone()))?;
+        stacked("c_n", &|s| s.cell.clone())?;
+        state = Some(
+            next.into_iter()
+                .map(|s| RecurrentState {
+                    hidden: s.hidden.detach(),
+                    cell: s.cell.map(Tensor::detach),
+                })
+                .collect(),
+        );
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let as_model = model.valid().map(&mut GradientsOf(&grads));
+        let ours = StateDict::from_classifier(&as_model);
+        for (param, tensor) in &ours.tensors {
+            let HostTensor::Float { values, .. } = tensor else {
+                continue;
+            };
+            let (_, expected) = reference.float(
+                &name(&format!("grad.{param}")),
+                tensor.shape(),
+                "a parameter's gradient",
+            )?;
+            let diff = values
+                .iter()
+                .zip(expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            if diff > report.grad_max_abs_diff || diff.is_nan() {
+                report.grad_max_abs_diff = diff;
+                report.worst_grad = format!("window {w} {param}");
+            }
+        }
+    }
+    Ok(report)
 }

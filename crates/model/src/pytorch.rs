@@ -8,6 +8,9 @@
 //! A bidirectional stack (`bidirectional=True`) adds each layer's reverse direction as
 //! `<prefix>.*_l{k}_reverse`; layer k+1 then reads 2H features and `fc.weight` is `[C, 2H]`, applied
 //! to `cat(h_n[-2], h_n[-1])`.
+//! A language model as PyTorch's `word_language_model` example saves it adds the token embedding
+//! `encoder.weight` `[V, E]` and names its head `decoder` (`[V, H]`, `[V]`): it imports as a model
+//! that reads token ids and predicts at every step.
 //! The prefix is whatever precedes `.weight_ih_l0` (`lstm` or `rnn`). The cell comes from the file's
 //! `cell` metadata when present, else from the gate count; sizes are read from the tensors, never assumed.
 
@@ -15,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use burn::module::Param;
-use burn::nn::Linear;
+use burn::nn::{Embedding, Linear};
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use recurrent_ops::RecurrentBackend;
 use safetensors::{Dtype, SafeTensors};
@@ -457,7 +460,13 @@ impl StateDict {
         let hh = self
             .get(&format!("{prefix}.weight_hh_l0"), "recurrent layer")?
             .shape();
-        let fc = self.get("fc.weight", "classification head")?.shape();
+        let head = self.head_prefix();
+        let fc = self
+            .get(
+                &format!("{head}.weight"),
+                "the head (fc, or decoder for a language model)",
+            )?
+            .shape();
         let (&[rows, input_size], &[_, hidden_size], &[num_classes, _]) = (first, hh, fc) else {
             return Err(self.shape_error(
                 &ih_name,
@@ -499,6 +508,37 @@ impl StateDict {
             forget_bias: 0.0,
             recurrent_init: crate::RecurrentInit::Pytorch,
             identity_gate: None,
+            vocab_size: None,
+            head: crate::Head::FinalState,
+            input_dropout: 0.0,
+            output_dropout: 0.0,
+        };
+        // A token embedding (word_language_model's `encoder`): a language model.
+        let config = match self.tensors.get(EMBEDDING) {
+            None => config,
+            Some(embedding) => {
+                let &[vocab, width] = embedding.shape() else {
+                    return Err(self.shape_error(
+                        EMBEDDING,
+                        &[0, input_size],
+                        embedding.shape(),
+                        "an embedding is 2-D",
+                    ));
+                };
+                if width != input_size {
+                    return Err(self.shape_error(
+                        EMBEDDING,
+                        &[vocab, input_size],
+                        embedding.shape(),
+                        "each token's vector is what the first recurrent layer reads",
+                    ));
+                }
+                ModelConfig {
+                    vocab_size: Some(vocab),
+                    head: crate::Head::EveryStep,
+                    ..config
+                }
+            }
         };
         config.validate().map_err(|cause| ImportError::Config {
             path: self.source.clone(),
@@ -584,31 +624,63 @@ impl StateDict {
             "head from {directions} direction(s) of hidden size {h} to {} classes",
             config.num_classes
         );
+        let head = self.head_prefix();
         let fc_weight = self.float_tensor::<B, 2>(
-            "fc.weight",
+            &format!("{head}.weight"),
             [config.num_classes, directions * h],
             &why,
             device,
         )?;
-        let fc_bias = self.float_tensor::<B, 1>("fc.bias", [config.num_classes], &why, device)?;
-        Ok(RecurrentClassifier {
-            rnn: RecurrentStack::from_layers(layers, directions, 0.0),
-            fc: Linear {
+        let fc_bias =
+            self.float_tensor::<B, 1>(&format!("{head}.bias"), [config.num_classes], &why, device)?;
+        let embedding = config
+            .vocab_size
+            .map(|vocab| {
+                self.float_tensor::<B, 2>(
+                    EMBEDDING,
+                    [vocab, config.input_size],
+                    "the token embedding",
+                    device,
+                )
+                .map(|weight| Embedding {
+                    weight: Param::from_tensor(weight),
+                })
+            })
+            .transpose()?;
+        Ok(RecurrentClassifier::from_parts(
+            embedding,
+            RecurrentStack::from_layers(layers, directions, 0.0),
+            Linear {
                 weight: Param::from_tensor(fc_weight.transpose()),
                 bias: Some(Param::from_tensor(fc_bias)),
             },
-        })
+            &config,
+        ))
     }
 
-    /// The state_dict PyTorch would hold for `model` (prefix `lstm` for the LSTM cells, `rnn` for the
-    /// GRU and the tanh RNN, as in the PyTorch fixtures), ready to [`write`](Self::write).
+    /// The head's name prefix: `decoder` (PyTorch's word_language_model) when the file has
+    /// `decoder.weight`, else `fc`.
+    fn head_prefix(&self) -> &'static str {
+        if self.tensors.contains_key("decoder.weight") {
+            "decoder"
+        } else {
+            "fc"
+        }
+    }
+
+    /// The state_dict PyTorch would hold for `model`, ready to [`write`](Self::write): a classifier's
+    /// with prefix `lstm` for the LSTM cells, `rnn` for the GRU and the tanh RNN, and head `fc`, as in
+    /// the PyTorch fixtures; a model with a token embedding as PyTorch's word_language_model names
+    /// it (`encoder`, `rnn`, `decoder`).
     pub fn from_classifier<B: RecurrentBackend>(model: &RecurrentClassifier<B>) -> Self {
         let config = model.config();
-        let prefix = if config.cell.has_cell_state() {
+        let language_model = model.embedding.is_some();
+        let prefix = if config.cell.has_cell_state() && !language_model {
             "lstm"
         } else {
             "rnn"
         };
+        let head = if language_model { "decoder" } else { "fc" };
         let mut tensors = BTreeMap::new();
         let mut put = |name: String, tensor: Option<HostTensor>| {
             if let Some(tensor) = tensor {
@@ -641,12 +713,16 @@ impl StateDict {
             }
         }
         put(
-            "fc.weight".into(),
+            format!("{head}.weight"),
             Some(host(model.fc.weight.val().transpose())),
         );
         put(
-            "fc.bias".into(),
+            format!("{head}.bias"),
             model.fc.bias.as_ref().map(|b| host(b.val())),
+        );
+        put(
+            EMBEDDING.into(),
+            model.embedding.as_ref().map(|e| host(e.weight.val())),
         );
         let metadata = [
             ("cell", config.cell.name().to_string()),
@@ -692,6 +768,9 @@ impl StateDict {
         }
     }
 }
+
+/// The token embedding's name in PyTorch's word_language_model.
+const EMBEDDING: &str = "encoder.weight";
 
 /// The name suffix of each direction's tensors: PyTorch's `weight_ih_l0` and `weight_ih_l0_reverse`.
 const DIRECTION_SUFFIXES: [&str; 2] = ["", "_reverse"];

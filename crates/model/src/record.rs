@@ -7,8 +7,7 @@ use burn::record::{FileRecorder, Recorder};
 use burn::tensor::backend::Backend;
 use recurrent_ops::RecurrentBackend;
 
-use crate::classifier::RecurrentClassifierRecord;
-use crate::{Cell, ModelConfig, RecurrentClassifier};
+use crate::{Cell, ModelConfig, RecurrentClassifier, RecurrentClassifierRecord};
 
 /// The recorder for models and checkpoints: Burn's named MessagePack, full precision (`.mpk`), written
 /// atomically. Records are backend-independent: one saved from any backend loads on every other.
@@ -215,6 +214,33 @@ impl ModelConfig {
                     _ => {}
                 }
             }
+        }
+        match (self.vocab_size, &record.embedding) {
+            (Some(vocab), Some(embedding)) => {
+                let found = embedding.weight.shape().to_vec();
+                if found != [vocab, self.input_size] {
+                    return Err(mismatch(
+                        "embedding.weight".into(),
+                        vec![vocab, self.input_size],
+                        found,
+                    ));
+                }
+            }
+            (Some(vocab), None) => {
+                return Err(mismatch(
+                    "embedding.weight".into(),
+                    vec![vocab, self.input_size],
+                    Vec::new(),
+                ));
+            }
+            (None, Some(embedding)) => {
+                return Err(mismatch(
+                    "embedding.weight".into(),
+                    Vec::new(),
+                    embedding.weight.shape().to_vec(),
+                ));
+            }
+            (None, None) => {}
         }
         let fc_weight = record.fc.weight.shape().to_vec();
         if fc_weight != [directions * h, self.num_classes] {

@@ -110,7 +110,7 @@ impl<B: RecurrentBackend> RecurrentStack<B> {
     /// one, whose final state is the one after reading the first step) after reading `input`
     /// `[batch, time, features]` from zeros.
     pub fn final_states(&self, input: Tensor<B, 3>) -> Vec<RecurrentState<B>> {
-        self.run(input, None, false).1
+        self.run(input, None, None, false).1
     }
 
     /// [`final_states`](Self::final_states) of a padded batch whose sequence `b` is `lengths[b]` steps
@@ -122,7 +122,7 @@ impl<B: RecurrentBackend> RecurrentStack<B> {
         input: Tensor<B, 3>,
         lengths: Option<&[usize]>,
     ) -> Vec<RecurrentState<B>> {
-        self.run(input, lengths, false).1
+        self.run(input, lengths, None, false).1
     }
 
     /// The last level's output after every time step, `[batch, time, directions·H]`: PyTorch's
@@ -139,18 +139,47 @@ impl<B: RecurrentBackend> RecurrentStack<B> {
         input: Tensor<B, 3>,
         lengths: Option<&[usize]>,
     ) -> Tensor<B, 3> {
-        self.run(input, lengths, true)
+        self.run(input, lengths, None, true)
             .0
             .expect("the last level keeps its sequence when asked to")
+    }
+
+    /// The last level's output after every step, `[batch, time, directions·H]`, and every layer's
+    /// final state, starting from `initial` (one state per layer, in [`final_states`](Self::final_states)'
+    /// order; zeros when `None`): a window of a longer sequence whose state the caller carries, or
+    /// one step at a time.
+    ///
+    /// # Panics
+    /// If `initial` does not hold one state per layer.
+    pub fn forward_from(
+        &self,
+        input: Tensor<B, 3>,
+        initial: Option<Vec<RecurrentState<B>>>,
+    ) -> (Tensor<B, 3>, Vec<RecurrentState<B>>) {
+        if let Some(initial) = &initial {
+            assert_eq!(
+                initial.len(),
+                self.layers.len(),
+                "one initial state per layer (directions included)"
+            );
+        }
+        let (sequence, states) = self.run(input, None, initial, true);
+        (
+            sequence.expect("the last level keeps its sequence when asked to"),
+            states,
+        )
     }
 
     fn run(
         &self,
         input: Tensor<B, 3>,
         lengths: Option<&[usize]>,
+        initial: Option<Vec<RecurrentState<B>>>,
         keep_last_sequence: bool,
     ) -> (Option<Tensor<B, 3>>, Vec<RecurrentState<B>>) {
         let device = input.device();
+        let mut initial = initial.map(Vec::into_iter);
+        let mut next_initial = move || initial.as_mut().and_then(Iterator::next);
         let mut states = Vec::with_capacity(self.layers.len());
         // Each layer hands the next its output in the form it made it (see `Sequence`).
         let mut sequence = Sequence::Whole(input);
@@ -173,21 +202,23 @@ impl<B: RecurrentBackend> RecurrentStack<B> {
                     } else {
                         sequence.clone()
                     };
-                    states.push(layer.final_state_lengths(input, None, lengths));
+                    states.push(layer.final_state_lengths(input, next_initial(), lengths));
                 }
                 return (None, states);
             }
             sequence = match level {
                 [forward] => {
-                    let (output, state) = forward.forward_lengths(sequence, None, lengths);
+                    let (output, state) =
+                        forward.forward_lengths(sequence, next_initial(), lengths);
                     states.push(state);
                     output
                 }
                 [forward, backward] => {
-                    let (ahead, state) = forward.forward_lengths(sequence.clone(), None, lengths);
+                    let (ahead, state) =
+                        forward.forward_lengths(sequence.clone(), next_initial(), lengths);
                     states.push(state);
                     let (behind, state) =
-                        backward.forward_lengths(reverse(sequence), None, lengths);
+                        backward.forward_lengths(reverse(sequence), next_initial(), lengths);
                     states.push(state);
                     ahead.concat_features(reverse(behind), &device)
                 }

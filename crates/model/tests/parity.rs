@@ -37,6 +37,23 @@ fn assert_parity(path: &std::path::Path) {
     assert!(backends > 0, "no backend enabled");
 }
 
+/// Embedding → LSTM or GRU → Linear over two windows, the state carried and detached between them:
+/// logits, loss, final states and every gradient.
+#[test]
+fn language_models_match_pytorch() {
+    for path in common::language_model_fixtures() {
+        let reference = StateDict::read(&path).unwrap();
+        let mut backends = 0;
+        for_each_backend!(|name, device| {
+            let report = parity::check_language_model::<B>(&reference, &device)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(report.passes(), "{name} {}: {report:?}", path.display());
+            backends += 1;
+        });
+        assert!(backends > 0, "no backend enabled");
+    }
+}
+
 #[test]
 fn reference_architecture_matches_pytorch() {
     assert_parity(&common::reference_fixture());

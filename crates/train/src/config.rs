@@ -223,13 +223,31 @@ impl TrainConfig {
                 }
             }
         }
-        model.validate().map_err(|e| e.to_string())?;
+        if self.data.source == DataSource::Text {
+            // The vocabulary's size, from the data.
+            if model.num_classes == 0 {
+                model.num_classes = 1;
+            }
+            match &mut model.vocab_size {
+                Some(size @ 0) => *size = 1,
+                Some(_) => {}
+                None => {
+                    return Err(
+                        "field `model.vocab_size` is null, but data.source \"text\" feeds token ids: set it to 0 (taken from the text) or to the vocabulary's size".into(),
+                    );
+                }
+            }
+        }
         self.data.validate().map_err(|e| e.to_string())?;
+        model.validate().map_err(|e| e.to_string())?;
         if let Some(clipping) = &self.gradient_clipping {
             clipping.validate()?;
         }
         self.lr_schedule.validate(self.optimizer.learning_rate())?;
-        if self.model_selection.uses_validation() && self.data.validation_size == 0 {
+        if self.model_selection.uses_validation()
+            && self.data.validation_size == 0
+            && self.data.source != DataSource::Text
+        {
             return Err(format!(
                 "field `model_selection` is \"{}\", but `data.validation_size` is 0, so validation is the test set and choosing on it would make the test figure optimistic; hold out a validation split (e.g. `data.validation_size`: 5000) or use \"last\"",
                 self.model_selection.name()
@@ -330,12 +348,23 @@ fn fill_defaults(config: &mut Value) {
     if let Some(data) = top.get_mut("data") {
         DataConfig::fill_defaults(data);
     }
-    let from_data = top
+    let source = top
         .get("data")
         .and_then(|d| d.get("source"))
         .and_then(Value::as_str)
-        == Some(DataSource::Ts.name());
+        .map(str::to_string);
+    let from_data = source.as_deref() == Some(DataSource::Ts.name());
+    let from_text = source.as_deref() == Some(DataSource::Text.name());
     if let Some(model) = top.get_mut("model") {
+        // A text run takes its vocabulary (the model's token count and class count) from the text,
+        // and predicts at every step.
+        if let (true, Value::Object(model)) = (from_text, &mut *model) {
+            if model.get("vocab_size").is_none_or(Value::is_null) {
+                model.insert("vocab_size".into(), 0.into());
+            }
+            model.entry("num_classes").or_insert(0.into());
+            model.entry("head").or_insert("every_step".into());
+        }
         ModelConfig::fill_defaults(model);
         // A `.ts` run takes its input size and class count from the data when the config leaves
         // them out (0 until the data is read).

@@ -13,8 +13,8 @@ use data::{DataSource, Mirrors, MnistFiles};
 use train::download::download_progress;
 use train::{Display, RunDir, RunOptions, TrainConfig, TrainError};
 
-/// Train a stacked recurrent MNIST classifier (LSTM by default; each image read as a sequence of rows
-/// or pixels) with Burn.
+/// Train a recurrent sequence model with Burn: a classifier of MNIST images read as sequences (rows
+/// or pixels) or of `.ts` sequence files, or a character language model of a text.
 ///
 /// Writes the run directory: effective config.json, model.mpk, metrics.json, checkpoints and
 /// Burn's logs. The backend is chosen at build time: --features ndarray (default), flex or wgpu.
@@ -29,11 +29,13 @@ struct Args {
     epochs: Option<usize>,
     /// The data directory (overrides `data.dir`): for MNIST the four IDX files (else MNIST_DIR, then
     /// the cache, where MNIST is downloaded when it is nowhere); for `data.source: "ts"` the directory
-    /// holding one *_TRAIN.ts and one *_TEST.ts.
+    /// holding one *_TRAIN.ts and one *_TEST.ts; for `data.source: "text"` the directory holding
+    /// the text (Tiny Shakespeare is downloaded there when missing).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Base URL of a mirror holding the four MNIST *.gz files, tried instead of the default mirrors
-    /// (repeat to try several in order) [default: MNIST_MIRROR, else torchvision's mirrors].
+    /// (repeat to try several in order) [default: MNIST_MIRROR, else torchvision's mirrors]; for a
+    /// text run, the URL of Tiny Shakespeare's input.txt itself.
     #[arg(long, value_name = "URL")]
     mirror: Vec<String>,
     /// Never download: fail if MNIST is not in --data-dir, MNIST_DIR or the cache.
@@ -132,8 +134,34 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
-    // MNIST is found (or, unless --offline, fetched into the cache) before anything else is said.
-    if config.data.source != DataSource::Mnist {
+    // MNIST is found (or, unless --offline, fetched into the cache) before anything else is said;
+    // so is a text (Tiny Shakespeare is fetched where the config says it lies, else into the cache).
+    if config.data.source == DataSource::Text {
+        let file = config
+            .data
+            .text
+            .as_ref()
+            .map_or("input.txt".into(), |t| t.file.clone());
+        let dir = match config.data.dir.clone() {
+            Some(dir) => dir,
+            None => data::text_cache_dir().ok_or_else(|| {
+                anyhow::anyhow!("no cache directory on this platform: pass --data-dir DIR")
+            })?,
+        };
+        if args.mirror.len() > 1 {
+            bail!("a text run takes one --mirror: the URL of the text file itself");
+        }
+        let path = dir.join(&file);
+        // Only Tiny Shakespeare (input.txt) is downloaded; another text must be where it is named.
+        if file != "input.txt" && !path.exists() {
+            bail!(
+                "{} does not exist: put the text there, or name another with data.text.file and --data-dir (only Tiny Shakespeare, input.txt, is downloaded)",
+                path.display()
+            );
+        }
+        data::fetch_text(&path, args.mirror.first().map(String::as_str), args.offline)?;
+        config.data.dir = Some(dir);
+    } else if config.data.source != DataSource::Mnist {
         // A `.ts` directory is read by `train` itself, which names any problem with it.
     } else if args.offline {
         MnistFiles::locate(config.data.dir.as_deref())?;
@@ -196,7 +224,7 @@ fn default_run_dir(config: &Path) -> PathBuf {
 fn describe(config: &TrainConfig) -> String {
     let m = &config.model;
     format!(
-        "{} {}->{} x{} layers{}{}, {} classes, {} sequences, batch {}, {} epochs",
+        "{} {}->{} x{} layers{}{}, {} classes, {}, batch {}, {} epochs",
         m.cell,
         m.input_size,
         m.hidden_size,
@@ -212,14 +240,26 @@ fn describe(config: &TrainConfig) -> String {
             String::new()
         },
         if m.num_classes == 0 {
-            "data's".to_string()
+            "the data's".to_string()
         } else {
             m.num_classes.to_string()
         },
         match config.data.source {
-            DataSource::Mnist => format!("MNIST {}", config.data.sequence.name()),
+            DataSource::Mnist => format!("MNIST {} sequences", config.data.sequence.name()),
+            DataSource::Text => format!(
+                "the text {} in windows of {} characters",
+                config
+                    .data
+                    .dir
+                    .as_deref()
+                    .map_or("(no directory)".into(), |d| d
+                        .join(config.data.text.as_ref().map_or("", |t| t.file.as_str()))
+                        .display()
+                        .to_string()),
+                config.data.text.as_ref().map_or(0, |t| t.window)
+            ),
             DataSource::Ts => format!(
-                ".ts ({})",
+                ".ts sequences ({})",
                 config
                     .data
                     .dir

@@ -101,6 +101,8 @@ pub struct Recorder {
     metrics: Arc<Mutex<RunMetrics>>,
     metrics_path: PathBuf,
     schedule: Schedule,
+    /// Samples per item of the training loader: 1, or a text window's predicted characters.
+    samples_per_item: f64,
 }
 
 impl Recorder {
@@ -128,7 +130,15 @@ impl Recorder {
             metrics,
             metrics_path,
             schedule,
+            samples_per_item: 1.0,
         }
+    }
+
+    /// Counts `samples` samples per item of the training loader (a text window's characters) in
+    /// `train_samples_per_second`.
+    pub fn with_samples_per_item(mut self, samples: f64) -> Self {
+        self.samples_per_item = samples;
+        self
     }
 
     fn record(phase: &mut Phase, names: &HashMap<MetricId, String>, state: &MetricState) {
@@ -151,7 +161,8 @@ impl Recorder {
             valid_accuracy: get(&self.valid, "Accuracy"),
             train_seconds,
             wall_seconds,
-            train_samples_per_second: self.train.items as f64 / train_seconds,
+            train_samples_per_second: self.train.items as f64 * self.samples_per_item
+                / train_seconds,
             learning_rate: Some(self.schedule.at_epoch(epoch)),
         };
         if self.print_lines {

@@ -6,7 +6,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use burn::optim::Optimizer;
-use burn::record::Recorder as _;
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::renderer::MetricsRenderer;
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
@@ -14,16 +13,19 @@ use burn::train::{Learner, LearnerSummary, SupervisedTraining};
 use model::ModelRecorder;
 use model::{RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier};
 
-use crate::artifacts::{RunDir, sha256_file, write_atomically};
+use crate::artifacts::{RunDir, sha256_file};
 use crate::clipping::ClippingConfig;
 use crate::config::TrainConfig;
+use crate::error::{TrainError, io_error};
 use crate::metrics::{DataFile, RunMetrics, TestMetrics};
 use crate::optimizer::WithOptimizer;
 use crate::recorder::{Halt, Recorder, Stopping};
+use crate::run_dir;
 use crate::schedule::ScheduleConfig;
 use crate::selection::{KeepCheckpoints, ModelSelection};
-use crate::source::{Loader, RunData, evaluate};
-use crate::step::{Trainable, TrainableRecord};
+use crate::source::RunData;
+use crate::step::Trainable;
+use crate::task::{Loader, Task, evaluate};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,120 +65,6 @@ pub struct RunOutcome<B: RecurrentBackend> {
     pub metrics: RunMetrics,
     /// Where it was written.
     pub run_dir: RunDir,
-}
-
-/// Why a run could not start or finish.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    /// The config has an unusable value.
-    #[error("invalid config: {0}")]
-    Config(String),
-    /// MNIST could not be found.
-    #[error(transparent)]
-    Source(#[from] data::SourceError),
-    /// MNIST could not be read.
-    #[error(transparent)]
-    Data(#[from] data::MnistError),
-    /// A `.ts` dataset could not be found or read.
-    #[error(transparent)]
-    Sequences(#[from] data::TsError),
-    /// The validation split is impossible.
-    #[error(transparent)]
-    Split(#[from] data::SplitError),
-    /// The images, read in the configured order, do not fit the model.
-    #[error(
-        "{what} images are {rows}x{cols}; read as `{mode}` they give {steps} steps of {features} features, but model.input_size is {input_size}; set model.input_size to {features}"
-    )]
-    ImageSize {
-        /// Which split.
-        what: &'static str,
-        /// Image rows.
-        rows: usize,
-        /// Image columns.
-        cols: usize,
-        /// The configured sequence mode.
-        mode: &'static str,
-        /// Time steps per image in that mode.
-        steps: usize,
-        /// Features per step in that mode.
-        features: usize,
-        /// The model's input size.
-        input_size: usize,
-    },
-    /// A resumed run's pixel permutation is unreadable.
-    #[error(transparent)]
-    Permutation(#[from] data::PermutationError),
-    /// A file or directory could not be written or read.
-    #[error("{path}: {message}")]
-    Io {
-        /// The path.
-        path: PathBuf,
-        /// What went wrong, and what to do.
-        message: String,
-    },
-    /// The run was asked to stop (SIGINT/SIGTERM) before its last epoch.
-    #[error(
-        "interrupted during epoch {epoch}; {kept} {dir}; continue with `train --resume --artifacts {dir}`",
-        dir = run_dir.display(),
-        kept = kept(*epoch)
-    )]
-    Interrupted {
-        /// The run directory.
-        run_dir: PathBuf,
-        /// The epoch cut short.
-        epoch: usize,
-    },
-    /// A training batch gave a NaN or infinite loss.
-    #[error(
-        "the training loss became {loss} at epoch {epoch}, batch {batch}: training stopped; {kept} {dir}. Lower optimizer.learning_rate (in {dir}/config.json to continue with `--resume`), or check data.mean and data.std",
-        dir = run_dir.display(),
-        kept = kept(*epoch)
-    )]
-    NonFiniteLoss {
-        /// The run directory.
-        run_dir: PathBuf,
-        /// The epoch (1-based).
-        epoch: usize,
-        /// The batch within it (1-based).
-        batch: usize,
-        /// The loss value.
-        loss: f64,
-    },
-    /// `--resume` cannot continue this directory.
-    #[error("cannot resume {path}: {message}")]
-    Resume {
-        /// The run directory.
-        path: PathBuf,
-        /// Why.
-        message: String,
-    },
-    /// `--finish` cannot finish this directory.
-    #[error("cannot finish {path}: {message}")]
-    Finish {
-        /// The run directory.
-        path: PathBuf,
-        /// Why, and what to do.
-        message: String,
-    },
-    /// A model checkpoint could not be loaded.
-    #[error(transparent)]
-    Record(#[from] model::RecordError),
-}
-
-/// What an interrupted run keeps, in words.
-fn kept(epoch: usize) -> String {
-    match epoch {
-        0 | 1 => "no epoch was completed, nothing is checkpointed in".to_string(),
-        2 => "epoch 1 is complete and checkpointed in".to_string(),
-        e => format!("epochs 1-{} are complete and checkpointed in", e - 1),
-    }
-}
-
-pub(crate) fn io_error(path: &Path, message: impl std::fmt::Display) -> TrainError {
-    TrainError::Io {
-        path: path.to_path_buf(),
-        message: message.to_string(),
-    }
 }
 
 /// Trains a classifier as `options` say, on `device`, writing the run directory as it goes. The data
@@ -229,7 +117,7 @@ fn fit_run<B: RecurrentAutodiffBackend>(
     config.validate().map_err(TrainError::Config)?;
     let config = &config;
     let run_dir = RunDir::new(&options.run_dir);
-    let start_epoch = prepare_run_dir(&run_dir, config, &options)?;
+    let start_epoch = run_dir::prepare(&run_dir, config, options.resume, options.overwrite)?;
 
     let metrics = Arc::new(Mutex::new(initial_metrics(
         &run_dir,
@@ -250,7 +138,7 @@ fn fit_run<B: RecurrentAutodiffBackend>(
             .and_then(ClippingConfig::max_norm),
     };
     // The loader keeps the last, partial batch.
-    let batches_per_epoch = run_data.train_items().div_ceil(config.batch_size);
+    let batches_per_epoch = run_data.batches_per_epoch(config);
     let loaders = run_data.loaders::<B>(config, &run_dir, options.resume, start_epoch, &device)?;
 
     let halt = Arc::new(Mutex::new(None));
@@ -269,6 +157,12 @@ fn fit_run<B: RecurrentAutodiffBackend>(
         batches_per_epoch,
         selection: config.model_selection,
         on_disk: run_dir.checkpoint_epochs(),
+        // A text loader's item is a window of every stream: its characters are the samples.
+        samples_per_item: if config.data.source == data::DataSource::Text {
+            run_data.train_items() as f64 / batches_per_epoch.max(1) as f64
+        } else {
+            1.0
+        },
     };
 
     let clipping = config
@@ -330,18 +224,15 @@ fn conclude<B: RecurrentBackend>(
                     record.valid_loss
                 );
             }
-            load_checkpoint::<B>(run_dir, config, epoch, device)?
+            run_dir::load_checkpoint::<B>(run_dir, config, epoch, device)?
         }
         _ => last,
     };
-    save_model(run_dir, &model)?;
+    run_dir::save_model(run_dir, &model)?;
     metrics.model_epoch = chosen;
     if let Some(test) = test {
         let result = evaluate(&model, test);
-        println!(
-            "test: loss {:.4} accuracy {:.2}% ({} examples)",
-            result.loss, result.accuracy, result.items
-        );
+        println!("{}", Task::of(config).test_line(&result));
         metrics.test = Some(TestMetrics {
             loss: result.loss,
             accuracy: result.accuracy,
@@ -356,35 +247,6 @@ fn conclude<B: RecurrentBackend>(
         metrics,
         run_dir: run_dir.clone(),
     })
-}
-
-/// The classifier in the model checkpoint of `epoch`.
-fn load_checkpoint<B: RecurrentBackend>(
-    run_dir: &RunDir,
-    config: &TrainConfig,
-    epoch: usize,
-    device: &B::Device,
-) -> Result<RecurrentClassifier<B>, TrainError> {
-    let path = run_dir.model_checkpoint(epoch);
-    if !path.is_file() {
-        return Err(TrainError::Finish {
-            path: run_dir.root.clone(),
-            message: format!(
-                "`model_selection` \"{}\" chooses epoch {epoch}, but its checkpoint {} is gone; set `model_selection` in {} to \"last\" to take the last epoch's model instead",
-                config.model_selection.name(),
-                path.display(),
-                run_dir.config().display()
-            ),
-        });
-    }
-    let record: TrainableRecord<B> =
-        ModelRecorder::new()
-            .load(path.clone(), device)
-            .map_err(|e| model::RecordError::Load {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-    Ok(config.model.from_record(record.model, &path, device)?)
 }
 
 /// Finishes a run before its last configured epoch (one stopped by a signal, or on purpose): the
@@ -439,7 +301,7 @@ pub fn finish<B: RecurrentAutodiffBackend>(
     // the last checkpoint if the run stopped while the checkpoint was written.
     let mut metrics = metrics;
     metrics.epochs.retain(|e| e.epoch <= last);
-    let last_model = load_checkpoint::<B::InnerBackend>(&run_dir, &config, last, &device)?;
+    let last_model = run_dir::load_checkpoint::<B::InnerBackend>(&run_dir, &config, last, &device)?;
     conclude(
         &run_dir,
         &config,
@@ -466,28 +328,7 @@ struct LearnerParts<B: RecurrentAutodiffBackend> {
     batches_per_epoch: usize,
     selection: ModelSelection,
     on_disk: Vec<usize>,
-}
-
-/// The random draws of training (dropout masks) of every epoch after the first start from a seed of
-/// their own, so that a resumed run draws what the uninterrupted one drew; the first continues from
-/// the initialization's. Run by the training loader as an epoch's iteration begins, on the training
-/// thread: Burn's renderer, which sees the end of an epoch, runs on a thread of its own and would
-/// reseed at some point during the next epoch's first batches.
-pub(crate) fn reseed<B: RecurrentBackend>(
-    device: B::Device,
-    seed: u64,
-) -> impl Fn(usize) + Send + Sync + 'static {
-    move |epoch| {
-        if epoch > 1 {
-            B::seed(&device, epoch_seed(seed, epoch));
-        }
-    }
-}
-
-/// The seed of epoch `epoch`'s random draws: mixed differently from the shuffle's, so that the two
-/// streams are unrelated.
-fn epoch_seed(seed: u64, epoch: usize) -> u64 {
-    seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
+    samples_per_item: f64,
 }
 
 /// Burn's Learner over the model, to be run with the config's optimizer.
@@ -543,96 +384,20 @@ where
     let schedule = parts
         .schedule
         .schedule(lr, parts.batches_per_epoch, parts.num_epochs);
-    let training = training.renderer(Recorder::new(
-        parts.metrics,
-        parts.metrics_path,
-        tui,
-        stopping,
-        schedule.clone(),
-    ));
+    let training = training.renderer(
+        Recorder::new(
+            parts.metrics,
+            parts.metrics_path,
+            tui,
+            stopping,
+            schedule.clone(),
+        )
+        .with_samples_per_item(parts.samples_per_item),
+    );
     training
         .launch(Learner::new(model, optim, schedule))
         .model
         .model
-}
-
-/// Checks and creates the run directory. Returns the epoch to resume after (0 for a fresh run).
-fn prepare_run_dir(
-    run_dir: &RunDir,
-    config: &TrainConfig,
-    options: &RunOptions,
-) -> Result<usize, TrainError> {
-    let root = &run_dir.root;
-    if options.resume {
-        let Some(epoch) = run_dir.last_checkpoint() else {
-            return Err(TrainError::Resume {
-                path: root.clone(),
-                message: format!(
-                    "no complete checkpoint under {}; start a fresh run instead",
-                    run_dir.checkpoints().display()
-                ),
-            });
-        };
-        if epoch >= config.num_epochs {
-            return Err(TrainError::Resume {
-                path: root.clone(),
-                message: format!(
-                    "the run already completed epoch {epoch} of {}; raise --epochs to train further",
-                    config.num_epochs
-                ),
-            });
-        }
-        write_config(run_dir, config)?;
-        return Ok(epoch);
-    }
-    let occupied = run_dir.config().exists() || run_dir.checkpoints().exists();
-    if occupied && !options.overwrite {
-        return Err(io_error(
-            root,
-            "already holds a run; pass --resume to continue it, --overwrite to replace it, or --artifacts DIR to use another directory",
-        ));
-    }
-    if occupied {
-        for path in run_dir.outputs() {
-            let removed = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else if path.exists() {
-                std::fs::remove_file(&path)
-            } else {
-                Ok(())
-            };
-            removed.map_err(|e| {
-                io_error(
-                    &path,
-                    format!("cannot remove the replaced run's file ({e})"),
-                )
-            })?;
-        }
-    }
-    if root.exists() && !root.is_dir() {
-        return Err(io_error(
-            root,
-            "is a file, not a directory; choose another --artifacts DIR",
-        ));
-    }
-    std::fs::create_dir_all(root).map_err(|e| {
-        io_error(
-            root,
-            format!("cannot create the run directory ({e}); choose a writable --artifacts DIR"),
-        )
-    })?;
-    write_config(run_dir, config)?;
-    Ok(0)
-}
-
-fn write_config(run_dir: &RunDir, config: &TrainConfig) -> Result<(), TrainError> {
-    let path = run_dir.config();
-    write_atomically(&path, config.to_string().as_bytes()).map_err(|e| {
-        io_error(
-            &path,
-            format!("cannot write the config ({e}); choose a writable --artifacts DIR"),
-        )
-    })
 }
 
 fn initial_metrics(
@@ -672,15 +437,4 @@ fn initial_metrics(
         model_epoch: None,
         test: None,
     })
-}
-
-/// Saves the final model under its final name only once it is completely written.
-fn save_model<B: RecurrentBackend>(
-    run_dir: &RunDir,
-    model: &RecurrentClassifier<B>,
-) -> Result<(), TrainError> {
-    let tmp_stem = run_dir.root.join(".model-partial");
-    let tmp_file = tmp_stem.with_extension("mpk");
-    model.save(&tmp_stem).map_err(|e| io_error(&tmp_file, e))?;
-    std::fs::rename(&tmp_file, run_dir.model_file()).map_err(|e| io_error(&run_dir.model_file(), e))
 }

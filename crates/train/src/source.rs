@@ -1,25 +1,23 @@
-//! The one data-source seam of training: MNIST or a directory of `.ts` files, read, split and checked
-//! against the model config, then served as loaders of [`SequenceBatch`]es, which is all that `fit`
-//! sees.
+//! The one data-source seam of training: MNIST, a directory of `.ts` files, or a text file, read,
+//! split and checked against the model config, then served as loaders of [`Batch`]es, which is all
+//! that `fit` sees.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burn::data::dataloader::DataLoader;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use data::{
     DataSource, EpochLoader, MnistBatcher, MnistDataset, MnistFiles, SequenceBatch, SequenceInfo,
-    SequenceLayout, Split, TsBatcher, TsDataset, TsFiles, split_indices, train_validation_split,
+    SequenceLayout, Split, Streams, TextBatch, TextBatcher, TextSplit, TextWindow, TsBatcher,
+    TsDataset, TsFiles, Vocabulary, split_indices, train_validation_split,
 };
 use model::{RecurrentAutodiffBackend, RecurrentBackend};
 
 use crate::artifacts::{RunDir, write_atomically};
 use crate::config::TrainConfig;
-use crate::run::{TrainError, io_error};
-
-/// A loader of batches on backend `B`.
-pub(crate) type Loader<B> = Arc<dyn DataLoader<B, SequenceBatch<B>>>;
+use crate::error::{TrainError, io_error};
+use crate::task::{Batch, Loader};
 
 /// The loaders of a run: training (shuffled, on the autodiff backend), validation, and the test set
 /// when validation data is held out of the training set.
@@ -42,6 +40,12 @@ enum Sets {
         test: Option<TsDataset>,
         info: SequenceInfo,
     },
+    Text {
+        train: Streams,
+        valid: Streams,
+        test: Streams,
+        vocabulary: Vocabulary,
+    },
 }
 
 /// A run's data, read and checked.
@@ -60,21 +64,143 @@ impl RunData {
         match config.data.source {
             DataSource::Mnist => Self::mnist(config),
             DataSource::Ts => Self::ts(config),
+            DataSource::Text => Self::text(config),
         }
     }
 
+    /// Training examples per epoch (predicted characters for a text).
     pub fn train_items(&self) -> usize {
         match &self.sets {
             Sets::Mnist { train, .. } => train.len(),
             Sets::Ts { train, .. } => train.len(),
+            Sets::Text { train, .. } => train.predictions(),
         }
     }
 
+    /// Validation examples (predicted characters for a text).
     pub fn valid_items(&self) -> usize {
         match &self.sets {
             Sets::Mnist { valid, .. } => valid.len(),
             Sets::Ts { valid, .. } => valid.len(),
+            Sets::Text { valid, .. } => valid.predictions(),
         }
+    }
+
+    /// Optimizer steps per epoch.
+    pub fn batches_per_epoch(&self, config: &TrainConfig) -> usize {
+        match &self.sets {
+            // A text epoch is one window of every stream per step.
+            Sets::Text { train, .. } => train.len(),
+            // The loader keeps the last, partial batch.
+            _ => self.train_items().div_ceil(config.batch_size),
+        }
+    }
+
+    /// A plain text: the characters of the training part make the vocabulary; the split is
+    /// nanoGPT's (the first `1 - test_fraction` trains, its end validates, the rest tests); the
+    /// model reads token ids and predicts at every step, its sizes taken from the vocabulary.
+    fn text(config: &mut TrainConfig) -> Result<Self, TrainError> {
+        let text_config = config.data.text.clone().ok_or_else(|| {
+            TrainError::Config(
+                "data.source is \"text\" but the `data.text` section is missing".into(),
+            )
+        })?;
+        let dir = config.data.dir.clone().ok_or_else(|| {
+            TrainError::Config(
+                "data.source is \"text\" but no directory is given: set data.dir or pass --data-dir DIR (the directory holding data.text.file)".into(),
+            )
+        })?;
+        let path = dir.join(&text_config.file);
+        let text = data::read_text(&path)?;
+        let chars: Vec<char> = text.chars().collect();
+        let split = TextSplit::new(
+            chars.len(),
+            text_config.test_fraction,
+            text_config.validation_chars,
+        );
+        let window = text_config.window;
+        let part = |range: &std::ops::Range<usize>, what: &str, needed: usize, advice: &str| {
+            if range.len() < needed {
+                return Err(data::TextError::TooShort {
+                    what: format!(
+                        "the {what} part of {} (characters {}..{})",
+                        path.display(),
+                        range.start,
+                        range.end
+                    ),
+                    chars: range.len(),
+                    needed,
+                    advice: advice.to_string(),
+                });
+            }
+            Ok(chars[range.clone()].iter().collect::<String>())
+        };
+        let train_text = part(
+            &split.train,
+            "training",
+            window + 1,
+            "the training part must hold one window and the character after it; use a longer text, or lower data.text.window or data.text.validation_chars",
+        )?;
+        let valid_text = part(
+            &split.valid,
+            "validation",
+            2,
+            "raise data.text.validation_chars",
+        )?;
+        let test_text = part(
+            &split.test,
+            "test",
+            2,
+            "raise data.text.test_fraction, or use a longer text",
+        )?;
+        let vocabulary = Vocabulary::from_text(&train_text);
+        let what = |name: &str| format!("the {name} part of {}", path.display());
+        let encode = |text: &str, name: &str| -> Result<Arc<Vec<u32>>, TrainError> {
+            Ok(Arc::new(vocabulary.encode(text, &what(name))?))
+        };
+        let (train, valid, test) = (
+            encode(&train_text, "training")?,
+            encode(&valid_text, "validation")?,
+            encode(&test_text, "test")?,
+        );
+        let model = &mut config.model;
+        resolve_size(
+            &mut model.num_classes,
+            "num_classes",
+            vocabulary.len(),
+            "distinct characters in its training part",
+            &path,
+        )?;
+        let mut vocab = model.vocab_size.unwrap_or(0);
+        resolve_size(
+            &mut vocab,
+            "vocab_size",
+            vocabulary.len(),
+            "distinct characters in its training part",
+            &path,
+        )?;
+        model.vocab_size = Some(vocab);
+        if model.head != model::Head::EveryStep {
+            return Err(TrainError::Config(
+                "data.source \"text\" trains a language model, which predicts at every step: set model.head to \"every_step\"".into(),
+            ));
+        }
+        let validation = format!(
+            "characters {}..{} of {} (the end of the training part), the state carried through",
+            split.valid.start,
+            split.valid.end,
+            path.display()
+        );
+        Ok(Self {
+            sets: Sets::Text {
+                train: Streams::new(train, config.batch_size, window),
+                valid: Streams::new(valid, config.eval_batch_size, window),
+                test: Streams::new(test, config.eval_batch_size, window),
+                vocabulary,
+            },
+            files: vec![path],
+            validation,
+        })
     }
 
     fn mnist(config: &TrainConfig) -> Result<Self, TrainError> {
@@ -278,7 +404,81 @@ impl RunData {
                     test.clone(),
                 ))
             }
+            Sets::Text {
+                train,
+                valid,
+                test,
+                vocabulary,
+            } => {
+                let path = run_dir.root.join(Vocabulary::FILE);
+                vocabulary.save(&path)?;
+                Ok(text_loaders::<B>(
+                    config,
+                    start_epoch,
+                    device,
+                    train,
+                    valid,
+                    test,
+                ))
+            }
         }
+    }
+}
+
+/// The loaders of a text: each reads its windows in order, one window of every stream per batch,
+/// with a state carry of its own.
+fn text_loaders<B: RecurrentAutodiffBackend>(
+    config: &TrainConfig,
+    start_epoch: usize,
+    device: &B::Device,
+    train: &Streams,
+    valid: &Streams,
+    test: &Streams,
+) -> Loaders<B> {
+    let train_loader = EpochLoader::new(
+        Arc::new(train.clone()),
+        Arc::new(TextBatches(TextBatcher::<B>::new())) as Arc<dyn Batcher<B, TextWindow, Batch<B>>>,
+        1,
+        device.clone(),
+    )
+    .starting_at_epoch(start_epoch + 1)
+    .on_epoch_start(reseed::<B>(device.clone(), config.seed));
+    let eval = |set: &Streams| -> Loader<B::InnerBackend> {
+        Arc::new(EpochLoader::new(
+            Arc::new(set.clone()),
+            Arc::new(TextBatches(TextBatcher::<B::InnerBackend>::new()))
+                as Arc<dyn Batcher<B::InnerBackend, TextWindow, Batch<B::InnerBackend>>>,
+            1,
+            device.clone(),
+        ))
+    };
+    Loaders {
+        train: Arc::new(train_loader),
+        valid: eval(valid),
+        test: Some(eval(test)),
+    }
+}
+
+/// A batcher of labelled sequences, as the [`Batch`] that `fit` reads.
+struct AsBatch<Bt>(Arc<Bt>);
+
+impl<B, I, Bt> Batcher<B, I, Batch<B>> for AsBatch<Bt>
+where
+    B: RecurrentBackend,
+    Bt: Batcher<B, I, SequenceBatch<B>>,
+{
+    fn batch(&self, items: Vec<I>, device: &B::Device) -> Batch<B> {
+        Batch::Sequences(self.0.batch(items, device))
+    }
+}
+
+/// A batcher of text windows, as the [`Batch`] that `fit` reads.
+struct TextBatches<B: RecurrentBackend>(TextBatcher<B>);
+
+impl<B: RecurrentBackend> Batcher<B, TextWindow, Batch<B>> for TextBatches<B> {
+    fn batch(&self, items: Vec<TextWindow>, device: &B::Device) -> Batch<B> {
+        let batch: TextBatch<B> = self.0.batch(items, device);
+        Batch::Text(batch)
     }
 }
 
@@ -324,20 +524,21 @@ where
 {
     let mut train_loader = EpochLoader::new(
         Arc::new(train),
-        batcher.clone() as Arc<dyn Batcher<B, I, SequenceBatch<B>>>,
+        Arc::new(AsBatch(batcher.clone())) as Arc<dyn Batcher<B, I, Batch<B>>>,
         config.batch_size,
         device.clone(),
     )
     .shuffled(config.seed)
     .starting_at_epoch(start_epoch + 1)
-    .on_epoch_start(crate::run::reseed::<B>(device.clone(), config.seed));
+    .on_epoch_start(reseed::<B>(device.clone(), config.seed));
     if let Some(lengths) = lengths {
         train_loader = train_loader.grouped_by_length(lengths);
     }
     let eval = |set: D| -> Loader<B::InnerBackend> {
         Arc::new(EpochLoader::new(
             Arc::new(set),
-            batcher.clone() as Arc<dyn Batcher<B::InnerBackend, I, SequenceBatch<B::InnerBackend>>>,
+            Arc::new(AsBatch(batcher.clone()))
+                as Arc<dyn Batcher<B::InnerBackend, I, Batch<B::InnerBackend>>>,
             config.eval_batch_size,
             device.clone(),
         ))
@@ -368,14 +569,24 @@ fn sequence_layout(
     Ok(layout)
 }
 
-/// Loss and accuracy of `model` over every batch of `loader`.
-pub(crate) fn evaluate<B: RecurrentBackend>(
-    model: &model::RecurrentClassifier<B>,
-    loader: &Loader<B>,
-) -> model::Evaluation {
-    model.evaluate(
-        loader
-            .iter()
-            .map(|batch| (batch.sequences, batch.lengths, batch.targets)),
-    )
+/// The random draws of training (dropout masks) of every epoch after the first start from a seed of
+/// their own, so that a resumed run draws what the uninterrupted one drew; the first continues from
+/// the initialization's. Run by the training loader as an epoch's iteration begins, on the training
+/// thread: Burn's renderer, which sees the end of an epoch, runs on a thread of its own and would
+/// reseed at some point during the next epoch's first batches.
+pub(crate) fn reseed<B: RecurrentBackend>(
+    device: B::Device,
+    seed: u64,
+) -> impl Fn(usize) + Send + Sync + 'static {
+    move |epoch| {
+        if epoch > 1 {
+            B::seed(&device, epoch_seed(seed, epoch));
+        }
+    }
+}
+
+/// The seed of epoch `epoch`'s random draws: mixed differently from the shuffle's, so that the two
+/// streams are unrelated.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }

@@ -1,11 +1,17 @@
-//! The classifier as Burn's Learner sees it: one training step and one inference step per batch.
+//! The model as Burn's Learner sees it: one training step and one inference step per batch, for
+//! every task (a class per sequence, or the next token at every step).
 
 use crate::clipping::clip_global_norm;
+use crate::task::Batch;
 use burn::module::Module;
 use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
-use data::SequenceBatch;
-use model::{RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier, cross_entropy};
+use data::IGNORE_TARGET;
+use model::{
+    Input, RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier, RecurrentState,
+    cross_entropy, cross_entropy_ignoring,
+};
 
 /// Wraps the model crate's classifier so that this crate can implement Burn's step traits for it.
 ///
@@ -21,21 +27,66 @@ pub struct Trainable<B: RecurrentBackend> {
 }
 
 impl<B: RecurrentBackend> Trainable<B> {
-    /// Logits and mean cross-entropy for a batch.
-    pub fn classify(&self, batch: SequenceBatch<B>) -> ClassificationOutput<B> {
-        let logits = self
-            .model
-            .forward_lengths(batch.sequences, batch.lengths.as_deref());
-        let loss = cross_entropy(logits.clone(), batch.targets.clone());
-        ClassificationOutput::new(loss, logits, batch.targets)
+    /// Logits and mean cross-entropy for a batch: per sequence, or per predicted position (the
+    /// rows of every step, flattened), the window's final state kept, detached, for the next one.
+    pub fn classify(&self, batch: Batch<B>) -> ClassificationOutput<B> {
+        match batch {
+            Batch::Sequences(batch) => {
+                let logits = self
+                    .model
+                    .forward_lengths(batch.sequences, batch.lengths.as_deref());
+                let loss = cross_entropy(logits.clone(), batch.targets.clone());
+                ClassificationOutput::new(loss, logits, batch.targets)
+            }
+            Batch::Text(batch) => {
+                let carried = batch.carry.take();
+                let state = (!batch.first && !carried.is_empty())
+                    .then(|| unflatten_states(carried, self.has_cell_state()));
+                let (logits, states) = self.model.forward_steps(Input::Tokens(batch.inputs), state);
+                batch.carry.put(flatten_states(states));
+                let [streams, steps, classes] = logits.dims();
+                let logits = logits.reshape([streams * steps, classes]);
+                let targets = batch.targets.reshape([streams * steps]);
+                let loss = cross_entropy_ignoring(logits.clone(), targets.clone(), IGNORE_TARGET);
+                ClassificationOutput::new(loss, logits, targets)
+            }
+        }
+    }
+
+    fn has_cell_state(&self) -> bool {
+        self.model.rnn.layers[0].cell().has_cell_state()
     }
 }
 
+/// Every layer's state as a flat list of detached tensors (h, then c where the cell has one), the
+/// form a [`StateCarry`] keeps.
+pub fn flatten_states<B: RecurrentBackend>(states: Vec<RecurrentState<B>>) -> Vec<Tensor<B, 2>> {
+    states
+        .into_iter()
+        .flat_map(|state| std::iter::once(state.hidden).chain(state.cell))
+        .map(Tensor::detach)
+        .collect()
+}
+
+/// The inverse of [`flatten_states`].
+pub fn unflatten_states<B: RecurrentBackend>(
+    flat: Vec<Tensor<B, 2>>,
+    cell_state: bool,
+) -> Vec<RecurrentState<B>> {
+    let per_layer = 1 + usize::from(cell_state);
+    flat.chunks(per_layer)
+        .map(|chunk| RecurrentState {
+            hidden: chunk[0].clone(),
+            cell: chunk.get(1).cloned(),
+        })
+        .collect()
+}
+
 impl<B: RecurrentAutodiffBackend> TrainStep for Trainable<B> {
-    type Input = SequenceBatch<B>;
+    type Input = Batch<B>;
     type Output = ClassificationOutput<B>;
 
-    fn step(&self, batch: SequenceBatch<B>) -> TrainOutput<ClassificationOutput<B>> {
+    fn step(&self, batch: Batch<B>) -> TrainOutput<ClassificationOutput<B>> {
         let output = self.classify(batch);
         let grads = GradientsParams::from_grads(output.loss.backward(), self);
         let grads = match self.max_grad_norm {
@@ -50,10 +101,10 @@ impl<B: RecurrentAutodiffBackend> TrainStep for Trainable<B> {
 }
 
 impl<B: RecurrentBackend> InferenceStep for Trainable<B> {
-    type Input = SequenceBatch<B>;
+    type Input = Batch<B>;
     type Output = ClassificationOutput<B>;
 
-    fn step(&self, batch: SequenceBatch<B>) -> ClassificationOutput<B> {
+    fn step(&self, batch: Batch<B>) -> ClassificationOutput<B> {
         self.classify(batch)
     }
 }

@@ -9,7 +9,27 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Every PyTorch fixture this repository carries (random inputs; the reference sizes and others).
+/// The language-model parity fixtures (`pytorch-lm-*.safetensors`: two windows, the state carried).
+pub fn language_model_fixtures() -> Vec<PathBuf> {
+    let dir = repo_root().join("tests/fixtures");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("pytorch-lm-") && name.ends_with(".safetensors")
+        })
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 2,
+        "expected the LSTM and GRU language-model fixtures in {}",
+        dir.display()
+    );
+    files
+}
+
+/// Every PyTorch classifier fixture this repository carries (random inputs; the reference sizes and others).
 pub fn repo_fixtures() -> Vec<PathBuf> {
     let dir = repo_root().join("tests/fixtures");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -17,7 +37,9 @@ pub fn repo_fixtures() -> Vec<PathBuf> {
         .map(|entry| entry.unwrap().path())
         .filter(|p| {
             let name = p.file_name().unwrap_or_default().to_string_lossy();
-            name.starts_with("pytorch-") && name.ends_with(".safetensors")
+            name.starts_with("pytorch-")
+                && !name.starts_with("pytorch-lm-")
+                && name.ends_with(".safetensors")
         })
         .collect();
     files.sort();

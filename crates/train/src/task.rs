@@ -1,0 +1,82 @@
+//! What a run learns — a class per sequence, or the next character at every step — in one place:
+//! the batches of each task, how a model is evaluated on them, and how the result reads.
+
+use std::sync::Arc;
+
+use burn::data::dataloader::DataLoader;
+use data::{DataSource, IGNORE_TARGET, SequenceBatch, TextBatch};
+use model::{Evaluation, RecurrentBackend};
+
+use crate::config::TrainConfig;
+
+/// A loader of a task's batches on backend `B`: all that `fit` sees of the data.
+pub(crate) type Loader<B> = Arc<dyn DataLoader<B, Batch<B>>>;
+
+/// The task of a run, from its data source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// A class per sequence (MNIST, `.ts` files): loss per example, accuracy.
+    Classify,
+    /// The next character at every step of a text: loss per character (nats), bits, perplexity.
+    ModelLanguage,
+}
+
+impl Task {
+    /// The task `config` trains.
+    pub fn of(config: &TrainConfig) -> Self {
+        match config.data.source {
+            DataSource::Mnist | DataSource::Ts => Task::Classify,
+            DataSource::Text => Task::ModelLanguage,
+        }
+    }
+
+    /// The test figure of a finished run, in one line.
+    pub fn test_line(self, result: &Evaluation) -> String {
+        match self {
+            Task::Classify => format!(
+                "test: loss {:.4} accuracy {:.2}% ({} examples)",
+                result.loss, result.accuracy, result.items
+            ),
+            Task::ModelLanguage => format!(
+                "test: {:.4} nats/char, {:.4} bits/char, perplexity {:.3}, next-character accuracy {:.2}% ({} characters)",
+                result.loss,
+                result.bits(),
+                result.perplexity(),
+                result.accuracy,
+                result.items
+            ),
+        }
+    }
+}
+
+/// A batch of any task: labelled sequences (a class each), or a window of text streams (the next
+/// character at every step, the state carried from the previous window).
+#[derive(Debug, Clone)]
+pub enum Batch<B: RecurrentBackend> {
+    /// Sequences with a class each.
+    Sequences(SequenceBatch<B>),
+    /// One window of a text pass.
+    Text(TextBatch<B>),
+}
+
+/// Loss and accuracy of `model` over every batch of `loader`: per example, or per predicted
+/// character of a text read in order with the state carried through.
+pub(crate) fn evaluate<B: RecurrentBackend>(
+    model: &model::RecurrentClassifier<B>,
+    loader: &Loader<B>,
+) -> model::Evaluation {
+    let mut batches = loader.iter().peekable();
+    if let Some(Batch::Text(_)) = batches.peek() {
+        return model.evaluate_windows(
+            batches.filter_map(|batch| match batch {
+                Batch::Text(text) => Some((text.inputs, text.targets, text.first)),
+                Batch::Sequences(_) => None,
+            }),
+            IGNORE_TARGET,
+        );
+    }
+    model.evaluate(batches.filter_map(|batch| match batch {
+        Batch::Sequences(batch) => Some((batch.sequences, batch.lengths, batch.targets)),
+        Batch::Text(_) => None,
+    }))
+}
