@@ -366,7 +366,7 @@ fn generate_refuses_what_it_cannot_do() {
         (&["--prime", "Ça"], "'Ç'"),
         (&["--prime", ""], "--prime is empty"),
         (&["--temperature", "0"], "--temperature is 0"),
-        (&["--temperature", "-1"], "--temperature is -1"),
+        (&["--temperature=-1"], "--temperature is -1"),
         (&["--length", "0"], "--length is 0"),
         (&["--top-k", "0"], "--top-k is 0"),
     ];

@@ -29,6 +29,16 @@ fn shipped_configs_load_and_seed_is_the_reference_program() {
                 // A `.ts` recipe leaves the sizes to the data (0 until it is read).
                 assert_eq!(config.model.input_size, 0, "{}", path.display());
                 assert_eq!(config.model.num_classes, 0, "{}", path.display());
+            } else if config.data.source == data::DataSource::Text {
+                // A language model's vocabulary comes from its text; it predicts at every step.
+                assert_eq!(config.model.vocab_size, Some(0), "{}", path.display());
+                assert_eq!(config.model.num_classes, 0, "{}", path.display());
+                assert_eq!(
+                    config.model.head,
+                    model::Head::EveryStep,
+                    "{}",
+                    path.display()
+                );
             } else {
                 // Every shipped MNIST config fits its own sequence mode.
                 let (_, features) = config.data.sequence.shape(28, 28);
