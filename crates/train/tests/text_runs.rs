@@ -31,7 +31,11 @@ fn text(chars: usize) -> String {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         out.push_str(words[(state >> 40) as usize % words.len()]);
-        out.push_str(if (state >> 20) % 7 == 0 { ".\n" } else { " " });
+        out.push_str(if (state >> 20).is_multiple_of(7) {
+            ".\n"
+        } else {
+            " "
+        });
     }
     out
 }
