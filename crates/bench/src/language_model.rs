@@ -120,14 +120,7 @@ where
             let (inputs, targets) = windows[i % windows.len()].clone();
             let current = model.take().expect("the model is put back after each step");
             let (logits, next) = current.forward_steps(Input::Tokens(inputs), state.take());
-            state = Some(
-                next.into_iter()
-                    .map(|s| RecurrentState {
-                        hidden: s.hidden.detach(),
-                        cell: s.cell.map(Tensor::detach),
-                    })
-                    .collect(),
-            );
+            state = Some(next.into_iter().map(RecurrentState::detach).collect());
             let [b, t, c] = logits.dims();
             let loss =
                 cross_entropy_ignoring(logits.reshape([b * t, c]), targets.reshape([b * t]), -1);

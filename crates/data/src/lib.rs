@@ -37,8 +37,8 @@ pub use source::{MNIST_DIR_ENV, MnistFiles, SourceError, Split};
 pub use split::{SplitError, split_indices, train_validation_split};
 pub use text::{
     IGNORE_TARGET, StateCarry, Streams, TINY_SHAKESPEARE_SHA256, TINY_SHAKESPEARE_URL, TextBatch,
-    TextBatcher, TextError, TextFetchError, TextSplit, TextWindow, Vocabulary, fetch_text,
-    read_text, text_cache_dir,
+    TextBatcher, TextError, TextFetchError, TextParts, TextSplit, TextWindow, Vocabulary,
+    fetch_text, read_text, text_cache_dir,
 };
 pub use ts::{TsDataset, TsError, TsExample};
 pub use ts_data::{SequenceInfo, TsBatcher, TsFiles};

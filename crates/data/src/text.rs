@@ -254,6 +254,98 @@ impl TextSplit {
     }
 }
 
+/// A text file read and split ([`TextSplit`]), each part checked to be long enough: what both
+/// training and evaluation read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextParts {
+    /// Where the parts lie, in characters.
+    pub split: TextSplit,
+    /// The training part: at least one window and the character after it.
+    pub train: String,
+    /// The validation part: at least two characters.
+    pub valid: String,
+    /// The held-out part: at least two characters.
+    pub test: String,
+}
+
+impl TextParts {
+    /// Reads `path` ([`read_text`]) and splits it as `config` says, every part checked.
+    pub fn read(path: &Path, config: &crate::TextConfig) -> Result<Self, TextError> {
+        let (chars, split) = split_file(path, config)?;
+        Ok(Self {
+            train: part(
+                path,
+                &chars,
+                &split.train,
+                "training",
+                config.window + 1,
+                "the training part must hold one window and the character after it; use a longer text, or lower data.text.window or data.text.validation_chars",
+            )?,
+            valid: part(
+                path,
+                &chars,
+                &split.valid,
+                "validation",
+                2,
+                "raise data.text.validation_chars",
+            )?,
+            test: held_out(path, &chars, &split)?,
+            split,
+        })
+    }
+
+    /// The held-out part of `path` alone (evaluation needs nothing else), checked.
+    pub fn read_test(path: &Path, config: &crate::TextConfig) -> Result<String, TextError> {
+        let (chars, split) = split_file(path, config)?;
+        held_out(path, &chars, &split)
+    }
+}
+
+fn split_file(
+    path: &Path,
+    config: &crate::TextConfig,
+) -> Result<(Vec<char>, TextSplit), TextError> {
+    let chars: Vec<char> = read_text(path)?.chars().collect();
+    let split = TextSplit::new(chars.len(), config.test_fraction, config.validation_chars);
+    Ok((chars, split))
+}
+
+fn held_out(path: &Path, chars: &[char], split: &TextSplit) -> Result<String, TextError> {
+    part(
+        path,
+        chars,
+        &split.test,
+        "test",
+        2,
+        "raise data.text.test_fraction, or use a longer text",
+    )
+}
+
+/// The characters of `range`, or the error that it is shorter than `needed`.
+fn part(
+    path: &Path,
+    chars: &[char],
+    range: &Range<usize>,
+    what: &str,
+    needed: usize,
+    advice: &str,
+) -> Result<String, TextError> {
+    if range.len() < needed {
+        return Err(TextError::TooShort {
+            what: format!(
+                "the {what} part of {} (characters {}..{})",
+                path.display(),
+                range.start,
+                range.end
+            ),
+            chars: range.len(),
+            needed,
+            advice: advice.to_string(),
+        });
+    }
+    Ok(chars[range.clone()].iter().collect())
+}
+
 /// A token sequence cut into `streams` contiguous streams, each read `window` positions at a time:
 /// window `w` holds, for every stream, the next `window` inputs and the token after each (its
 /// target). Every token but the first is predicted exactly once; positions past a stream's end (the

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use burn::data::dataset::Dataset;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use data::{IGNORE_TARGET, Streams, TextSplit, Vocabulary};
+use data::{IGNORE_TARGET, Streams, TextParts, Vocabulary};
 use model::{Evaluation, Input, RecurrentBackend, RecurrentState, SequenceModel};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -31,23 +31,7 @@ pub fn test_tokens(run: &Run, dir: Option<&Path>) -> Result<(PathBuf, Vec<u32>),
                     .into(),
         })?;
     let path = dir.join(&text_config.file);
-    let text = data::read_text(&path)?;
-    let chars: Vec<char> = text.chars().collect();
-    let split = TextSplit::new(
-        chars.len(),
-        text_config.test_fraction,
-        text_config.validation_chars,
-    );
-    let test: String = chars[split.test.clone()].iter().collect();
-    if test.chars().count() < 2 {
-        return Err(data::TextError::TooShort {
-            what: format!("the test part of {}", path.display()),
-            chars: test.chars().count(),
-            needed: 2,
-            advice: "use the text the run was trained on".into(),
-        }
-        .into());
-    }
+    let test = TextParts::read_test(&path, &text_config)?;
     let tokens = vocabulary.encode(&test, &format!("the test part of {}", path.display()))?;
     Ok((path, tokens))
 }

@@ -361,14 +361,7 @@ pub fn check_language_model<B: RecurrentAutodiffBackend>(
             };
         stacked("h_n", &|s| Some(s.hidden.clone()))?;
         stacked("c_n", &|s| s.cell.clone())?;
-        state = Some(
-            next.into_iter()
-                .map(|s| RecurrentState {
-                    hidden: s.hidden.detach(),
-                    cell: s.cell.map(Tensor::detach),
-                })
-                .collect(),
-        );
+        state = Some(next.into_iter().map(RecurrentState::detach).collect());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let as_model = model.valid().map(&mut GradientsOf(&grads));
         let ours = StateDict::from_classifier(&as_model);

@@ -49,6 +49,17 @@ pub struct RecurrentState<B: Backend> {
     pub cell: Option<Tensor<B, 2>>,
 }
 
+impl<B: Backend> RecurrentState<B> {
+    /// The same state cut from the graph that made it: what a window hands the next one in
+    /// truncated back-propagation through time.
+    pub fn detach(self) -> Self {
+        Self {
+            hidden: self.hidden.detach(),
+            cell: self.cell.map(Tensor::detach),
+        }
+    }
+}
+
 /// A sequence between layers, in the form its producer made it, so that no layer converts what the
 /// next one would convert back.
 ///

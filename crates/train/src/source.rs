@@ -9,7 +9,7 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use data::{
     DataSource, EpochLoader, MnistBatcher, MnistDataset, MnistFiles, SequenceBatch, SequenceInfo,
-    SequenceLayout, Split, Streams, TextBatch, TextBatcher, TextSplit, TextWindow, TsBatcher,
+    SequenceLayout, Split, Streams, TextBatch, TextBatcher, TextParts, TextWindow, TsBatcher,
     TsDataset, TsFiles, Vocabulary, split_indices, train_validation_split,
 };
 use model::{RecurrentAutodiffBackend, RecurrentBackend};
@@ -111,48 +111,13 @@ impl RunData {
             )
         })?;
         let path = dir.join(&text_config.file);
-        let text = data::read_text(&path)?;
-        let chars: Vec<char> = text.chars().collect();
-        let split = TextSplit::new(
-            chars.len(),
-            text_config.test_fraction,
-            text_config.validation_chars,
-        );
         let window = text_config.window;
-        let part = |range: &std::ops::Range<usize>, what: &str, needed: usize, advice: &str| {
-            if range.len() < needed {
-                return Err(data::TextError::TooShort {
-                    what: format!(
-                        "the {what} part of {} (characters {}..{})",
-                        path.display(),
-                        range.start,
-                        range.end
-                    ),
-                    chars: range.len(),
-                    needed,
-                    advice: advice.to_string(),
-                });
-            }
-            Ok(chars[range.clone()].iter().collect::<String>())
-        };
-        let train_text = part(
-            &split.train,
-            "training",
-            window + 1,
-            "the training part must hold one window and the character after it; use a longer text, or lower data.text.window or data.text.validation_chars",
-        )?;
-        let valid_text = part(
-            &split.valid,
-            "validation",
-            2,
-            "raise data.text.validation_chars",
-        )?;
-        let test_text = part(
-            &split.test,
-            "test",
-            2,
-            "raise data.text.test_fraction, or use a longer text",
-        )?;
+        let TextParts {
+            split,
+            train: train_text,
+            valid: valid_text,
+            test: test_text,
+        } = TextParts::read(&path, &text_config)?;
         let vocabulary = Vocabulary::from_text(&train_text);
         let what = |name: &str| format!("the {name} part of {}", path.display());
         let encode = |text: &str, name: &str| -> Result<Arc<Vec<u32>>, TrainError> {

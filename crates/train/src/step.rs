@@ -63,8 +63,8 @@ impl<B: RecurrentBackend> Trainable<B> {
 pub fn flatten_states<B: RecurrentBackend>(states: Vec<RecurrentState<B>>) -> Vec<Tensor<B, 2>> {
     states
         .into_iter()
+        .map(RecurrentState::detach)
         .flat_map(|state| std::iter::once(state.hidden).chain(state.cell))
-        .map(Tensor::detach)
         .collect()
 }
 
