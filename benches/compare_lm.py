@@ -24,8 +24,8 @@ first in even rounds, PyTorch first in odd ones); each side's figure is the medi
 all rounds (training characters/s = windows x batch x window / seconds; generation characters/s =
 characters / seconds). GFLOP/s = characters/s x FLOPs per character, counted from the shapes as both sides
 count them: forward = sum over layers of 2·4H·(in + H) plus the head 2·H·V, training 3 x forward,
-generation 1 x forward. Peak: the machine's fp32 FMA rate = cores x lanes (16 with avx512f, 8 with
-avx2/fma, else 4) x 2 (an FMA is two FLOPs) x 2 (FMA pipes per core: an assumption) x clock (lscpu's
+generation 1 x forward. Peak: the machine's fp32 FMA rate = cores x lanes (16 with avx512f, 8 on AMD Zen 4
+whose 512-bit FMAs run as two 256-bit halves, 8 with avx2/fma, else 4) x 2 (an FMA is two FLOPs) x 2 (FMA pipes per core: an assumption) x clock (lscpu's
 max MHz, else /proc/cpuinfo's cpu MHz). Memory: each process's peak resident set size, from
 `/usr/bin/time -v` where it exists, else the highest VmHWM read from /proc/<pid>/status while the process
 runs (every 50 ms); PyTorch's own VmHWM after training is recorded too. Prints a table and, with
@@ -101,7 +101,7 @@ def run_measured(command):
 
 def cpu_peak():
     """The machine's fp32 FMA peak in GFLOP/s and the formula it came from."""
-    flags, mhz_cpuinfo = set(), 0.0
+    flags, mhz_cpuinfo, vendor, family = set(), 0.0, "", None
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -109,6 +109,10 @@ def cpu_peak():
                 key = key.strip()
                 if key == "flags" and not flags:
                     flags = set(value.split())
+                elif key == "vendor_id" and not vendor:
+                    vendor = value.strip()
+                elif key == "cpu family" and family is None:
+                    family = int(value)
                 elif key == "cpu MHz":
                     mhz_cpuinfo = max(mhz_cpuinfo, float(value))
     except OSError:
@@ -123,7 +127,10 @@ def cpu_peak():
         pass
     if mhz is None:
         mhz, source = mhz_cpuinfo, "/proc/cpuinfo cpu MHz"
-    if "avx512f" in flags:
+    if "avx512f" in flags and vendor == "AuthenticAMD" and family is not None and family <= 0x19:
+        # Zen 4 (family 0x19) runs each 512-bit FMA as two halves on its 256-bit pipes.
+        lanes, isa = 8, "avx512f on Zen 4's 256-bit FMA pipes"
+    elif "avx512f" in flags:
         lanes, isa = 16, "avx512f"
     elif "avx2" in flags or "fma" in flags:
         lanes, isa = 8, "avx2/fma"

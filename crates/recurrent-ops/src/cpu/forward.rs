@@ -3,7 +3,7 @@
 use super::chunks::{
     MIN_WORK_PER_CHUNK, MIN_WORK_PER_CHUNK_TRAINING, rows_per_chunk, run, split, split_mut,
 };
-use super::gemm::{Mat, matmul, transpose};
+use super::gemm::{Mat, matmul, matmul_one_column, transpose};
 use super::math::{sigmoid_in_place, tanh_in_place};
 use super::step_product::small_matmul;
 use super::transpose::{BLOCK_ROWS, rows_to_columns};
@@ -85,12 +85,52 @@ pub fn forward(
             outputs,
         })
         .collect();
-    // The recurrent weights transposed, `[G·H, H]`: each step multiplies them by the `[H, rows]` state.
-    let weight_hh_t = transpose(params.weight_hh, h, dims.gates(cell));
+    let transposed;
+    let recurrent = if dims.batch == 1 {
+        RecurrentWeights::Rows(params.weight_hh)
+    } else {
+        transposed = transpose(params.weight_hh, h, dims.gates(cell));
+        RecurrentWeights::Transposed(&transposed)
+    };
     run(tasks, |chunk| {
-        forward_chunk(&dims, params, &weight_hh_t, bias.as_deref(), chunk)
+        forward_chunk(&dims, params, recurrent, bias.as_deref(), chunk)
     });
     Forward { packed, residuals }
+}
+
+/// The recurrent weights as each step's product reads them; every element of the product is the
+/// same chain of fused multiply-adds either way.
+#[derive(Clone, Copy)]
+enum RecurrentWeights<'a> {
+    /// `[G·H, H]`, multiplied by the `[H, rows]` state: copied once per call, paid back over a batch.
+    Transposed(&'a [f32]),
+    /// `[H, G·H]` where they lie, multiplied by a single row's state (`rows` = 1): no copy, which is
+    /// most of a one-step call's cost (generation, one character at a time).
+    Rows(&'a [f32]),
+}
+
+impl RecurrentWeights<'_> {
+    /// `out (+)= W_hhᵀ × state` into the feature-major `[G·H, rows]` `out`.
+    #[inline(always)]
+    fn product(
+        self,
+        gh: usize,
+        h: usize,
+        rows: usize,
+        state: &[f32],
+        out: &mut [f32],
+        accumulate: bool,
+    ) {
+        match self {
+            RecurrentWeights::Transposed(w) => {
+                small_matmul(gh, h, rows, w, h, state, out, rows, accumulate)
+            }
+            RecurrentWeights::Rows(w) => {
+                assert_eq!(rows, 1, "untransposed recurrent weights serve one row");
+                small_matmul(1, h, gh, state, h, w, out, gh, accumulate)
+            }
+        }
+    }
 }
 
 /// The bias added to the input projection: both biases summed, except for the GRU, whose recurrent
@@ -108,7 +148,7 @@ by_instruction_set! {
 fn forward_chunk(
     dims: &Dims,
     params: &Params<'_>,
-    weight_hh_t: &[f32],
+    recurrent_weights: RecurrentWeights<'_>,
     bias: Option<&[f32]>,
     chunk: Chunk<'_>,
 ) {
@@ -161,13 +201,17 @@ fn forward_chunk(
                 );
             }
         }
-        matmul(
-            Mat::rows(params.weight_ih, input, gh, gh).t(),
-            Mat::rows(inputs, input, columns, columns),
-            &mut projection[..gh * columns],
-            columns,
-            false,
-        );
+        if columns == 1 {
+            matmul_one_column(params.weight_ih, input, gh, inputs, &mut projection[..gh]);
+        } else {
+            matmul(
+                Mat::rows(params.weight_ih, input, gh, gh).t(),
+                Mat::rows(inputs, input, columns, columns),
+                &mut projection[..gh * columns],
+                columns,
+                false,
+            );
+        }
         if let Some(bias) = bias {
             for (row, b) in projection[..gh * columns].chunks_exact_mut(columns.max(1)).zip(bias) {
                 for v in row {
@@ -225,7 +269,7 @@ fn forward_chunk(
         match cell {
             Cell::Lstm | Cell::PeepholeLstm => {
                 if has_hidden {
-                    small_matmul(gh, h, rows, weight_hh_t, h, hidden, gates, rows, true);
+                    recurrent_weights.product(gh, h, rows, hidden, gates, true);
                 }
                 let (ifg, o) = gates.split_at_mut(3 * block);
                 if cell == Cell::PeepholeLstm && has_cell {
@@ -271,7 +315,7 @@ fn forward_chunk(
                 // The recurrent part `W_h h + b_h`, where there is one, in `recurrent`.
                 let has_hp = has_hidden || params.bias_hh.is_some();
                 if has_hidden {
-                    small_matmul(gh, h, rows, weight_hh_t, h, hidden, recurrent, rows, false);
+                    recurrent_weights.product(gh, h, rows, hidden, recurrent, false);
                 } else {
                     recurrent.fill(0.0);
                 }
@@ -314,7 +358,7 @@ fn forward_chunk(
             }
             Cell::Rnn => {
                 if has_hidden {
-                    small_matmul(gh, h, rows, weight_hh_t, h, hidden, gates, rows, true);
+                    recurrent_weights.product(gh, h, rows, hidden, gates, true);
                 }
                 tanh_in_place(gates);
                 hidden.copy_from_slice(gates);
@@ -404,6 +448,66 @@ fn gather_transposed(
                 for (v, j) in out.iter_mut().zip(j0..j_end) {
                     *v = src[j * rows + r];
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::gemm::tests::values;
+
+    /// One sequence alone (its weights read where they lie, a one-column projection at one step)
+    /// gives the bits it gets as the first row of a batch (transposed weights, the general product),
+    /// for every cell, with and without a state, over one step and several.
+    #[test]
+    fn one_sequence_gives_the_bits_of_its_row_in_a_batch() {
+        for cell in Cell::ALL {
+            for (time, input, hidden, with_state) in
+                [(1, 300, 40, true), (1, 7, 33, false), (5, 12, 20, true)]
+            {
+                let gh = cell.gates() * hidden;
+                let weight_ih = values(input * gh, 1);
+                let weight_hh = values(hidden * gh, 2);
+                let (bias_ih, bias_hh) = (values(gh, 3), values(gh, 4));
+                let peepholes = [values(hidden, 5), values(hidden, 6), values(hidden, 7)];
+                let params = Params {
+                    cell,
+                    weight_ih: &weight_ih,
+                    weight_hh: &weight_hh,
+                    bias_ih: Some(&bias_ih),
+                    bias_hh: Some(&bias_hh),
+                    peepholes: (cell == Cell::PeepholeLstm)
+                        .then(|| [&peepholes[0][..], &peepholes[1], &peepholes[2]]),
+                };
+                let batch = 3;
+                let x: Vec<f32> = values(batch * time * input, 8)
+                    .iter()
+                    .map(|v| v / 8.0)
+                    .collect();
+                let (h0, c0) = (values(batch * hidden, 9), values(batch * hidden, 10));
+                let run = |batch: usize| {
+                    let dims = Dims {
+                        batch,
+                        time,
+                        input,
+                        hidden,
+                    };
+                    let initial = Initial {
+                        hidden: with_state.then(|| &h0[..batch * hidden]),
+                        cell: with_state.then(|| &c0[..batch * hidden]),
+                    };
+                    let x = &x[..batch * time * input];
+                    forward(dims, &params, x, initial, Lengths(None), false, true).packed
+                };
+                let (alone, together) = (run(1), run(batch));
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&alone),
+                    bits(&together[..alone.len()]),
+                    "{cell:?} time {time} input {input} hidden {hidden} state {with_state}"
+                );
             }
         }
     }

@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::isa::{InstructionSet, instruction_set};
+use super::step_product::small_matmul;
 
 /// A matrix view: `data[row * row_stride + col * col_stride]`.
 #[derive(Clone, Copy)]
@@ -123,6 +124,25 @@ pub fn matmul(a: Mat<'_>, b: Mat<'_>, out: &mut [f32], out_stride: usize, accumu
                 }
             }
         }
+    }
+}
+
+/// `out = wᵀ × x` for one column `x` of `k` values, `w` row-major `k × n` read where it lies: the
+/// bits of `matmul(Mat::rows(w, k, n, n).t(), Mat::rows(x, k, 1, 1), out, 1, false)` (a chain per
+/// block of [`KC`], the blocks added in order) without packing `w`, which is what a product of one
+/// column (one sequence, one step: generation) would otherwise spend its time on.
+pub fn matmul_one_column(w: &[f32], k: usize, n: usize, x: &[f32], out: &mut [f32]) {
+    assert!(
+        w.len() >= k * n && x.len() >= k && out.len() >= n,
+        "one-column product sizes"
+    );
+    if k == 0 {
+        out[..n].fill(0.0);
+        return;
+    }
+    for p0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - p0);
+        small_matmul(1, kc, n, &x[p0..p0 + kc], kc, &w[p0 * n..], out, n, p0 > 0);
     }
 }
 
@@ -473,6 +493,35 @@ pub(crate) mod tests {
                         )
                     }
                 }
+            }
+            set_instruction_set(None).unwrap();
+        }
+    }
+
+    /// A product of one column reads the weights where they lie and gives the general product's
+    /// bits on every path: one block of k, several, and a partial last one.
+    #[test]
+    fn one_column_products_are_bitwise_the_general_one() {
+        let _serial = crate::cpu::isa::CHOICE_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for (k, n) in [(0, 5), (1, 3), (64, 2048), (512, 300), (600, 65)] {
+            let w = values(k * n, 4);
+            let x = values(k, 5);
+            let mut want = vec![f32::NAN; n];
+            matmul(
+                Mat::rows(&w, k, n, n).t(),
+                Mat::rows(&x, k, 1, 1),
+                &mut want,
+                1,
+                false,
+            );
+            for set in InstructionSet::available() {
+                set_instruction_set(Some(set)).unwrap();
+                let mut got = vec![f32::NAN; n];
+                matmul_one_column(&w, k, n, &x, &mut got);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert!(bits(&got) == bits(&want), "{set} {k}x{n}");
             }
             set_instruction_set(None).unwrap();
         }

@@ -59,6 +59,10 @@ pub fn small_matmul(
     }
 }
 
+/// Columns per panel of a one-row product: 16 AVX-512 vectors of chains, a kilobyte of each row of
+/// `b` read contiguously.
+const PANEL: usize = 256;
+
 /// The operands of one [`small_matmul`] (checked by it).
 struct Product<'a> {
     rows: usize,
@@ -119,10 +123,60 @@ impl Product<'_> {
         );
     }
 
+    /// One row (`a` a vector): `b` read row after row, in panels of [`PANEL`] columns whose chains
+    /// sit in an array the compiler keeps in vector registers. Walking `b` down a narrow block of
+    /// columns, as the blocks of several rows do, touches two cache lines per row of `b` and a new
+    /// page every few rows; a panel's row is contiguous. The chains are the same, so are the bits.
+    #[inline(always)]
+    fn single_row(&self, out: &mut [f32]) {
+        let (k, n) = (self.k, self.n);
+        let a = &self.a[..k];
+        let out = &mut out[..n];
+        let mut j0 = 0;
+        while j0 + PANEL <= n {
+            let mut acc = [0.0f32; PANEL];
+            for (kk, &av) in a.iter().enumerate() {
+                let row: &[f32; PANEL] =
+                    self.b[kk * n + j0..][..PANEL].try_into().expect("a panel");
+                for (acc, &bv) in acc.iter_mut().zip(row) {
+                    *acc = av.mul_add(bv, *acc);
+                }
+            }
+            self.write(&mut out[j0..j0 + PANEL], &acc);
+            j0 += PANEL;
+        }
+        if j0 < n {
+            let width = n - j0;
+            let mut acc = [0.0f32; PANEL];
+            for (kk, &av) in a.iter().enumerate() {
+                let row = &self.b[kk * n + j0..][..width];
+                for (acc, &bv) in acc.iter_mut().zip(row) {
+                    *acc = av.mul_add(bv, *acc);
+                }
+            }
+            self.write(&mut out[j0..], &acc[..width]);
+        }
+    }
+
+    /// `out = chains`, or `out += chains` when accumulating.
+    #[inline(always)]
+    fn write(&self, out: &mut [f32], chains: &[f32]) {
+        if self.accumulate {
+            for (o, &c) in out.iter_mut().zip(chains) {
+                *o += c;
+            }
+        } else {
+            out.copy_from_slice(chains);
+        }
+    }
+
     /// Blocks of 8 rows × 32 columns (two vectors of 16), the last columns under a mask.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     fn avx512(&self, out: &mut [f32]) {
+        if self.rows == 1 {
+            return self.single_row(out);
+        }
         let mut j0 = 0;
         while j0 < self.n {
             let width = (self.n - j0).min(32);
@@ -204,6 +258,9 @@ impl Product<'_> {
     #[target_feature(enable = "avx2,fma")]
     fn avx2(&self, out: &mut [f32]) {
         use std::arch::x86_64::*;
+        if self.rows == 1 {
+            return self.single_row(out);
+        }
         let mut j0 = 0;
         while j0 < self.n {
             let width = (self.n - j0).min(16);
@@ -324,6 +381,10 @@ mod tests {
             (4, 0, 9),
             (17, 64, 75),
             (40, 10, 500),
+            // One row: panels of 256 columns and a partial one.
+            (1, 64, 2048),
+            (1, 37, 600),
+            (1, 9, 200),
         ] {
             let a_stride = k + 2;
             let a: Vec<f32> = (0..rows * a_stride)
