@@ -3,7 +3,7 @@
 //! [`Batcher`](burn::data::dataloader::batcher::Batcher) that normalizes images into sequences (rows,
 //! pixels, or permuted pixels: [`SequenceMode`]), and the `.ts` files of the time-series classification
 //! archive ([`TsDataset`]), and plain text for character language models ([`Streams`] of a
-//! [`Vocabulary`]).
+//! [`Vocabulary`]), and pronouncing dictionaries for transcription ([`read_cmudict`]).
 //!
 //! This crate knows nothing of models.
 
@@ -13,6 +13,7 @@ mod download;
 mod files;
 mod loader;
 mod mnist;
+mod pronunciation;
 mod sequence;
 
 /// The IDX file reader (the `idx` crate).
@@ -32,6 +33,10 @@ pub use download::{
 pub use files::{DIGESTS, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS};
 pub use loader::EpochLoader;
 pub use mnist::{MnistDataset, MnistError, MnistItem};
+pub use pronunciation::{
+    Part, Pronunciation, PronunciationError, StepLayout, Stress, parse_cmudict, parse_pairs,
+    part_of, read_cmudict, read_pairs, steps_needed, token_vocabulary,
+};
 pub use sequence::{Permutation, PermutationError, SequenceLayout, SequenceMode};
 pub use source::{MNIST_DIR_ENV, MnistFiles, SourceError, Split};
 pub use split::{SplitError, split_indices, train_validation_split};

@@ -16,6 +16,7 @@
 //! This crate knows nothing of MNIST files or of training loops.
 
 mod config;
+pub mod ctc;
 mod evaluation;
 mod layer;
 mod loss;

@@ -21,6 +21,9 @@ use recurrent_ops::RecurrentAutodiffBackend;
 use crate::pytorch::{HostTensor, ImportError, StateDict};
 use crate::{RecurrentClassifier, cross_entropy};
 
+mod ctc;
+pub use ctc::{CTC_TOLERANCE, CtcReport, check_ctc_loss, check_ctc_model};
+
 /// Largest accepted |Burn − PyTorch| on the initial logits. Float rounding differs between the two in the
 /// last bits (PyTorch itself, rerun on another CPU, moves these fixtures' logits by up to 1.2e-7).
 pub const LOGITS_TOLERANCE: f32 = 2.5e-7;

@@ -442,9 +442,11 @@ impl StateDict {
 
     /// The name prefix of the recurrent stack (`lstm` in `lstm.weight_ih_l0`).
     pub fn recurrent_prefix(&self) -> Result<&str, ImportError> {
+        // The least nested one: a file may also hold, say, `grad.rnn.weight_ih_l0`.
         self.tensors
             .keys()
-            .find_map(|name| name.strip_suffix(".weight_ih_l0"))
+            .filter_map(|name| name.strip_suffix(".weight_ih_l0"))
+            .min_by_key(|prefix| (prefix.matches('.').count(), *prefix))
             .ok_or_else(|| ImportError::NoRecurrent {
                 path: self.source.clone(),
                 present: self.names(),
