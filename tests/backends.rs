@@ -206,3 +206,35 @@ fn wgpu_language_models_match_pytorch() {
         assert!(report.passes(), "{cell} on wgpu: {report:?}");
     }
 }
+
+/// The CTC fixtures (`nn.CTCLoss` on given log-probabilities, and a bidirectional LSTM transcriber
+/// over words of different lengths) on wgpu: the loss and every gradient within the CPU backends'
+/// tolerance.
+#[test]
+#[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
+fn wgpu_ctc_matches_pytorch() {
+    for (file, whole_model) in [
+        ("ctc-loss-mean.safetensors", false),
+        ("ctc-loss-zero-infinity.safetensors", false),
+        ("ctc-bilstm.safetensors", true),
+    ] {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(file);
+        let reference = StateDict::read(&path).unwrap();
+        let device = WgpuDevice::DefaultDevice;
+        let report = std::panic::catch_unwind(|| {
+            if whole_model {
+                parity::check_ctc_model::<Autodiff<Wgpu>>(&reference, &device).unwrap()
+            } else {
+                parity::check_ctc_loss::<Autodiff<Wgpu>>(&reference, &device).unwrap()
+            }
+        })
+        .unwrap_or_else(|_| {
+            panic!(
+                "wgpu could not run. It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
+            )
+        });
+        assert!(report.passes(), "{file} on wgpu: {report:?}");
+    }
+}

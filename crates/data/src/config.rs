@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use burn::config::Config;
 
-use crate::{Permutation, PermutationError, SequenceLayout, SequenceMode};
+use crate::{Permutation, PermutationError, PronunciationConfig, SequenceLayout, SequenceMode};
 
 /// Where the sequences come from: MNIST images, or a directory of `.ts` files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -19,6 +19,9 @@ pub enum DataSource {
     /// A plain UTF-8 text file (`text.file` in `dir`) for a character language model: the model
     /// reads characters and predicts the next one at every step (see [`TextConfig`]).
     Text,
+    /// A pronouncing dictionary (`pronunciations.file` in `dir`) for transcription with CTC: the
+    /// model reads a word's letters and emits its phonemes (see [`PronunciationConfig`]).
+    Pronunciations,
 }
 
 impl DataSource {
@@ -28,6 +31,7 @@ impl DataSource {
             DataSource::Mnist => "mnist",
             DataSource::Ts => "ts",
             DataSource::Text => "text",
+            DataSource::Pronunciations => "pronunciations",
         }
     }
 }
@@ -69,6 +73,9 @@ pub struct DataConfig {
     /// The text source's settings (`source: "text"` only; `null` otherwise).
     #[config(default = "None")]
     pub text: Option<TextConfig>,
+    /// The pronouncing dictionary's settings (`source: "pronunciations"` only; `null` otherwise).
+    #[config(default = "None")]
+    pub pronunciations: Option<PronunciationConfig>,
 }
 
 /// How a text becomes training windows (`data.source: "text"`).
@@ -134,8 +141,13 @@ impl DataConfig {
             map.entry("source")
                 .or_insert(DataSource::Mnist.name().into());
             map.entry("text").or_insert(serde_json::Value::Null);
-            // A text run reads none of the image fields: they take their defaults.
-            if map.get("source").and_then(serde_json::Value::as_str) == Some("text") {
+            map.entry("pronunciations")
+                .or_insert(serde_json::Value::Null);
+            // Text and pronunciation runs read none of the image fields: they take their defaults.
+            if matches!(
+                map.get("source").and_then(serde_json::Value::as_str),
+                Some("text" | "pronunciations")
+            ) {
                 let defaults = [
                     ("mean", serde_json::json!(0.1307)),
                     ("std", serde_json::json!(0.3081)),
@@ -205,13 +217,52 @@ impl DataConfig {
                 );
             }
         }
+        if let Some(p) = &self.pronunciations {
+            if p.repeat == 0 {
+                return err(
+                    "pronunciations.repeat",
+                    "0".into(),
+                    "it must be at least 1 (input steps per letter)",
+                );
+            }
+            let fractions = [p.validation_fraction, p.test_fraction];
+            if !(fractions.iter().all(|f| (0.0..1.0).contains(f))
+                && fractions.iter().sum::<f64>() < 1.0)
+            {
+                return err(
+                    "pronunciations.validation_fraction",
+                    format!(
+                        "{} (test_fraction {})",
+                        p.validation_fraction, p.test_fraction
+                    ),
+                    "the two fractions must lie in [0, 1) and leave words to train on",
+                );
+            }
+        }
+        match (self.source, &self.pronunciations) {
+            (DataSource::Pronunciations, None) => {
+                return err(
+                    "pronunciations",
+                    "null".into(),
+                    "data.source \"pronunciations\" needs a `pronunciations` section ({\"file\": \"cmudict.dict\", \"format\": \"cmudict\"})",
+                );
+            }
+            (DataSource::Mnist | DataSource::Ts | DataSource::Text, Some(_)) => {
+                return err(
+                    "pronunciations",
+                    "set".into(),
+                    "only data.source \"pronunciations\" reads it; remove it or set it to null",
+                );
+            }
+            _ => {}
+        }
         match (self.source, &self.text) {
             (DataSource::Text, None) => err(
                 "text",
                 "null".into(),
                 "data.source \"text\" needs a `text` section ({\"file\": \"input.txt\", \"window\": 128, \"test_fraction\": 0.1, \"validation_chars\": 50000})",
             ),
-            (DataSource::Mnist | DataSource::Ts, Some(_)) => err(
+            (DataSource::Mnist | DataSource::Ts | DataSource::Pronunciations, Some(_)) => err(
                 "text",
                 "set".into(),
                 "only data.source \"text\" reads it; remove it or set it to null",

@@ -21,6 +21,7 @@ pub use idx;
 mod source;
 mod split;
 mod text;
+mod transcription;
 mod ts;
 mod ts_data;
 
@@ -44,6 +45,10 @@ pub use text::{
     IGNORE_TARGET, StateCarry, Streams, TINY_SHAKESPEARE_SHA256, TINY_SHAKESPEARE_URL, TextBatch,
     TextBatcher, TextError, TextFetchError, TextParts, TextSplit, TextWindow, Vocabulary,
     fetch_text, read_text, text_cache_dir,
+};
+pub use transcription::{
+    DictionaryFormat, PronunciationConfig, Symbols, TranscriptionBatch, TranscriptionBatcher,
+    TranscriptionItem, TranscriptionParts, TranscriptionSet,
 };
 pub use ts::{TsDataset, TsError, TsExample};
 pub use ts_data::{SequenceInfo, TsBatcher, TsFiles};

@@ -1,6 +1,6 @@
 //! Using trained recurrent models from other Rust code: open a run directory written by `train`,
 //! load its model (checked against its config), evaluate it, generate text from a character
-//! language model ([`text`]), classify `.ts` sequences with the run's
+//! language model ([`text`]), transcribe words with a CTC run ([`transcription`]), classify `.ts` sequences with the run's
 //! class names and normalization ([`predict_sequences`]), classify pictures of digits (also
 //! step by step, and over HTTP with a draw-a-digit page: [`serve`]), and import PyTorch-trained weights.
 //!
@@ -13,6 +13,7 @@ pub mod report;
 mod run;
 pub mod serve;
 pub mod text;
+pub mod transcription;
 
 use std::path::PathBuf;
 
@@ -76,4 +77,10 @@ pub enum InferError {
     /// A text, or a run's vocabulary, could not be read or used.
     #[error(transparent)]
     Text(#[from] data::TextError),
+    /// A pronouncing dictionary could not be read.
+    #[error(transparent)]
+    Pronunciations(#[from] data::PronunciationError),
+    /// Words that cannot be transcribed.
+    #[error(transparent)]
+    Transcribe(#[from] transcription::TranscribeError),
 }

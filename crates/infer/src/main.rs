@@ -117,6 +117,28 @@ enum Command {
         #[arg(long, value_name = "S", default_value_t = 0)]
         seed: u64,
     },
+    /// Transcribe words with a CTC run trained on a pronouncing dictionary: one line per word,
+    /// `word<TAB>PH1 PH2 …`.
+    Transcribe {
+        /// The run directory (trained with data.source "pronunciations").
+        #[arg(long, value_name = "DIR")]
+        run: PathBuf,
+        /// Words to transcribe.
+        #[arg(value_name = "WORD", required_unless_present = "file")]
+        words: Vec<String>,
+        /// A file of words, one a line (blank lines skipped).
+        #[arg(long, value_name = "FILE", conflicts_with = "words")]
+        file: Option<PathBuf>,
+        /// Prefix beam search of this width instead of the best path.
+        #[arg(long, value_name = "N")]
+        beam: Option<usize>,
+        /// With --beam, the N best transcriptions of each word (one line each, with its log-probability).
+        #[arg(long, value_name = "N", default_value_t = 1, requires = "beam")]
+        n_best: usize,
+        /// Print JSON lines instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Turn a PyTorch state_dict (safetensors, or .pt/.pth from torch.save; names of nn.LSTM/GRU/RNN + fc) into a run directory.
     ImportPytorch {
         /// The `.safetensors` (or `.pt`/`.pth`) file.
@@ -156,6 +178,32 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             let run = Run::open(&run)?;
             let model = run.load_model::<Inference>(&device)?;
+            if run.is_transcription() {
+                let (path, result) = infer::transcription::evaluate_test(
+                    &run,
+                    &model,
+                    data_dir.as_deref(),
+                    batch_size.or(run.eval_batch_size).unwrap_or(256),
+                    &device,
+                )?;
+                let per = result.token_error_rate.unwrap_or(f64::NAN);
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"word_error_rate": 100.0 - result.accuracy, "phoneme_error_rate": per, "loss": result.loss, "words": result.items, "dictionary": path, "backend": backend::NAME})
+                    );
+                } else {
+                    println!("word error rate: {:.2}%", 100.0 - result.accuracy);
+                    println!("phoneme error rate: {per:.2}%");
+                    println!("CTC loss: {:.4}", result.loss);
+                    println!(
+                        "test words: {} (of {}, greedy)",
+                        result.items,
+                        path.display()
+                    );
+                }
+                return Ok(());
+            }
             if run.is_text() {
                 let (path, tokens) = infer::text::test_tokens(&run, data_dir.as_deref())?;
                 let window = run.data.text.as_ref().map_or(128, |t| t.window);
@@ -340,6 +388,54 @@ fn run(args: Args) -> anyhow::Result<()> {
                 return Err(error).context("cannot write to stdout");
             }
             writeln!(out)?;
+        }
+        Command::Transcribe {
+            run,
+            words,
+            file,
+            beam,
+            n_best,
+            json,
+        } => {
+            let run = Run::open(&run)?;
+            if !run.is_transcription() {
+                bail!(
+                    "{} is not a transcription run (its data.source is \"{}\"); transcribe uses runs trained on a pronouncing dictionary",
+                    run.dir.display(),
+                    run.data.source.name()
+                );
+            }
+            let words = match file {
+                Some(file) => std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+                    .lines()
+                    .map(str::trim)
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                None => words,
+            };
+            let model = run.load_model::<Inference>(&device)?;
+            let found =
+                infer::transcription::transcribe(&run, &model, &words, beam, n_best, &device)?;
+            for transcription in found {
+                for (phonemes, log_prob) in &transcription.hypotheses {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"word": transcription.word, "phonemes": phonemes, "log_prob": log_prob})
+                        );
+                    } else if beam.is_some() && n_best > 1 {
+                        println!(
+                            "{}\t{}\t{log_prob:.4}",
+                            transcription.word,
+                            phonemes.join(" ")
+                        );
+                    } else {
+                        println!("{}\t{}", transcription.word, phonemes.join(" "));
+                    }
+                }
+            }
         }
         Command::Serve { run, port, host } => {
             let run = Run::open(&run)?;

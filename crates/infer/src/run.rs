@@ -56,7 +56,7 @@ impl Run {
         model.validate().map_err(|e| bad(e.to_string()))?;
         data.validate().map_err(|e| bad(e.to_string()))?;
         let sequences = match data.source {
-            DataSource::Mnist | DataSource::Text => None,
+            DataSource::Mnist | DataSource::Text | DataSource::Pronunciations => None,
             DataSource::Ts => {
                 let path = dir.join(SequenceInfo::FILE);
                 let info = SequenceInfo::load(&path).map_err(|message| InferError::NotARun {

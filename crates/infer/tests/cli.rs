@@ -382,3 +382,96 @@ fn generate_refuses_what_it_cannot_do() {
     assert!(!ok);
     assert!(stderr.contains("not a language model"), "{stderr}");
 }
+
+/// `infer transcribe` on the committed transcriber: one `word<TAB>phonemes` line per word, from the
+/// command line or a file; a beam gives its n best with their log-probabilities; letters the run
+/// never saw, an empty beam and a run of another kind are one clear error each.
+#[test]
+fn transcribe_prints_one_line_per_word() {
+    let (ok, stdout, stderr) = infer(&["transcribe", "--run", "artifacts/g2p", "hello", "world"]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("hello\t") && lines[1].starts_with("world\t"),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.split('\t').nth(1).is_some_and(|p| !p.is_empty()))
+    );
+    let file = std::env::temp_dir().join(format!("transcribe-{}.txt", std::process::id()));
+    std::fs::write(&file, "hello\n\nworld\n").unwrap();
+    let (ok, from_file, stderr) = infer(&[
+        "transcribe",
+        "--run",
+        "artifacts/g2p",
+        "--file",
+        file.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(from_file, stdout);
+    let (ok, beam, stderr) = infer(&[
+        "transcribe",
+        "--run",
+        "artifacts/g2p",
+        "--beam",
+        "8",
+        "--n-best",
+        "3",
+        "hello",
+    ]);
+    assert!(ok, "{stderr}");
+    let scores: Vec<f64> = beam
+        .lines()
+        .map(|l| l.split('\t').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(scores.len(), 3, "{beam}");
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{beam}");
+    let (ok, _, stderr) = infer(&["transcribe", "--run", "artifacts/g2p", "naïve"]);
+    assert!(
+        !ok && stderr.contains("`ï`") && stderr.contains("symbols.json"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = infer(&["transcribe", "--run", "artifacts/g2p", "--beam", "0", "a"]);
+    assert!(!ok && stderr.contains("--beam"), "{stderr}");
+    let (ok, _, stderr) = infer(&["transcribe", "--run", "artifacts/reference", "hello"]);
+    assert!(
+        !ok && stderr.contains("not a transcription run"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// `artifacts/g2p`, the CTC transcriber trained on CMUdict: `infer eval` on its test words gives
+/// the word and phoneme error rates the run recorded. The dictionary is found through CMUDICT_DIR,
+/// which `.ci/run` sets.
+#[test]
+#[ignore = "needs CMUdict: set CMUDICT_DIR (CI does) and run with --include-ignored"]
+fn eval_of_the_g2p_run_matches_its_recorded_test() {
+    let dir = std::env::var("CMUDICT_DIR")
+        .unwrap_or_else(|_| panic!("set CMUDICT_DIR to the directory holding cmudict.dict"));
+    let (ok, stdout, stderr) = infer(&[
+        "eval",
+        "--run",
+        "artifacts/g2p",
+        "--data-dir",
+        &dir,
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let metrics: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("artifacts/g2p/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    let recorded = &metrics["test"];
+    assert_eq!(result["words"], recorded["items"]);
+    let wer = result["word_error_rate"].as_f64().unwrap();
+    let recorded_wer = 100.0 - recorded["accuracy"].as_f64().unwrap();
+    assert!((wer - recorded_wer).abs() < 1e-9, "{result} vs {recorded}");
+    let per = result["phoneme_error_rate"].as_f64().unwrap();
+    let recorded_per = recorded["token_error_rate"].as_f64().unwrap();
+    assert!((per - recorded_per).abs() < 1e-9, "{result} vs {recorded}");
+}

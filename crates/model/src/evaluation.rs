@@ -12,8 +12,11 @@ pub struct Evaluation {
     pub loss: f64,
     /// Share of examples (tokens) whose arg-max logit is the label, in percent.
     pub accuracy: f64,
-    /// Examples (predicted tokens) seen.
+    /// Examples (predicted tokens; words for a transcriber) seen.
     pub items: usize,
+    /// A transcriber's token error rate, %: edit distance to the closest reference over its length,
+    /// summed over words (phoneme error rate); `None` for other models.
+    pub token_error_rate: Option<f64>,
 }
 
 impl Evaluation {
@@ -61,6 +64,7 @@ impl<B: RecurrentBackend> RecurrentClassifier<B> {
                 f64::NAN
             },
             items,
+            token_error_rate: None,
         }
     }
 
@@ -111,6 +115,97 @@ impl<B: RecurrentBackend> RecurrentClassifier<B> {
             loss: ratio(loss_sum),
             accuracy: 100.0 * ratio(correct as f64),
             items,
+            token_error_rate: None,
+        }
+    }
+}
+
+/// One batch of transcription examples as [`SequenceModel::evaluate_transcriptions`] reads it.
+pub struct TranscriptionExamples<B: RecurrentBackend> {
+    /// Input ids `[batch, steps]`, padded.
+    pub inputs: Tensor<B, 2, Int>,
+    /// Each example's steps.
+    pub lengths: Vec<usize>,
+    /// Each example's output ids.
+    pub targets: Vec<Vec<usize>>,
+    /// Each example's word, an index into the references.
+    pub words: Vec<usize>,
+}
+
+impl<B: RecurrentBackend> RecurrentClassifier<B> {
+    /// Evaluates a CTC transcriber (blank 0): the mean CTC loss per example (each over its target's
+    /// length, as PyTorch's `mean`), and per word, its greedy transcription scored against every
+    /// pronunciation in `references[word]` (a pronunciation the input cannot hold counts 0 in the
+    /// loss): `accuracy` is the share of words transcribed exactly as one
+    /// of them (100 − word error rate), `token_error_rate` the phoneme error rate (the edit distance
+    /// to the closest pronunciation over that pronunciation's length, summed over words). A word met
+    /// twice (two pronunciations, the same spelling) is scored once; `items` counts words.
+    pub fn evaluate_transcriptions<I>(&self, batches: I, references: &[Vec<Vec<u32>>]) -> Evaluation
+    where
+        I: IntoIterator<Item = TranscriptionExamples<B>>,
+    {
+        use crate::ctc::{Ctc, edit_distance, forward_backward, greedy};
+        // A pronunciation its input cannot hold counts 0 in the loss (and as an error below).
+        let ctc = Ctc {
+            blank: 0,
+            zero_infinity: true,
+        };
+        let (mut loss_sum, mut examples) = (0.0f64, 0usize);
+        let mut seen = vec![false; references.len()];
+        let (mut words, mut right, mut errors, mut reference_tokens) =
+            (0usize, 0usize, 0usize, 0usize);
+        for batch in batches {
+            let logits = self.forward_steps_lengths(Input::Tokens(batch.inputs), &batch.lengths);
+            let dims = logits.dims();
+            let [_, steps, classes] = dims;
+            let log_probs: Vec<f32> = burn::tensor::activation::log_softmax(logits, 2)
+                .into_data()
+                .convert::<f32>()
+                .into_vec()
+                .expect("floats");
+            let losses =
+                forward_backward(&log_probs, dims, &batch.targets, &batch.lengths, ctc, false);
+            for (loss, target) in losses.losses.iter().zip(&batch.targets) {
+                loss_sum += loss / target.len().max(1) as f64;
+                examples += 1;
+            }
+            for (row, (&word, &length)) in batch.words.iter().zip(&batch.lengths).enumerate() {
+                if std::mem::replace(&mut seen[word], true) {
+                    continue;
+                }
+                let row = &log_probs[row * steps * classes..][..length * classes];
+                let output: Vec<u32> = greedy(row, classes, 0)
+                    .tokens
+                    .into_iter()
+                    .map(|t| t as u32)
+                    .collect();
+                let (distance, length) = references[word]
+                    .iter()
+                    .map(|r| (edit_distance(&output, r), r.len()))
+                    .min()
+                    .expect("every word has a pronunciation");
+                words += 1;
+                right += usize::from(distance == 0);
+                errors += distance;
+                reference_tokens += length;
+            }
+        }
+        let share = |x: usize, of: usize| {
+            if of > 0 {
+                100.0 * x as f64 / of as f64
+            } else {
+                f64::NAN
+            }
+        };
+        Evaluation {
+            loss: if examples > 0 {
+                loss_sum / examples as f64
+            } else {
+                f64::NAN
+            },
+            accuracy: share(right, words),
+            items: words,
+            token_error_rate: Some(share(errors, reference_tokens)),
         }
     }
 }

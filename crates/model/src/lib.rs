@@ -27,7 +27,7 @@ mod sequence_model;
 mod stack;
 
 pub use config::{ConfigError, Head, ModelConfig, RecurrentInit};
-pub use evaluation::Evaluation;
+pub use evaluation::{Evaluation, TranscriptionExamples};
 pub use layer::{LayerInit, RecurrentLayer};
 pub use loss::{cross_entropy, cross_entropy_ignoring};
 pub use record::{ModelRecorder, RecordError};

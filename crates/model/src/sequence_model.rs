@@ -207,6 +207,17 @@ impl<B: RecurrentBackend> SequenceModel<B> {
         (self.fc.forward(sequence), states)
     }
 
+    /// Logits at every step `[batch, time, classes]` of a padded batch whose sequence `b` is
+    /// `lengths[b]` steps long (each in `1..=time`; a bidirectional stack reads each within its own
+    /// length), with the dropout of training: what a CTC transcriber puts its loss on. The logits
+    /// past a length are the head's on a zero state.
+    pub fn forward_steps_lengths(&self, input: Input<B>, lengths: &[usize]) -> Tensor<B, 3> {
+        let sequence = self
+            .rnn
+            .output_sequence_lengths(self.embed(input), Some(lengths));
+        self.fc.forward(self.dropout(self.output_dropout, sequence))
+    }
+
     /// Logits `[batch, classes]` for sequences `[batch, time, features]`.
     pub fn forward(&self, input: Tensor<B, 3>) -> Tensor<B, 2> {
         self.forward_lengths(input, None)

@@ -223,7 +223,10 @@ impl TrainConfig {
                 }
             }
         }
-        if self.data.source == DataSource::Text {
+        if matches!(
+            self.data.source,
+            DataSource::Text | DataSource::Pronunciations
+        ) {
             // The vocabulary's size, from the data.
             if model.num_classes == 0 {
                 model.num_classes = 1;
@@ -232,9 +235,10 @@ impl TrainConfig {
                 Some(size @ 0) => *size = 1,
                 Some(_) => {}
                 None => {
-                    return Err(
-                        "field `model.vocab_size` is null, but data.source \"text\" feeds token ids: set it to 0 (taken from the text) or to the vocabulary's size".into(),
-                    );
+                    return Err(format!(
+                        "field `model.vocab_size` is null, but data.source \"{}\" feeds token ids: set it to 0 (taken from the data) or to the vocabulary's size",
+                        self.data.source.name()
+                    ));
                 }
             }
         }
@@ -246,7 +250,10 @@ impl TrainConfig {
         self.lr_schedule.validate(self.optimizer.learning_rate())?;
         if self.model_selection.uses_validation()
             && self.data.validation_size == 0
-            && self.data.source != DataSource::Text
+            && !matches!(
+                self.data.source,
+                DataSource::Text | DataSource::Pronunciations
+            )
         {
             return Err(format!(
                 "field `model_selection` is \"{}\", but `data.validation_size` is 0, so validation is the test set and choosing on it would make the test figure optimistic; hold out a validation split (e.g. `data.validation_size`: 5000) or use \"last\"",
@@ -354,10 +361,10 @@ fn fill_defaults(config: &mut Value) {
         .and_then(Value::as_str)
         .map(str::to_string);
     let from_data = source.as_deref() == Some(DataSource::Ts.name());
-    let from_text = source.as_deref() == Some(DataSource::Text.name());
+    let from_text = matches!(source.as_deref(), Some("text" | "pronunciations"));
     if let Some(model) = top.get_mut("model") {
-        // A text run takes its vocabulary (the model's token count and class count) from the text,
-        // and predicts at every step.
+        // Text and pronunciation runs take their vocabularies (the model's token count and class
+        // count) from the data, and predict at every step.
         if let (true, Value::Object(model)) = (from_text, &mut *model) {
             if model.get("vocab_size").is_none_or(Value::is_null) {
                 model.insert("vocab_size".into(), 0.into());

@@ -21,6 +21,9 @@ pub enum TrainError {
     /// A text could not be read or used.
     #[error(transparent)]
     Text(#[from] data::TextError),
+    /// A pronouncing dictionary could not be read.
+    #[error(transparent)]
+    Pronunciations(#[from] data::PronunciationError),
     /// The validation split is impossible.
     #[error(transparent)]
     Split(#[from] data::SplitError),

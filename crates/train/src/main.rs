@@ -258,6 +258,23 @@ fn describe(config: &TrainConfig) -> String {
                         .to_string()),
                 config.data.text.as_ref().map_or(0, |t| t.window)
             ),
+            DataSource::Pronunciations => format!(
+                "the pronouncing dictionary {}",
+                config
+                    .data
+                    .dir
+                    .as_deref()
+                    .map_or("(no directory)".into(), |d| d
+                        .join(
+                            config
+                                .data
+                                .pronunciations
+                                .as_ref()
+                                .map_or("", |p| p.file.as_str())
+                        )
+                        .display()
+                        .to_string())
+            ),
             DataSource::Ts => format!(
                 ".ts sequences ({})",
                 config

@@ -6,18 +6,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifacts::write_atomically;
 
-/// Numbers of one epoch. Losses are means over batches; accuracies are percentages.
+/// A number JSON may hold as `null`: serde_json writes a non-finite one (a diverged or infinite loss)
+/// that way, and it reads back as NaN, so that such a run can still be resumed and reported.
+fn number_or_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
+/// Numbers of one epoch. Losses are means over batches; accuracies are percentages. A non-finite
+/// value is written as `null` and read back as NaN (never chosen by model selection).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// 1-based epoch number.
     pub epoch: usize,
     /// Mean training cross-entropy.
+    #[serde(deserialize_with = "number_or_null")]
     pub train_loss: f64,
     /// Training accuracy, %.
+    #[serde(deserialize_with = "number_or_null")]
     pub train_accuracy: f64,
     /// Validation cross-entropy (the test set when no validation images are held out).
+    #[serde(deserialize_with = "number_or_null")]
     pub valid_loss: f64,
     /// Validation accuracy, %.
+    #[serde(deserialize_with = "number_or_null")]
     pub valid_accuracy: f64,
     /// Seconds from the start of the epoch to the first validation batch: the training pass, plus one
     /// validation batch (Burn reports no boundary between the two).
@@ -67,8 +78,11 @@ pub struct TestMetrics {
     pub loss: f64,
     /// Test accuracy, %.
     pub accuracy: f64,
-    /// Test images.
+    /// Test images (characters of a text, words of a dictionary).
     pub items: usize,
+    /// A transcriber's phoneme error rate, % (its word error rate is 100 − `accuracy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_error_rate: Option<f64>,
 }
 
 /// The content of `metrics.json`.

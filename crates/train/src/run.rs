@@ -237,6 +237,7 @@ fn conclude<B: RecurrentBackend>(
             loss: result.loss,
             accuracy: result.accuracy,
             items: result.items,
+            token_error_rate: result.token_error_rate,
         });
     }
     metrics

@@ -1,4 +1,5 @@
-//! The one data-source seam of training: MNIST, a directory of `.ts` files, or a text file, read,
+//! The one data-source seam of training: MNIST, a directory of `.ts` files, a text file or a
+//! pronouncing dictionary, read,
 //! split and checked against the model config, then served as loaders of [`Batch`]es, which is all
 //! that `fit` sees.
 
@@ -9,7 +10,8 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use data::{
     DataSource, EpochLoader, MnistBatcher, MnistDataset, MnistFiles, SequenceBatch, SequenceInfo,
-    SequenceLayout, Split, Streams, TextBatch, TextBatcher, TextParts, TextWindow, TsBatcher,
+    SequenceLayout, Split, Streams, Symbols, TextBatch, TextBatcher, TextParts, TextWindow,
+    TranscriptionBatcher, TranscriptionItem, TranscriptionParts, TranscriptionSet, TsBatcher,
     TsDataset, TsFiles, Vocabulary, split_indices, train_validation_split,
 };
 use model::{RecurrentAutodiffBackend, RecurrentBackend};
@@ -46,6 +48,12 @@ enum Sets {
         test: Streams,
         vocabulary: Vocabulary,
     },
+    Transcription {
+        train: TranscriptionSet,
+        valid: TranscriptionSet,
+        test: TranscriptionSet,
+        symbols: Symbols,
+    },
 }
 
 /// A run's data, read and checked.
@@ -65,6 +73,7 @@ impl RunData {
             DataSource::Mnist => Self::mnist(config),
             DataSource::Ts => Self::ts(config),
             DataSource::Text => Self::text(config),
+            DataSource::Pronunciations => Self::pronunciations(config),
         }
     }
 
@@ -74,6 +83,7 @@ impl RunData {
             Sets::Mnist { train, .. } => train.len(),
             Sets::Ts { train, .. } => train.len(),
             Sets::Text { train, .. } => train.predictions(),
+            Sets::Transcription { train, .. } => train.len(),
         }
     }
 
@@ -83,6 +93,7 @@ impl RunData {
             Sets::Mnist { valid, .. } => valid.len(),
             Sets::Ts { valid, .. } => valid.len(),
             Sets::Text { valid, .. } => valid.predictions(),
+            Sets::Transcription { valid, .. } => valid.len(),
         }
     }
 
@@ -162,6 +173,75 @@ impl RunData {
                 valid: Streams::new(valid, config.eval_batch_size, window),
                 test: Streams::new(test, config.eval_batch_size, window),
                 vocabulary,
+            },
+            files: vec![path],
+            validation,
+        })
+    }
+
+    /// A pronouncing dictionary: split by word, its letters and phonemes the two vocabularies (the
+    /// model's token count and class count, blank included), a prediction at every step for CTC.
+    fn pronunciations(config: &mut TrainConfig) -> Result<Self, TrainError> {
+        let settings = config.data.pronunciations.clone().ok_or_else(|| {
+            TrainError::Config(
+                "data.source is \"pronunciations\" but the `data.pronunciations` section is missing".into(),
+            )
+        })?;
+        let dir = config.data.dir.clone().ok_or_else(|| {
+            TrainError::Config(
+                "data.source is \"pronunciations\" but no directory is given: set data.dir or pass --data-dir DIR (the directory holding data.pronunciations.file)".into(),
+            )
+        })?;
+        let parts = TranscriptionParts::read(&dir, &settings)?;
+        let path = parts.path.clone();
+        for (name, set) in [
+            ("training", &parts.train),
+            ("validation", &parts.valid),
+            ("test", &parts.test),
+        ] {
+            if set.items.is_empty() {
+                return Err(TrainError::Config(format!(
+                    "{}: no word falls in the {name} part (validation_fraction {}, test_fraction {}); the dictionary is too small for this split",
+                    path.display(),
+                    settings.validation_fraction,
+                    settings.test_fraction
+                )));
+            }
+        }
+        let model = &mut config.model;
+        resolve_size(
+            &mut model.num_classes,
+            "num_classes",
+            parts.symbols.outputs.len(),
+            "distinct phonemes and the blank",
+            &path,
+        )?;
+        let mut vocab = model.vocab_size.unwrap_or(0);
+        resolve_size(
+            &mut vocab,
+            "vocab_size",
+            parts.symbols.inputs.len(),
+            "distinct input symbols and the padding",
+            &path,
+        )?;
+        model.vocab_size = Some(vocab);
+        if model.head != model::Head::EveryStep {
+            return Err(TrainError::Config(
+                "data.source \"pronunciations\" trains a CTC transcriber, which predicts at every step: set model.head to \"every_step\"".into(),
+            ));
+        }
+        let validation = format!(
+            "{} words of {} ({:.0} % by a hash of the word), greedy transcription; the accuracy column is the share of pronunciations transcribed exactly",
+            parts.valid.words.len(),
+            path.display(),
+            100.0 * settings.validation_fraction
+        );
+        Ok(Self {
+            sets: Sets::Transcription {
+                train: parts.train,
+                valid: parts.valid,
+                test: parts.test,
+                symbols: parts.symbols,
             },
             files: vec![path],
             validation,
@@ -386,6 +466,23 @@ impl RunData {
                     test,
                 ))
             }
+            Sets::Transcription {
+                train,
+                valid,
+                test,
+                symbols,
+            } => {
+                let path = run_dir.root.join(Symbols::FILE);
+                symbols
+                    .save(&path)
+                    .map_err(|e| io_error(&path, format!("cannot write the symbols ({e})")))?;
+                Ok(transcription_loaders::<B>(
+                    config,
+                    start_epoch,
+                    device,
+                    [train, valid, test],
+                ))
+            }
         }
     }
 }
@@ -421,6 +518,50 @@ fn text_loaders<B: RecurrentAutodiffBackend>(
         train: Arc::new(train_loader),
         valid: eval(valid),
         test: Some(eval(test)),
+    }
+}
+
+/// The loaders of a pronouncing dictionary: training shuffled per epoch and grouped by length,
+/// validation and test in order.
+fn transcription_loaders<B: RecurrentAutodiffBackend>(
+    config: &TrainConfig,
+    start_epoch: usize,
+    device: &B::Device,
+    [train, valid, test]: [&TranscriptionSet; 3],
+) -> Loaders<B> {
+    let train_loader = EpochLoader::new(
+        Arc::new(train.clone()),
+        Arc::new(Transcriptions(TranscriptionBatcher::new(train)))
+            as Arc<dyn Batcher<B, TranscriptionItem, Batch<B>>>,
+        config.batch_size,
+        device.clone(),
+    )
+    .shuffled(config.seed)
+    .starting_at_epoch(start_epoch + 1)
+    .on_epoch_start(reseed::<B>(device.clone(), config.seed))
+    .grouped_by_length(train.lengths());
+    let eval = |set: &TranscriptionSet| -> Loader<B::InnerBackend> {
+        Arc::new(EpochLoader::new(
+            Arc::new(set.clone()),
+            Arc::new(Transcriptions(TranscriptionBatcher::new(set)))
+                as Arc<dyn Batcher<B::InnerBackend, TranscriptionItem, Batch<B::InnerBackend>>>,
+            config.eval_batch_size,
+            device.clone(),
+        ))
+    };
+    Loaders {
+        train: Arc::new(train_loader),
+        valid: eval(valid),
+        test: Some(eval(test)),
+    }
+}
+
+/// A batcher of transcription examples, as the [`Batch`] that `fit` reads.
+struct Transcriptions(TranscriptionBatcher);
+
+impl<B: RecurrentBackend> Batcher<B, TranscriptionItem, Batch<B>> for Transcriptions {
+    fn batch(&self, items: Vec<TranscriptionItem>, device: &B::Device) -> Batch<B> {
+        Batch::Transcription(self.0.batch(items, device))
     }
 }
 

@@ -1,13 +1,15 @@
 //! The model as Burn's Learner sees it: one training step and one inference step per batch, for
-//! every task (a class per sequence, or the next token at every step).
+//! every task (a class per sequence, the next token at every step, or a transcription with CTC).
 
 use crate::clipping::clip_global_norm;
 use crate::task::Batch;
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, Tensor, TensorData};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::IGNORE_TARGET;
+use model::ctc::{Ctc, ctc_loss, greedy};
 use model::{
     Input, RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier, RecurrentState,
     cross_entropy, cross_entropy_ignoring,
@@ -50,12 +52,58 @@ impl<B: RecurrentBackend> Trainable<B> {
                 let loss = cross_entropy_ignoring(logits.clone(), targets.clone(), IGNORE_TARGET);
                 ClassificationOutput::new(loss, logits, targets)
             }
+            Batch::Transcription(batch) => {
+                let logits = self
+                    .model
+                    .forward_steps_lengths(Input::Tokens(batch.inputs), &batch.lengths);
+                let log_probs = log_softmax(logits, 2);
+                let loss = ctc_loss(log_probs.clone(), &batch.targets, &batch.lengths, CTC);
+                exact_matches(loss, log_probs, &batch.targets, &batch.lengths)
+            }
         }
     }
 
+    /// Whether this model's cells carry a cell state (LSTMs).
     fn has_cell_state(&self) -> bool {
         self.model.rnn.layers[0].cell().has_cell_state()
     }
+}
+
+/// The CTC loss of transcription runs: the blank is output id 0. Training examples always fit
+/// their steps (`StepLayout::training_steps`); a validation word whose pronunciation cannot fit the
+/// layout (an abbreviation read as words) counts 0 in the loss, rather than making it infinite, and
+/// as wrong in the accuracy.
+const CTC: Ctc = Ctc {
+    blank: 0,
+    zero_infinity: true,
+};
+
+/// The output Burn's loss and accuracy metrics read for a transcription batch: the loss, and per
+/// example a one-hot `[wrong, right]` row against a target of "right", so that the accuracy column
+/// is the share of examples whose greedy transcription is exactly their pronunciation.
+fn exact_matches<B: RecurrentBackend>(
+    loss: Tensor<B, 1>,
+    log_probs: Tensor<B, 3>,
+    targets: &[Vec<usize>],
+    lengths: &[usize],
+) -> ClassificationOutput<B> {
+    let [batch, steps, classes] = log_probs.dims();
+    let device = log_probs.device();
+    let values: Vec<f32> = log_probs
+        .detach()
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .expect("floats");
+    let mut rows = Vec::with_capacity(2 * batch);
+    for (n, (target, &length)) in targets.iter().zip(lengths).enumerate() {
+        let row = &values[n * steps * classes..][..length * classes];
+        let right = greedy(row, classes, CTC.blank).tokens == *target;
+        rows.extend(if right { [0.0, 1.0] } else { [1.0, 0.0] });
+    }
+    let output = Tensor::<B, 2>::from_data(TensorData::new(rows, [batch, 2]), &device);
+    let right = Tensor::<B, 1, Int>::ones([batch], &device);
+    ClassificationOutput::new(loss, output, right)
 }
 
 /// Every layer's state as a flat list of detached tensors (h, then c where the cell has one), the

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use burn::data::dataloader::DataLoader;
-use data::{DataSource, IGNORE_TARGET, SequenceBatch, TextBatch};
+use data::{DataSource, IGNORE_TARGET, SequenceBatch, TextBatch, TranscriptionBatch};
 use model::{Evaluation, RecurrentBackend};
 
 use crate::config::TrainConfig;
@@ -19,6 +19,8 @@ pub enum Task {
     Classify,
     /// The next character at every step of a text: loss per character (nats), bits, perplexity.
     ModelLanguage,
+    /// A shorter, unaligned sequence out (a word's phonemes), with CTC: word and phoneme error rates.
+    Transcribe,
 }
 
 impl Task {
@@ -27,6 +29,7 @@ impl Task {
         match config.data.source {
             DataSource::Mnist | DataSource::Ts => Task::Classify,
             DataSource::Text => Task::ModelLanguage,
+            DataSource::Pronunciations => Task::Transcribe,
         }
     }
 
@@ -45,6 +48,13 @@ impl Task {
                 result.accuracy,
                 result.items
             ),
+            Task::Transcribe => format!(
+                "test: word error rate {:.2}%, phoneme error rate {:.2}%, CTC loss {:.4} ({} words, greedy)",
+                100.0 - result.accuracy,
+                result.token_error_rate.unwrap_or(f64::NAN),
+                result.loss,
+                result.items
+            ),
         }
     }
 }
@@ -57,6 +67,8 @@ pub enum Batch<B: RecurrentBackend> {
     Sequences(SequenceBatch<B>),
     /// One window of a text pass.
     Text(TextBatch<B>),
+    /// Words with their pronunciations.
+    Transcription(TranscriptionBatch<B>),
 }
 
 /// Loss and accuracy of `model` over every batch of `loader`: per example, or per predicted
@@ -66,17 +78,32 @@ pub(crate) fn evaluate<B: RecurrentBackend>(
     loader: &Loader<B>,
 ) -> model::Evaluation {
     let mut batches = loader.iter().peekable();
-    if let Some(Batch::Text(_)) = batches.peek() {
-        return model.evaluate_windows(
+    match batches.peek() {
+        Some(Batch::Text(_)) => model.evaluate_windows(
             batches.filter_map(|batch| match batch {
                 Batch::Text(text) => Some((text.inputs, text.targets, text.first)),
-                Batch::Sequences(_) => None,
+                _ => None,
             }),
             IGNORE_TARGET,
-        );
+        ),
+        Some(Batch::Transcription(first)) => {
+            let references = first.references.clone();
+            model.evaluate_transcriptions(
+                batches.filter_map(|batch| match batch {
+                    Batch::Transcription(b) => Some(model::TranscriptionExamples {
+                        inputs: b.inputs,
+                        lengths: b.lengths,
+                        targets: b.targets,
+                        words: b.words,
+                    }),
+                    _ => None,
+                }),
+                &references,
+            )
+        }
+        _ => model.evaluate(batches.filter_map(|batch| match batch {
+            Batch::Sequences(batch) => Some((batch.sequences, batch.lengths, batch.targets)),
+            _ => None,
+        })),
     }
-    model.evaluate(batches.filter_map(|batch| match batch {
-        Batch::Sequences(batch) => Some((batch.sequences, batch.lengths, batch.targets)),
-        Batch::Text(_) => None,
-    }))
 }

@@ -29,8 +29,12 @@ fn shipped_configs_load_and_seed_is_the_reference_program() {
                 // A `.ts` recipe leaves the sizes to the data (0 until it is read).
                 assert_eq!(config.model.input_size, 0, "{}", path.display());
                 assert_eq!(config.model.num_classes, 0, "{}", path.display());
-            } else if config.data.source == data::DataSource::Text {
-                // A language model's vocabulary comes from its text; it predicts at every step.
+            } else if matches!(
+                config.data.source,
+                data::DataSource::Text | data::DataSource::Pronunciations
+            ) {
+                // A language model's vocabulary comes from its text, a transcriber's from its
+                // dictionary; both predict at every step.
                 assert_eq!(config.model.vocab_size, Some(0), "{}", path.display());
                 assert_eq!(config.model.num_classes, 0, "{}", path.display());
                 assert_eq!(

@@ -10,5 +10,5 @@
 mod decode;
 mod loss;
 
-pub use decode::{Hypothesis, beam_search, greedy};
+pub use decode::{Hypothesis, beam_search, edit_distance, greedy};
 pub use loss::{Ctc, CtcLosses, ctc_loss, forward_backward};

@@ -178,8 +178,7 @@ pub fn check_ctc_model<B: RecurrentAutodiffBackend>(
     let (n, t) = (shape[0], shape[1]);
     let c = model.config().num_classes;
     let tokens = Tensor::<B, 2, Int>::from_data(TensorData::new(inputs, [n, t]), device);
-    let features = model.embed(Input::Tokens(tokens));
-    let logits = model.forward_per_step_lengths(features, Some(&input_lengths));
+    let logits = model.forward_steps_lengths(Input::Tokens(tokens), &input_lengths);
     let log_probs = log_softmax(logits, 2);
     // PyTorch's reference is zero past each length.
     let mask: Vec<f32> = (0..n * t)
