@@ -238,7 +238,8 @@ impl Header {
                 flag(value)?;
             }
             "@univariate" => self.univariate = Some(flag(value)?),
-            "@dimensions" => self.dimensions = Some(count(value)?),
+            // aeon's writer (1.6) spells it `@dimension`.
+            "@dimensions" | "@dimension" => self.dimensions = Some(count(value)?),
             "@equallength" => self.equal_length = Some(flag(value)?),
             "@serieslength" => self.series_length = Some(count(value)?),
             "@targetlabel" => {
