@@ -226,6 +226,12 @@ fn run(args: Args, retained_memory: bool) -> anyhow::Result<()> {
     if config.data.source == data::DataSource::Text {
         return language_model_report(&args, config, retained_memory);
     }
+    if config.data.source == data::DataSource::Pronunciations {
+        bail!(
+            "{}: bench does not measure transcription runs (data.source \"pronunciations\") yet; `train` records words per second in metrics.json",
+            args.config.display()
+        );
+    }
     if let Some(classes) = args.classes {
         config.model.num_classes = classes;
     }
