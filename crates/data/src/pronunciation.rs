@@ -257,11 +257,6 @@ impl StepLayout {
     pub fn len(&self, tokens: usize) -> usize {
         tokens * self.repeat.max(1) + self.padding
     }
-
-    /// Whether a layout of `tokens` tokens never has a step (no tokens and no padding).
-    pub fn is_empty(&self, tokens: usize) -> bool {
-        self.len(tokens) == 0
-    }
 }
 
 /// The fewest steps CTC needs to emit `output`: one a token, and a blank between two equal tokens

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor, TensorData};
 use data::{
-    PronunciationConfig, Symbols, TranscriptionBatch, TranscriptionBatcher, TranscriptionParts,
+    PronunciationConfig, Symbols, TranscriptionBatch, TranscriptionBatcher, TranscriptionItem,
+    TranscriptionParts,
 };
 use model::ctc::{Hypothesis, beam_search, greedy};
 use model::{Evaluation, Input, RecurrentBackend, SequenceModel, TranscriptionExamples};
@@ -148,7 +148,7 @@ pub fn transcribe<B: RecurrentBackend>(
     }
     let symbols = run.symbols()?;
     let layout = run.pronunciation_config()?.layout();
-    let mut steps = Vec::with_capacity(words.len());
+    let mut items = Vec::with_capacity(words.len());
     for (index, word) in words.iter().enumerate() {
         if word.is_empty() {
             return Err(InferError::Transcribe(TranscribeError::Empty {
@@ -164,20 +164,19 @@ pub fn transcribe<B: RecurrentBackend>(
                 known: symbols.inputs[1..].concat(),
             })
         })?;
-        steps.push(layout.steps(&ids, 0));
+        items.push(TranscriptionItem {
+            word: index,
+            steps: layout.steps(&ids, 0),
+            target: Vec::new(),
+        });
     }
+    let batcher = TranscriptionBatcher::default();
     let mut out = Vec::with_capacity(words.len());
-    for (chunk, chunk_words) in steps.chunks(256).zip(words.chunks(256)) {
-        let longest = chunk.iter().map(Vec::len).max().unwrap_or(0);
-        let mut ids = vec![0i64; chunk.len() * longest];
-        for (row, s) in chunk.iter().enumerate() {
-            for (t, &id) in s.iter().enumerate() {
-                ids[row * longest + t] = i64::from(id);
-            }
-        }
-        let lengths: Vec<usize> = chunk.iter().map(Vec::len).collect();
-        let inputs =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [chunk.len(), longest]), device);
+    for (chunk, chunk_words) in items.chunks(256).zip(words.chunks(256)) {
+        let TranscriptionBatch {
+            inputs, lengths, ..
+        } = batcher.batch(chunk.to_vec(), device);
+        let longest = inputs.dims()[1];
         let logits = model.forward_steps_lengths(Input::Tokens(inputs), &lengths);
         let classes = logits.dims()[2];
         let log_probs: Vec<f32> = log_softmax(logits, 2)

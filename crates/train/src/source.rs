@@ -139,28 +139,13 @@ impl RunData {
             encode(&valid_text, "validation")?,
             encode(&test_text, "test")?,
         );
-        let model = &mut config.model;
-        resolve_size(
-            &mut model.num_classes,
-            "num_classes",
-            vocabulary.len(),
-            "distinct characters in its training part",
+        token_model(
+            &mut config.model,
+            (vocabulary.len(), "distinct characters in its training part"),
+            (vocabulary.len(), "distinct characters in its training part"),
+            ("text", "a language model"),
             &path,
         )?;
-        let mut vocab = model.vocab_size.unwrap_or(0);
-        resolve_size(
-            &mut vocab,
-            "vocab_size",
-            vocabulary.len(),
-            "distinct characters in its training part",
-            &path,
-        )?;
-        model.vocab_size = Some(vocab);
-        if model.head != model::Head::EveryStep {
-            return Err(TrainError::Config(
-                "data.source \"text\" trains a language model, which predicts at every step: set model.head to \"every_step\"".into(),
-            ));
-        }
         let validation = format!(
             "characters {}..{} of {} (the end of the training part), the state carried through",
             split.valid.start,
@@ -208,28 +193,19 @@ impl RunData {
                 )));
             }
         }
-        let model = &mut config.model;
-        resolve_size(
-            &mut model.num_classes,
-            "num_classes",
-            parts.symbols.outputs.len(),
-            "distinct phonemes and the blank",
+        token_model(
+            &mut config.model,
+            (
+                parts.symbols.inputs.len(),
+                "distinct input symbols and the padding",
+            ),
+            (
+                parts.symbols.outputs.len(),
+                "distinct phonemes and the blank",
+            ),
+            ("pronunciations", "a CTC transcriber"),
             &path,
         )?;
-        let mut vocab = model.vocab_size.unwrap_or(0);
-        resolve_size(
-            &mut vocab,
-            "vocab_size",
-            parts.symbols.inputs.len(),
-            "distinct input symbols and the padding",
-            &path,
-        )?;
-        model.vocab_size = Some(vocab);
-        if model.head != model::Head::EveryStep {
-            return Err(TrainError::Config(
-                "data.source \"pronunciations\" trains a CTC transcriber, which predicts at every step: set model.head to \"every_step\"".into(),
-            ));
-        }
         let validation = format!(
             "{} words of {} ({:.0} % by a hash of the word), greedy transcription; the accuracy column is the share of pronunciations transcribed exactly",
             parts.valid.words.len(),
@@ -586,6 +562,34 @@ impl<B: RecurrentBackend> Batcher<B, TextWindow, Batch<B>> for TextBatches<B> {
         let batch: TextBatch<B> = self.0.batch(items, device);
         Batch::Text(batch)
     }
+}
+
+/// A model that reads token ids and predicts at every step (a text's, a dictionary's): its token
+/// count and class count, each `(size, what the data has that many of)`, filled in from the data or
+/// checked against it, and its head checked.
+fn token_model(
+    model: &mut model::ModelConfig,
+    (tokens, tokens_are): (usize, &str),
+    (classes, classes_are): (usize, &str),
+    (source, trains): (&str, &str),
+    path: &Path,
+) -> Result<(), TrainError> {
+    resolve_size(
+        &mut model.num_classes,
+        "num_classes",
+        classes,
+        classes_are,
+        path,
+    )?;
+    let mut vocab = model.vocab_size.unwrap_or(0);
+    resolve_size(&mut vocab, "vocab_size", tokens, tokens_are, path)?;
+    model.vocab_size = Some(vocab);
+    if model.head != model::Head::EveryStep {
+        return Err(TrainError::Config(format!(
+            "data.source \"{source}\" trains {trains}, which predicts at every step: set model.head to \"every_step\""
+        )));
+    }
+    Ok(())
 }
 
 /// Fills a model size left at 0 from the data, or checks the one given.

@@ -9,7 +9,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::IGNORE_TARGET;
-use model::ctc::{Ctc, ctc_loss, greedy};
+use model::ctc::{Ctc, ctc_loss_of, greedy};
 use model::{
     Input, RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier, RecurrentState,
     cross_entropy, cross_entropy_ignoring,
@@ -57,8 +57,18 @@ impl<B: RecurrentBackend> Trainable<B> {
                     .model
                     .forward_steps_lengths(Input::Tokens(batch.inputs), &batch.lengths);
                 let log_probs = log_softmax(logits, 2);
-                let loss = ctc_loss(log_probs.clone(), &batch.targets, &batch.lengths, CTC);
-                exact_matches(loss, log_probs, &batch.targets, &batch.lengths)
+                let dims = log_probs.dims();
+                let device = log_probs.device();
+                // Read once: the loss and the accuracy's decoding both use them.
+                let values: Vec<f32> = log_probs
+                    .clone()
+                    .detach()
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec()
+                    .expect("floats");
+                let loss = ctc_loss_of(log_probs, &values, &batch.targets, &batch.lengths, CTC);
+                exact_matches(loss, &values, dims, &batch.targets, &batch.lengths, &device)
             }
         }
     }
@@ -83,26 +93,20 @@ const CTC: Ctc = Ctc {
 /// is the share of examples whose greedy transcription is exactly their pronunciation.
 fn exact_matches<B: RecurrentBackend>(
     loss: Tensor<B, 1>,
-    log_probs: Tensor<B, 3>,
+    log_probs: &[f32],
+    [batch, steps, classes]: [usize; 3],
     targets: &[Vec<usize>],
     lengths: &[usize],
+    device: &B::Device,
 ) -> ClassificationOutput<B> {
-    let [batch, steps, classes] = log_probs.dims();
-    let device = log_probs.device();
-    let values: Vec<f32> = log_probs
-        .detach()
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .expect("floats");
     let mut rows = Vec::with_capacity(2 * batch);
     for (n, (target, &length)) in targets.iter().zip(lengths).enumerate() {
-        let row = &values[n * steps * classes..][..length * classes];
+        let row = &log_probs[n * steps * classes..][..length * classes];
         let right = greedy(row, classes, CTC.blank).tokens == *target;
         rows.extend(if right { [0.0, 1.0] } else { [1.0, 0.0] });
     }
-    let output = Tensor::<B, 2>::from_data(TensorData::new(rows, [batch, 2]), &device);
-    let right = Tensor::<B, 1, Int>::ones([batch], &device);
+    let output = Tensor::<B, 2>::from_data(TensorData::new(rows, [batch, 2]), device);
+    let right = Tensor::<B, 1, Int>::ones([batch], device);
     ClassificationOutput::new(loss, output, right)
 }
 

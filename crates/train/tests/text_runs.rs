@@ -2,12 +2,16 @@
 //! it learns, it is deterministic and resumes exactly (the carried state included), and a text or
 //! config that cannot work is refused with a message that says so.
 
+mod common;
+
+use common::options;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use burn::backend::{Autodiff, NdArray};
 use data::Vocabulary;
-use train::{Display, RunOptions, TrainConfig, TrainError};
+use train::{TrainConfig, TrainError};
 
 type B = Autodiff<NdArray>;
 
@@ -15,9 +19,7 @@ type B = Autodiff<NdArray>;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn temp(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("text-runs-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::temp("text-runs", tag)
 }
 
 /// A text with structure a small LSTM can learn: words of a small lexicon, each followed by a space
@@ -63,18 +65,6 @@ fn config(data_dir: &Path, epochs: usize) -> TrainConfig {
     config.eval_batch_size = 4;
     config.num_epochs = epochs;
     config
-}
-
-fn options(config: TrainConfig, dir: &Path, resume: bool) -> RunOptions {
-    RunOptions {
-        config,
-        run_dir: dir.to_path_buf(),
-        resume,
-        overwrite: false,
-        backend: "ndarray".into(),
-        display: Display::Lines,
-        stop: Default::default(),
-    }
 }
 
 #[test]
@@ -195,14 +185,7 @@ fn a_text_run_is_deterministic_and_resumes_exactly() {
     train::train::<B>(options(with_dropout(2), &parted, false), Default::default()).unwrap();
     train::train::<B>(options(with_dropout(3), &parted, true), Default::default()).unwrap();
     train::train::<B>(options(with_dropout(3), &again, false), Default::default()).unwrap();
-    let model = |dir: &Path| -> Vec<f32> {
-        let config = TrainConfig::load(dir.join("config.json")).unwrap();
-        let model = config
-            .model
-            .load::<NdArray>(dir.join("model.mpk"), &Default::default())
-            .unwrap();
-        model::pytorch::StateDict::from_classifier(&model).float_values()
-    };
+    let model = |dir: &Path| common::run_weights(dir);
     assert!(
         model(&straight) == model(&parted),
         "the resumed run differs"

@@ -1,6 +1,10 @@
 //! Real training on a small subset of real MNIST (found through MNIST_DIR or the cache): it learns, it is
 //! deterministic, and a resumed run ends exactly where an uninterrupted one does.
 
+mod common;
+
+use common::options;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -8,8 +12,7 @@ use burn::backend::{Autodiff, NdArray};
 use burn::record::{DefaultRecorder, Recorder};
 use model::RecurrentClassifier;
 use train::{
-    ClippingConfig, Decay, Display, ModelSelection, OptimizerConfig, RunOptions, ScheduleConfig,
-    TrainConfig, TrainError,
+    ClippingConfig, Decay, ModelSelection, OptimizerConfig, ScheduleConfig, TrainConfig, TrainError,
 };
 
 type B = Autodiff<NdArray>;
@@ -41,18 +44,6 @@ fn run_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("train-test-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-fn options(config: TrainConfig, dir: &Path, resume: bool) -> RunOptions {
-    RunOptions {
-        config,
-        run_dir: dir.to_path_buf(),
-        resume,
-        overwrite: false,
-        backend: "ndarray".into(),
-        display: Display::Lines,
-        stop: Default::default(),
-    }
 }
 
 /// The weights of a classifier record of the config `small_config` trains, as one vector.

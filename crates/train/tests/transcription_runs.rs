@@ -2,12 +2,16 @@
 //! the run, it learns, it resumes exactly, and a dictionary or config that cannot work is refused
 //! with a message that says so.
 
+mod common;
+
+use common::options;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use burn::backend::{Autodiff, NdArray};
 use data::Symbols;
-use train::{Display, RunOptions, TrainConfig};
+use train::TrainConfig;
 
 type B = Autodiff<NdArray>;
 
@@ -15,9 +19,7 @@ type B = Autodiff<NdArray>;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn temp(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("transcription-runs-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::temp("transcription-runs", tag)
 }
 
 /// A made-up language with a regular spelling: each letter has one sound (`c` two, by what
@@ -97,18 +99,6 @@ fn config(data_dir: &Path, epochs: usize) -> TrainConfig {
     config
 }
 
-fn options(config: TrainConfig, dir: &Path, resume: bool) -> RunOptions {
-    RunOptions {
-        config,
-        run_dir: dir.to_path_buf(),
-        resume,
-        overwrite: false,
-        backend: "ndarray".into(),
-        display: Display::Lines,
-        stop: Default::default(),
-    }
-}
-
 #[test]
 fn a_transcription_run_keeps_its_symbols_and_learns() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -151,14 +141,7 @@ fn a_transcription_run_resumes_exactly() {
     .unwrap();
     train::train::<B>(options(with_dropout(2), &parted, false), Default::default()).unwrap();
     train::train::<B>(options(with_dropout(3), &parted, true), Default::default()).unwrap();
-    let model = |dir: &Path| -> Vec<f32> {
-        let config = TrainConfig::load(dir.join("config.json")).unwrap();
-        let model = config
-            .model
-            .load::<NdArray>(dir.join("model.mpk"), &Default::default())
-            .unwrap();
-        model::pytorch::StateDict::from_classifier(&model).float_values()
-    };
+    let model = |dir: &Path| common::run_weights(dir);
     assert!(
         model(&straight) == model(&parted),
         "the resumed run differs"

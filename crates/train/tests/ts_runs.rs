@@ -2,12 +2,16 @@
 //! normalization kept with the run, it learns, it is deterministic and resumes exactly, and a config
 //! that disagrees with the data (or names no directory) is refused with a message that says so.
 
+mod common;
+
+use common::options;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use burn::backend::{Autodiff, NdArray};
 use data::SequenceInfo;
-use train::{Display, RunOptions, TrainConfig, TrainError};
+use train::{TrainConfig, TrainError};
 
 type B = Autodiff<NdArray>;
 
@@ -15,9 +19,7 @@ type B = Autodiff<NdArray>;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn temp(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ts-runs-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::temp("ts-runs", tag)
 }
 
 /// A `.ts` file of `n` two-channel sequences of 3–14 steps in three classes: `up` rises, `down` falls,
@@ -77,18 +79,6 @@ fn config(data_dir: &Path, epochs: usize) -> TrainConfig {
     config
 }
 
-fn options(config: TrainConfig, dir: &Path, resume: bool) -> RunOptions {
-    RunOptions {
-        config,
-        run_dir: dir.to_path_buf(),
-        resume,
-        overwrite: false,
-        backend: "ndarray".into(),
-        display: Display::Lines,
-        stop: Default::default(),
-    }
-}
-
 #[test]
 fn a_ts_run_takes_its_sizes_from_the_data_learns_and_keeps_its_classes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -136,14 +126,7 @@ fn a_ts_run_is_deterministic_and_resumes_exactly() {
     )
     .unwrap();
     train::train::<B>(options(config(&data, 3), &parted, true), Default::default()).unwrap();
-    let model = |dir: &Path| -> Vec<f32> {
-        let config = TrainConfig::load(dir.join("config.json")).unwrap();
-        let model = config
-            .model
-            .load::<NdArray>(dir.join("model.mpk"), &Default::default())
-            .unwrap();
-        model::pytorch::StateDict::from_classifier(&model).float_values()
-    };
+    let model = |dir: &Path| common::run_weights(dir);
     assert_eq!(model(&straight), model(&parted), "resumed run differs");
     let again = temp("resume-again");
     train::train::<B>(options(config(&data, 3), &again, false), Default::default()).unwrap();

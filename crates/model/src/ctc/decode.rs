@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use super::log_add;
+
 /// A decoded token sequence and its score.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hypothesis {
@@ -10,18 +12,6 @@ pub struct Hypothesis {
     /// Natural log of its probability: of the single best path for [`greedy`]; summed over the
     /// alignments the beam kept for [`beam_search`].
     pub log_prob: f64,
-}
-
-/// `log(exp(a) + exp(b))`, exact at -∞.
-fn log_add(a: f64, b: f64) -> f64 {
-    if a == f64::NEG_INFINITY {
-        return b;
-    }
-    if b == f64::NEG_INFINITY {
-        return a;
-    }
-    let (hi, lo) = if a >= b { (a, b) } else { (b, a) };
-    hi + (lo - hi).exp().ln_1p()
 }
 
 /// The best path: the most likely class at each step (the lowest index among equals), then repeats

@@ -3,6 +3,8 @@
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
+use super::log_add;
+
 /// The CTC loss's options, as PyTorch's `nn.CTCLoss` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ctc {
@@ -24,18 +26,6 @@ pub struct CtcLosses {
     /// the posterior of each token at each step (what the gradient through a log-softmax needs);
     /// zero past an input's length and where its loss is infinite.
     pub grads: Option<Vec<f32>>,
-}
-
-/// `log(exp(a) + exp(b))`, exact at -∞.
-fn log_add(a: f64, b: f64) -> f64 {
-    if a == f64::NEG_INFINITY {
-        return b;
-    }
-    if b == f64::NEG_INFINITY {
-        return a;
-    }
-    let (hi, lo) = if a >= b { (a, b) } else { (b, a) };
-    hi + (lo - hi).exp().ln_1p()
 }
 
 /// The losses (and gradients) of a batch of log-probabilities `[batch, time, classes]` (row-major;
@@ -193,8 +183,6 @@ pub fn ctc_loss<B: Backend>(
     input_lengths: &[usize],
     ctc: Ctc,
 ) -> Tensor<B, 1> {
-    let dims = log_probs.dims();
-    let device = log_probs.device();
     let values: Vec<f32> = log_probs
         .clone()
         .detach()
@@ -202,9 +190,25 @@ pub fn ctc_loss<B: Backend>(
         .convert::<f32>()
         .into_vec()
         .expect("log-probabilities are floats");
-    // Gradients on an autodiff backend (a computed tensor does not report `is_require_grad`).
+    ctc_loss_of(log_probs, &values, targets, input_lengths, ctc)
+}
+
+/// [`ctc_loss`] for a caller that already holds the values of `log_probs` on the host (to decode
+/// them as well): they are read from the device once, not twice.
+///
+/// # Panics
+/// As [`forward_backward`], or if `values` are not those of `log_probs`' shape.
+pub fn ctc_loss_of<B: Backend>(
+    log_probs: Tensor<B, 3>,
+    values: &[f32],
+    targets: &[Vec<usize>],
+    input_lengths: &[usize],
+    ctc: Ctc,
+) -> Tensor<B, 1> {
+    let dims = log_probs.dims();
+    let device = log_probs.device();
     let track = B::ad_enabled(&device);
-    let result = forward_backward(&values, dims, targets, input_lengths, ctc, track);
+    let result = forward_backward(values, dims, targets, input_lengths, ctc, track);
     let batch = dims[0] as f64;
     let weights: Vec<f64> = targets
         .iter()

@@ -11,4 +11,16 @@ mod decode;
 mod loss;
 
 pub use decode::{Hypothesis, beam_search, edit_distance, greedy};
-pub use loss::{Ctc, CtcLosses, ctc_loss, forward_backward};
+pub use loss::{Ctc, CtcLosses, ctc_loss, ctc_loss_of, forward_backward};
+
+/// `log(exp(a) + exp(b))`, exact at -∞.
+fn log_add(a: f64, b: f64) -> f64 {
+    if a == f64::NEG_INFINITY {
+        return b;
+    }
+    if b == f64::NEG_INFINITY {
+        return a;
+    }
+    let (hi, lo) = if a >= b { (a, b) } else { (b, a) };
+    hi + (lo - hi).exp().ln_1p()
+}
