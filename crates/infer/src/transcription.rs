@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use burn::data::dataloader::batcher::Batcher;
-use burn::tensor::activation::log_softmax;
 use data::{
     PronunciationConfig, Symbols, TranscriptionBatch, TranscriptionBatcher, TranscriptionItem,
     TranscriptionParts,
 };
 use model::ctc::{Hypothesis, beam_search, greedy};
-use model::{Evaluation, Input, RecurrentBackend, SequenceModel, TranscriptionExamples};
+use model::{
+    Evaluation, Input, RecurrentBackend, SequenceModel, TranscriptionExamples, log_softmax,
+};
 
 use crate::{InferError, Run};
 

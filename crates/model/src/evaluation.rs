@@ -158,7 +158,7 @@ impl<B: RecurrentBackend> RecurrentClassifier<B> {
             let logits = self.forward_steps_lengths(Input::Tokens(batch.inputs), &batch.lengths);
             let dims = logits.dims();
             let [_, steps, classes] = dims;
-            let log_probs: Vec<f32> = burn::tensor::activation::log_softmax(logits, 2)
+            let log_probs: Vec<f32> = crate::log_softmax(logits, 2)
                 .into_data()
                 .convert::<f32>()
                 .into_vec()

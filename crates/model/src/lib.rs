@@ -29,7 +29,7 @@ mod stack;
 pub use config::{ConfigError, Head, ModelConfig, RecurrentInit};
 pub use evaluation::{Evaluation, TranscriptionExamples};
 pub use layer::{LayerInit, RecurrentLayer};
-pub use loss::{cross_entropy, cross_entropy_ignoring};
+pub use loss::{cross_entropy, cross_entropy_ignoring, log_softmax};
 pub use record::{ModelRecorder, RecordError};
 pub use recurrent_ops::{
     Cell, LayerWeights, RecurrentAutodiffBackend, RecurrentBackend, RecurrentState, Sequence,

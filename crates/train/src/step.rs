@@ -5,14 +5,13 @@ use crate::clipping::clip_global_norm;
 use crate::task::Batch;
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::IGNORE_TARGET;
 use model::ctc::{Ctc, ctc_loss_of, greedy};
 use model::{
     Input, RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier, RecurrentState,
-    cross_entropy, cross_entropy_ignoring,
+    cross_entropy, cross_entropy_ignoring, log_softmax,
 };
 
 /// Wraps the model crate's classifier so that this crate can implement Burn's step traits for it.

@@ -4,13 +4,12 @@
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::GradientsParams;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 
 use super::GradientsOf;
 use crate::ctc::{Ctc, ctc_loss};
 use crate::pytorch::{HostTensor, ImportError, StateDict};
-use crate::{Input, RecurrentAutodiffBackend};
+use crate::{Input, RecurrentAutodiffBackend, log_softmax};
 
 /// Largest absolute difference allowed for the loss, the log-probabilities and every gradient (measured: 3.2e-7 at most). The
 /// loss is computed in f64 here and in f32 by PyTorch.
