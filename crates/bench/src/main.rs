@@ -1,11 +1,13 @@
 //! `bench`: training and inference throughput (samples/s) of a config's classifier on the backend
 //! chosen by cargo feature, with the data already in memory. `benches/compare.py` runs it beside
 //! `benches/pytorch_reference.py` and prints the ratios. With `--lengths MIN-MAX` it measures sequences of
-//! different lengths twice, padded and length-aware, side by side.
+//! different lengths twice, padded and length-aware, side by side. A text config measures characters/s
+//! (`benches/compare_lm.py`), a pronunciations config words/s (`benches/compare_g2p.py`).
 
 mod burn_nn;
 mod language_model;
 mod throughput;
+mod transcription;
 mod workload;
 
 use std::path::PathBuf;
@@ -89,9 +91,14 @@ struct Args {
     /// Features per step, for configs that take `model.input_size` from the data (needs --lengths).
     #[arg(long, requires = "lengths")]
     input_size: Option<usize>,
-    /// Classes, for configs that take `model.num_classes` from the data.
+    /// Classes, for configs that take `model.num_classes` from the data (a transcription config:
+    /// 40, CMUdict's 39 phonemes and the blank; a language model: 65, Tiny Shakespeare's characters).
     #[arg(long)]
     classes: Option<usize>,
+    /// Input tokens with the padding id, for a transcription config that takes `model.vocab_size`
+    /// from the data [default: 30, CMUdict's letters and marks].
+    #[arg(long)]
+    vocab: Option<usize>,
     /// Characters generated per timed repeat, for a language-model config (one stream, one
     /// character at a time).
     #[arg(long, default_value_t = 500)]
@@ -227,10 +234,7 @@ fn run(args: Args, retained_memory: bool) -> anyhow::Result<()> {
         return language_model_report(&args, config, retained_memory);
     }
     if config.data.source == data::DataSource::Pronunciations {
-        bail!(
-            "{}: bench does not measure transcription runs (data.source \"pronunciations\") yet; `train` records words per second in metrics.json",
-            args.config.display()
-        );
+        return transcription_report(&args, config, retained_memory);
     }
     if let Some(classes) = args.classes {
         config.model.num_classes = classes;
@@ -510,6 +514,87 @@ fn language_model_report(
         "generate  {:>9.0} chars/s  ({generate_gflops:.2} GFLOP/s, batch 1)",
         generation.median()
     );
+    Ok(())
+}
+
+/// A transcription config: training and greedy transcription words/s.
+fn transcription_report(
+    args: &Args,
+    mut config: TrainConfig,
+    retained_memory: bool,
+) -> anyhow::Result<()> {
+    if config.model.num_classes == 0 {
+        config.model.num_classes = args.classes.unwrap_or(40);
+    }
+    if config.model.vocab_size.is_none_or(|v| v == 0) {
+        config.model.vocab_size = Some(args.vocab.unwrap_or(30));
+    }
+    if config.model.num_classes < 2 || config.model.vocab_size < Some(2) {
+        bail!(
+            "a transcriber needs 2 classes (the blank and one token) and 2 input tokens at least"
+        );
+    }
+    let device = backend::device(args.device)?;
+    let plan = transcription::Plan {
+        repeats: args.repeats,
+        train_steps: args.train_steps,
+        infer_batches: args.infer_batch.clone(),
+        infer_words: args.infer_samples,
+    };
+    Training::seed(&device, config.seed);
+    let training = transcription::training::<Training>(&config, &plan, &device)?;
+    let transcription = transcription::transcription::<Inference>(&config, &plan, &device)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "framework": "burn",
+                "backend": backend::NAME,
+                "config": args.config.display().to_string(),
+                "model": transcription::describe(&config),
+                "cores": cores,
+                "instruction_set": instruction_set().name(),
+                "retained_freed_memory": retained_memory,
+                "train": {"words_per_s": training.median(), "batch_size": training.batch_size,
+                          "repeats": training.repeats},
+                "transcribe": transcription.iter().map(|t| json!({
+                    "batch_size": t.batch_size, "words_per_s": t.median(), "repeats": t.repeats,
+                })).collect::<Vec<_>>(),
+            })
+        );
+        return Ok(());
+    }
+    let m = &config.model;
+    println!(
+        "{}: Embedding {}→{} → {}{} {}×{} → Linear {}, CTC; words of {}-{} letters, batch {}, on {}, {cores} cores, {} kernels; median of {} repeats",
+        args.config.display(),
+        m.vocab_size.unwrap_or(0),
+        m.input_size,
+        if m.bidirectional {
+            "bidirectional "
+        } else {
+            ""
+        },
+        m.cell,
+        m.num_layers,
+        m.hidden_size,
+        m.num_classes,
+        transcription::LETTERS.0,
+        transcription::LETTERS.1,
+        config.batch_size,
+        backend::NAME,
+        instruction_set(),
+        args.repeats
+    );
+    println!("train                 {:>9.0} words/s", training.median());
+    for t in &transcription {
+        println!(
+            "transcribe batch {:>4} {:>9.0} words/s (greedy)",
+            t.batch_size,
+            t.median()
+        );
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use super::isa::{InstructionSet, instruction_set};
 use super::step_product::small_matmul;
+use super::transpose::{BLOCK_ROWS, rows_to_columns};
 
 /// A matrix view: `data[row * row_stride + col * col_stride]`.
 #[derive(Clone, Copy)]
@@ -390,13 +391,13 @@ pub fn tall_product(a: Mat<'_>, b: Mat<'_>) -> Vec<f32> {
     }
 }
 
-/// The transpose of a row-major `rows × cols` matrix, row-major.
+/// The transpose of a row-major `rows × cols` matrix, row-major: blocks of 16 rows turned into
+/// columns in registers ([`rows_to_columns`]), not one strided store per element.
 pub fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0.0; rows * cols];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = m[r * cols + c];
-        }
+    for r0 in (0..rows).step_by(BLOCK_ROWS) {
+        let block = BLOCK_ROWS.min(rows - r0);
+        rows_to_columns(&m[r0 * cols..], cols, block, cols, &mut t[r0..], rows);
     }
     t
 }
