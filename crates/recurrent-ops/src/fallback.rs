@@ -109,7 +109,7 @@ pub fn masked_layer<B: Backend>(
     lengths: &[usize],
 ) -> (Sequence<B>, RecurrentState<B>) {
     let [batch, time, _] = input.dims();
-    crate::lengths::check_lengths(lengths, batch, time);
+    crate::layer::check_lengths(lengths, batch, time);
     run(weights, input, state, Some(lengths))
 }
 

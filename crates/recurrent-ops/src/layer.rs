@@ -195,3 +195,22 @@ impl<B: Backend> Sequence<B> {
         }
     }
 }
+
+/// Checks `lengths` against a batch of `batch` sequences of `time` steps: one length per sequence,
+/// each in `1..=time`. Panics with a message that says which one is wrong: lengths are computed by the
+/// caller's data pipeline, not typed by a user.
+pub fn check_lengths(lengths: &[usize], batch: usize, time: usize) {
+    assert_eq!(
+        lengths.len(),
+        batch,
+        "{} lengths given for a batch of {batch} sequences",
+        lengths.len()
+    );
+    if let Some((row, length)) = lengths
+        .iter()
+        .enumerate()
+        .find(|(_, l)| **l == 0 || **l > time)
+    {
+        panic!("sequence {row} has length {length}; lengths must lie in 1..={time}");
+    }
+}

@@ -14,26 +14,8 @@
 
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
+pub use crate::layer::check_lengths;
 use crate::{LayerWeights, RecurrentBackend, RecurrentState, Sequence, fallback};
-
-/// Checks `lengths` against a batch of `batch` sequences of `time` steps: one length per sequence,
-/// each in `1..=time`. Panics with a message that says which one is wrong: lengths are computed by the
-/// caller's data pipeline, not typed by a user.
-pub fn check_lengths(lengths: &[usize], batch: usize, time: usize) {
-    assert_eq!(
-        lengths.len(),
-        batch,
-        "{} lengths given for a batch of {batch} sequences",
-        lengths.len()
-    );
-    if let Some((row, length)) = lengths
-        .iter()
-        .enumerate()
-        .find(|(_, l)| **l == 0 || **l > time)
-    {
-        panic!("sequence {row} has length {length}; lengths must lie in 1..={time}");
-    }
-}
 
 /// Runs the layer over a padded batch `input` `[batch, time, in]` whose sequence `b` is
 /// `lengths[b]` steps long (all `time` steps when `lengths` is `None`), from `state` (zeros when
