@@ -3,7 +3,9 @@ use std::sync::Arc;
 
 use burn::config::Config;
 
-use crate::{Permutation, PermutationError, PronunciationConfig, SequenceLayout, SequenceMode};
+use crate::{
+    MissingValues, Permutation, PermutationError, PronunciationConfig, SequenceLayout, SequenceMode,
+};
 
 /// Where the sequences come from: MNIST images, or a directory of `.ts` files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -76,6 +78,10 @@ pub struct DataConfig {
     /// The pronouncing dictionary's settings (`source: "pronunciations"` only; `null` otherwise).
     #[config(default = "None")]
     pub pronunciations: Option<PronunciationConfig>,
+    /// `ts`: what to do with missing values (`?`, `NaN`): `refuse` the file (the default), or `fill`
+    /// each gap with the channel's value before it (a leading gap with the first value after it).
+    #[config(default = "MissingValues::Refuse")]
+    pub missing: MissingValues,
 }
 
 /// How a text becomes training windows (`data.source: "text"`).
@@ -143,6 +149,8 @@ impl DataConfig {
             map.entry("text").or_insert(serde_json::Value::Null);
             map.entry("pronunciations")
                 .or_insert(serde_json::Value::Null);
+            map.entry("missing")
+                .or_insert(MissingValues::Refuse.name().into());
             // Text and pronunciation runs read none of the image fields: they take their defaults.
             if matches!(
                 map.get("source").and_then(serde_json::Value::as_str),
@@ -238,6 +246,13 @@ impl DataConfig {
                     "the two fractions must lie in [0, 1) and leave words to train on",
                 );
             }
+        }
+        if self.missing != MissingValues::Refuse && self.source != DataSource::Ts {
+            return err(
+                "missing",
+                format!("\"{}\"", self.missing.name()),
+                "only data.source \"ts\" has missing values to fill; remove it or set it to \"refuse\"",
+            );
         }
         match (self.source, &self.pronunciations) {
             (DataSource::Pronunciations, None) => {

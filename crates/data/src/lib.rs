@@ -50,5 +50,5 @@ pub use transcription::{
     DictionaryFormat, PronunciationConfig, Symbols, TranscriptionBatch, TranscriptionBatcher,
     TranscriptionItem, TranscriptionParts, TranscriptionSet,
 };
-pub use ts::{TsDataset, TsError, TsExample};
+pub use ts::{MissingValues, TsDataset, TsError, TsExample};
 pub use ts_data::{SequenceInfo, TsBatcher, TsFiles};

@@ -33,6 +33,9 @@ pub struct TsExample {
     /// Index of the class in [`TsDataset::classes`]; `None` in a file without labels
     /// (`@classLabel false`), which can be classified but not trained or evaluated on.
     pub label: Option<usize>,
+    /// The 1-based line of the file it was read from, to name it in messages and predictions (0
+    /// for a sequence made in memory).
+    pub line: usize,
 }
 
 /// The contents of one `.ts` file.
@@ -47,6 +50,30 @@ pub struct TsDataset {
     pub classes: Vec<String>,
     /// The examples, in file order.
     pub examples: Vec<TsExample>,
+}
+
+/// What the reader does with a missing value (`?`, or `NaN`) in a `.ts` file: `data.missing` in a
+/// run's config, applied to every file the run reads (training, test, and `infer predict`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingValues {
+    /// Refuse the file, naming the line that holds the first missing value, or the
+    /// `@missing true` header line that announces them.
+    #[default]
+    Refuse,
+    /// Fill every gap of a channel with the value before it (carried forward); a gap at the start
+    /// of a sequence with the first value after it. A channel with no value at all is refused.
+    Fill,
+}
+
+impl MissingValues {
+    /// The name configs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            MissingValues::Refuse => "refuse",
+            MissingValues::Fill => "fill",
+        }
+    }
 }
 
 /// Why a `.ts` file could not be read.
@@ -89,21 +116,33 @@ struct Header {
     equal_length: Option<bool>,
     series_length: Option<usize>,
     classes: Option<Vec<String>>,
+    missing: Option<bool>,
 }
 
 impl TsDataset {
-    /// Reads and parses `path`.
+    /// Reads and parses `path`, refusing missing values.
     pub fn read(path: impl AsRef<Path>) -> Result<Self, TsError> {
+        Self::read_with(path, MissingValues::Refuse)
+    }
+
+    /// Reads and parses `path`, treating missing values as `missing` says.
+    pub fn read_with(path: impl AsRef<Path>, missing: MissingValues) -> Result<Self, TsError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| TsError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, path)
+        Self::parse_with(&text, path, missing)
     }
 
-    /// Parses the text of a `.ts` file; `path` names it in errors.
+    /// Parses the text of a `.ts` file, refusing missing values; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, TsError> {
+        Self::parse_with(text, path, MissingValues::Refuse)
+    }
+
+    /// Parses the text of a `.ts` file, treating missing values as `missing` says; `path` names
+    /// it in errors.
+    pub fn parse_with(text: &str, path: &Path, missing: MissingValues) -> Result<Self, TsError> {
         let error = |line: usize, message: String| TsError::Parse {
             path: path.to_path_buf(),
             line,
@@ -130,7 +169,14 @@ impl TsDataset {
                         ),
                     ));
                 }
+                let announced = header.missing;
                 in_data = header.read_line(line).map_err(|m| error(number, m))?;
+                if missing == MissingValues::Refuse
+                    && announced != Some(true)
+                    && header.missing == Some(true)
+                {
+                    return Err(error(number, REFUSED_MISSING.into()));
+                }
                 if in_data {
                     let classes = header.classes.clone().ok_or_else(|| {
                         error(
@@ -156,8 +202,9 @@ impl TsDataset {
                     format!("header line {:?} after `@data`", preview(line)),
                 ));
             }
-            let example = parse_example(line, &class_index, &mut dimensions, &header)
+            let mut example = parse_example(line, &class_index, &mut dimensions, &header, missing)
                 .map_err(|m| error(number, m))?;
+            example.line = number;
             examples.push(example);
         }
         if !in_data {
@@ -234,9 +281,7 @@ impl Header {
                     return Err("`@timeStamps true` (values as (time,value) pairs) is not supported; write the values alone".into());
                 }
             }
-            "@missing" => {
-                flag(value)?;
-            }
+            "@missing" => self.missing = Some(flag(value)?),
             "@univariate" => self.univariate = Some(flag(value)?),
             // aeon's writer (1.6) spells it `@dimension`.
             "@dimensions" | "@dimension" => self.dimensions = Some(count(value)?),
@@ -302,6 +347,7 @@ fn parse_example(
     classes: &HashMap<String, usize>,
     dimensions: &mut Option<usize>,
     header: &Header,
+    missing: MissingValues,
 ) -> Result<TsExample, String> {
     let mut fields: Vec<&str> = line.split(':').collect();
     // A file without labels (`@classLabel false`) declares no classes and has no label field.
@@ -339,9 +385,13 @@ fn parse_example(
         for (t, text) in field.split(',').enumerate() {
             let text = text.trim();
             if text == "?" || text.eq_ignore_ascii_case("nan") {
-                return Err(format!(
-                    "channel {c}, step {t}: a missing value ({text:?}); fill or drop missing values before training"
-                ));
+                if missing == MissingValues::Refuse {
+                    return Err(format!(
+                        "channel {c}, step {t}: a missing value ({text:?}); {REFUSED_MISSING_HINT}"
+                    ));
+                }
+                values.push(f32::NAN);
+                continue;
             }
             match text.parse::<f32>() {
                 Ok(value) if value.is_finite() => values.push(value),
@@ -352,6 +402,11 @@ fn parse_example(
                     ));
                 }
             }
+        }
+        if !fill_gaps(&mut values) {
+            return Err(format!(
+                "channel {c} has only missing values: there is no value to fill them from"
+            ));
         }
         channels.push(values);
     }
@@ -382,7 +437,31 @@ fn parse_example(
         values,
         length,
         label,
+        line: 0,
     })
+}
+
+/// The hint of every refusal of a missing value.
+const REFUSED_MISSING_HINT: &str = "set data.missing to \"fill\" in the config to carry the last value forward, or fill or drop missing values before training";
+
+/// The refusal of a file whose header announces missing values.
+const REFUSED_MISSING: &str = "`@missing true`: the file announces missing values (`?`), which data.missing \"refuse\" (the default) does not take; set data.missing to \"fill\" in the config to carry the last value forward, or fill or drop them before training";
+
+/// Fills the gaps (NaN) of one channel: each with the value before it, a gap at the start with the
+/// first value after it. False when the channel has no value at all.
+fn fill_gaps(values: &mut [f32]) -> bool {
+    let Some(first) = values.iter().position(|v| !v.is_nan()) else {
+        return values.is_empty();
+    };
+    let mut last = values[first];
+    for v in values.iter_mut() {
+        if v.is_nan() {
+            *v = last;
+        } else {
+            last = *v;
+        }
+    }
+    true
 }
 
 /// At most 40 characters of `text`, for messages.
@@ -430,6 +509,49 @@ mod tests {
 
     fn with_data(data: &str) -> String {
         format!("@dimensions 2\n@classLabel true a b\n@data\n{data}\n")
+    }
+
+    #[test]
+    fn missing_values_are_refused_by_default_and_filled_on_request() {
+        // Refused at the header that announces them, or at the line that holds one.
+        let announced = "@dimensions 2\n@missing true\n@classLabel true a b\n@data\n1,2:3,4:a\n";
+        let (line, message) = refused(announced);
+        assert_eq!(line, 2, "{message}");
+        assert!(
+            message.contains("@missing true") && message.contains("data.missing"),
+            "{message}"
+        );
+        let (line, message) = refused(&with_data("1,2:3,4:a\n1,?:3,4:b"));
+        assert_eq!(line, 5, "{message}");
+        assert!(message.contains("data.missing to \"fill\""), "{message}");
+
+        // Filled: each gap with the value before it, a leading gap with the first value after it,
+        // per channel; `?` and `NaN` alike; the header's announcement is then fine.
+        let text = "@dimensions 2\n@missing true\n@classLabel true a b\n@data\n?,?,3,?,5,NaN:1,?,?,4,5,6:a\n";
+        let set = TsDataset::parse_with(text, Path::new("gaps.ts"), MissingValues::Fill).unwrap();
+        let example = &set.examples[0];
+        assert_eq!(example.length, 6);
+        let channel =
+            |c: usize| -> Vec<f32> { example.values.iter().skip(c).step_by(2).copied().collect() };
+        assert_eq!(channel(0), [3.0, 3.0, 3.0, 3.0, 5.0, 5.0]);
+        assert_eq!(channel(1), [1.0, 1.0, 1.0, 4.0, 5.0, 6.0]);
+        // A file without gaps reads the same under either policy.
+        assert_eq!(
+            TsDataset::parse_with(GOOD, Path::new("tiny_TRAIN.ts"), MissingValues::Fill).unwrap(),
+            parse(GOOD).unwrap()
+        );
+        // A channel with nothing to fill from is refused, with its line.
+        let empty = with_data("1,2:3,4:a\n?,?:3,4:b");
+        match TsDataset::parse_with(&empty, Path::new("gaps.ts"), MissingValues::Fill) {
+            Err(TsError::Parse { line, message, .. }) => {
+                assert_eq!(line, 5);
+                assert!(
+                    message.contains("channel 0 has only missing values"),
+                    "{message}"
+                );
+            }
+            other => panic!("accepted: {other:?}"),
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use burn::data::dataset::Dataset;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use serde::{Deserialize, Serialize};
 
-use crate::{SequenceBatch, TsDataset, TsError, TsExample};
+use crate::{MissingValues, SequenceBatch, TsDataset, TsError, TsExample};
 
 impl Dataset<TsExample> for TsDataset {
     fn get(&self, index: usize) -> Option<TsExample> {
@@ -53,6 +53,7 @@ impl TsDataset {
                 length: steps.len(),
                 values: steps.into_iter().flatten().collect(),
                 label: Some(label),
+                line: 0,
             });
         }
         if examples.is_empty() {
@@ -162,11 +163,12 @@ impl TsFiles {
         })
     }
 
-    /// Reads both files and checks that they agree: the same channel count and the same classes.
-    pub fn load(&self) -> Result<(TsDataset, TsDataset), TsError> {
-        let train = TsDataset::read(&self.train)?;
+    /// Reads both files, missing values treated as `missing` says, and checks that they agree: the
+    /// same channel count and the same classes.
+    pub fn load(&self, missing: MissingValues) -> Result<(TsDataset, TsDataset), TsError> {
+        let train = TsDataset::read_with(&self.train, missing)?;
         train.require_labels(&self.train)?;
-        let test = TsDataset::read(&self.test)?;
+        let test = TsDataset::read_with(&self.test, missing)?;
         test.require_labels(&self.test)?;
         let mismatch = |message: String| TsError::Parse {
             path: self.test.clone(),

@@ -265,11 +265,12 @@ fn run(args: Args) -> anyhow::Result<()> {
                     );
                 }
                 for path in &images {
-                    let file = TsDataset::read(path)?;
+                    let file = TsDataset::read_with(path, run.data.missing)?;
                     info.check(&file, path)?;
                     let predictions = predict_sequences(&model, info, &file.examples, 256, &device);
-                    for (k, prediction) in predictions.iter().enumerate() {
-                        let name = format!("{}:{}", path.display(), k + 1);
+                    // Each example named by its line in the file, as the reader's errors are.
+                    for (example, prediction) in file.examples.iter().zip(&predictions) {
+                        let name = format!("{}:{}", path.display(), example.line);
                         print_sequence_prediction(&name, prediction, &info.classes, json);
                     }
                 }
@@ -558,7 +559,7 @@ fn test_loader(
             )
         })?;
         let files = TsFiles::locate(&dir)?;
-        let test = TsDataset::read(&files.test)?;
+        let test = TsDataset::read_with(&files.test, run.data.missing)?;
         test.require_labels(&files.test)?;
         info.check(&test, &files.test)?;
         return Ok(std::sync::Arc::new(EpochLoader::new(

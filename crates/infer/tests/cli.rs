@@ -249,8 +249,13 @@ fn predict_reads_ts_files_with_the_runs_class_names() {
     assert!(ok, "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
+    // Each example is named by its line in the file: the header takes lines 1-6.
     assert!(
-        lines[0].starts_with(&format!("{}:1: ", good.display())) && lines[0].contains("9:"),
+        lines[0].starts_with(&format!("{}:7: ", good.display())) && lines[0].contains("9:"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{}:8: ", good.display())),
         "{stdout}"
     );
 
@@ -272,9 +277,21 @@ fn predict_reads_ts_files_with_the_runs_class_names() {
         unlabelled.to_str().unwrap(),
     ]);
     assert!(ok, "{stderr}");
-    let strip =
-        |out: &str, path: &std::path::Path| out.replace(&path.display().to_string(), "FILE");
-    assert_eq!(strip(&unlabelled_out, &unlabelled), strip(&stdout, &good));
+    let predictions = |out: &str, path: &std::path::Path, at: [usize; 2]| -> Vec<String> {
+        out.lines()
+            .zip(at)
+            .map(|(line, n)| {
+                let prefix = format!("{}:{n}: ", path.display());
+                line.strip_prefix(&prefix)
+                    .unwrap_or_else(|| panic!("{line:?} does not start with {prefix:?}"))
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        predictions(&unlabelled_out, &unlabelled, [4, 5]),
+        predictions(&stdout, &good, [7, 8])
+    );
 
     let bad = dir.join("narrow.ts");
     std::fs::write(

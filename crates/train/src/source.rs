@@ -277,7 +277,7 @@ impl RunData {
             )
         })?;
         let files = TsFiles::locate(&dir)?;
-        let (train_full, test) = files.load()?;
+        let (train_full, test) = files.load(data.missing)?;
         Self::sequences(
             config,
             train_full,

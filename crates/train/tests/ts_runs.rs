@@ -174,6 +174,55 @@ fn a_config_that_disagrees_with_the_data_is_refused() {
     assert!(error.to_string().contains("_TRAIN.ts"), "{error}");
 }
 
+/// A dataset with gaps (`?` in every fifth sequence's first channel, and a header that announces
+/// them): refused by default, naming the file and the header line; trained under `data.missing`
+/// "fill", which the run's saved config keeps.
+#[test]
+fn a_dataset_with_missing_values_trains_under_the_fill_policy() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let with_gaps = |text: String| -> String {
+        let text = text.replace("@equalLength false", "@equalLength false\n@missing true");
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let data = lines.iter().position(|l| l == "@data").unwrap() + 1;
+        for line in lines[data..].iter_mut().step_by(5) {
+            // The second value of the first channel, and the first: a gap in the middle and at the start.
+            let mut values: Vec<String> = line.split(',').map(str::to_string).collect();
+            values[0] = "?".into();
+            values[1] = "?".into();
+            *line = values.join(",");
+        }
+        lines.join("\n") + "\n"
+    };
+    let dir = temp("missing");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Slopes_TRAIN.ts"), with_gaps(ts_file(240, 1))).unwrap();
+    std::fs::write(dir.join("Slopes_TEST.ts"), with_gaps(ts_file(60, 2))).unwrap();
+
+    let error = train::train::<B>(
+        options(config(&dir, 1), &temp("missing-refused"), false),
+        Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("Slopes_TRAIN.ts:6") && error.contains("data.missing"),
+        "{error}"
+    );
+
+    let mut fill = config(&dir, 6);
+    fill.data.missing = data::MissingValues::Fill;
+    let run = temp("missing-run");
+    let outcome = train::train::<B>(options(fill, &run, false), Default::default()).unwrap();
+    let saved = TrainConfig::load(run.join("config.json")).unwrap();
+    assert_eq!(saved.data.missing, data::MissingValues::Fill);
+    let test = outcome
+        .metrics
+        .test
+        .expect("the test set is evaluated once");
+    assert_eq!(test.items, 60);
+    assert!(test.accuracy > 80.0, "test accuracy {}", test.accuracy);
+}
+
 #[path = "../examples/in_memory.rs"]
 #[allow(dead_code)]
 mod in_memory;
