@@ -65,6 +65,10 @@ pub struct DataConfig {
     /// Training examples held out for validation; 0 validates on the test set, as the reference program does.
     #[config(default = 0)]
     pub validation_size: usize,
+    /// `ts`: the share of the training examples held out for validation (rounded, at least one, at
+    /// least one left to train on), instead of a count: one setting for datasets of any size.
+    #[config(default = "None")]
+    pub validation_fraction: Option<f64>,
     /// Seed of the shuffle that picks the held-out validation images.
     #[config(default = 0)]
     pub split_seed: u64,
@@ -139,6 +143,48 @@ impl DataConfig {
         })
     }
 
+    /// Training examples to hold out for validation from a training set of `n`: `validation_size`,
+    /// or `validation_fraction` of `n` (rounded, kept within 1..n-1), or 0 (validation on the test set).
+    pub fn held_out(&self, n: usize) -> usize {
+        match self.validation_fraction {
+            Some(fraction) if self.validation_size == 0 => {
+                ((fraction * n as f64).round() as usize).clamp(1, n.saturating_sub(1).max(1))
+            }
+            _ => self.validation_size,
+        }
+    }
+
+    /// Whether a validation split is held out of the training set (by count or by share).
+    pub fn holds_out_validation(&self) -> bool {
+        self.validation_size > 0 || self.validation_fraction.is_some()
+    }
+
+    /// The keys of this section that its source does not read, which a run's saved config leaves
+    /// out and [`fill_defaults`](Self::fill_defaults) puts back: the image fields (MNIST's alone),
+    /// the split fields (not a text's or a dictionary's, which split by their own rules), the other
+    /// sources' sections, and the `.ts` settings elsewhere.
+    pub fn keys_not_read(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.source != DataSource::Mnist {
+            keys.extend(["mean", "std", "sequence", "permutation_seed"]);
+        }
+        if matches!(self.source, DataSource::Text | DataSource::Pronunciations) {
+            keys.extend(["validation_size", "split_seed", "train_limit", "eval_limit"]);
+        }
+        if self.source != DataSource::Ts {
+            keys.extend(["missing", "validation_fraction"]);
+        } else if self.validation_fraction.is_none() {
+            keys.push("validation_fraction");
+        }
+        if self.text.is_none() {
+            keys.push("text");
+        }
+        if self.pronunciations.is_none() {
+            keys.push("pronunciations");
+        }
+        keys
+    }
+
     /// Adds, to a JSON `data` section, the keys that later versions introduced (`source`) with the
     /// values that mean the old behaviour (MNIST), so that older configs and run directories load
     /// unchanged.
@@ -151,10 +197,14 @@ impl DataConfig {
                 .or_insert(serde_json::Value::Null);
             map.entry("missing")
                 .or_insert(MissingValues::Refuse.name().into());
-            // Text and pronunciation runs read none of the image fields: they take their defaults.
+            map.entry("validation_fraction")
+                .or_insert(serde_json::Value::Null);
+            // Only MNIST runs read the image fields, and text and pronunciation runs read none of
+            // the split fields either; a `.ts`, text or dictionary config may leave all of them
+            // out, and they take their defaults (no validation split, no limits).
             if matches!(
                 map.get("source").and_then(serde_json::Value::as_str),
-                Some("text" | "pronunciations")
+                Some("ts" | "text" | "pronunciations")
             ) {
                 let defaults = [
                     ("mean", serde_json::json!(0.1307)),
@@ -244,6 +294,29 @@ impl DataConfig {
                         p.validation_fraction, p.test_fraction
                     ),
                     "the two fractions must lie in [0, 1) and leave words to train on",
+                );
+            }
+        }
+        if let Some(fraction) = self.validation_fraction {
+            if self.source != DataSource::Ts {
+                return err(
+                    "validation_fraction",
+                    fraction.to_string(),
+                    "only data.source \"ts\" reads it (MNIST holds out data.validation_size images); remove it or set it to null",
+                );
+            }
+            if !(fraction > 0.0 && fraction < 1.0) {
+                return err(
+                    "validation_fraction",
+                    fraction.to_string(),
+                    "it must lie strictly between 0 and 1",
+                );
+            }
+            if self.validation_size > 0 {
+                return err(
+                    "validation_fraction",
+                    fraction.to_string(),
+                    "give either data.validation_size (a count) or data.validation_fraction (a share), not both",
                 );
             }
         }

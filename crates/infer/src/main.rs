@@ -14,7 +14,7 @@ use infer::{
     Prediction, Run, import_pytorch, predict, predict_sequences, preprocess, report, serve,
 };
 
-/// Use trained recurrent sequence models: evaluate, predict (digit pictures, or .ts sequences), generate text, serve a draw-a-digit page, import from PyTorch.
+/// Use trained recurrent sequence models: evaluate, predict (.ts sequences, or digit pictures), generate text, transcribe words, serve a draw-a-digit page, import from PyTorch.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -27,8 +27,9 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Accuracy and loss of a run's model on its test set: the 10 000 MNIST test images, a `.ts`
-    /// run's *_TEST.ts, or a language model's held-out text (nats and bits per character, perplexity).
+    /// A run's model on its test set: a `.ts` run's *_TEST.ts or the 10 000 MNIST test images
+    /// (accuracy, loss), a language model's held-out text (nats and bits per character, perplexity),
+    /// or a transcriber's test words (word and phoneme error rates).
     Eval {
         /// The run directory (written by `train` or `import-pytorch`).
         #[arg(long, value_name = "DIR", default_value = "artifacts/reference")]

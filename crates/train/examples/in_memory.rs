@@ -53,8 +53,10 @@ pub fn run(run_dir: &Path) -> anyhow::Result<f64> {
     )?;
     config.model.hidden_size = 16;
     config.model.num_layers = 1;
-    config.data.validation_size = 60;
+    // 20 % of the training sequences held out (the recipe's share), 8 epochs instead of its
+    // floor of 600 steps.
     config.num_epochs = 8;
+    config.min_steps = None;
 
     let outcome = train::train_sequences::<Autodiff<NdArray>>(
         RunOptions {

@@ -29,6 +29,11 @@ pub struct TrainConfig {
     /// Passes over the training set.
     #[config(default = 20)]
     pub num_epochs: usize,
+    /// At least this many optimizer steps: a new run raises `num_epochs` to the epochs they take at
+    /// its batches per epoch, so that a small dataset trains as long as a large one does (the run's
+    /// `config.json` keeps the raised count, which `--resume` reads). `null`: `num_epochs` as given.
+    #[config(default = "None")]
+    pub min_steps: Option<usize>,
     /// Seeds weight initialization and the per-epoch shuffle of the training set.
     #[config(default = 0)]
     pub seed: u64,
@@ -175,6 +180,24 @@ impl TrainConfig {
         Self::from_json(&text, path)
     }
 
+    /// The JSON of a run's `config.json`: the fields that apply to its data source and none that
+    /// do not (a `.ts`, text or dictionary run has no image normalization, a run reads one source's
+    /// section), which [`from_json`](Self::from_json) fills back with their defaults.
+    pub fn to_run_json(&self) -> String {
+        let mut value = serde_json::to_value(self).expect("a config serializes");
+        if let Value::Object(top) = &mut value {
+            if self.min_steps.is_none() {
+                top.remove("min_steps");
+            }
+            if let Some(Value::Object(data)) = top.get_mut("data") {
+                for key in self.data.keys_not_read() {
+                    data.remove(key);
+                }
+            }
+        }
+        serde_json::to_string_pretty(&value).expect("a config serializes")
+    }
+
     /// Parses JSON text; `path` only names it in errors.
     pub fn from_json(text: &str, path: &Path) -> Result<Self, ConfigFileError> {
         let invalid = |e: serde_json::Error| ConfigFileError::Invalid {
@@ -249,14 +272,14 @@ impl TrainConfig {
         }
         self.lr_schedule.validate(self.optimizer.learning_rate())?;
         if self.model_selection.uses_validation()
-            && self.data.validation_size == 0
+            && !self.data.holds_out_validation()
             && !matches!(
                 self.data.source,
                 DataSource::Text | DataSource::Pronunciations
             )
         {
             return Err(format!(
-                "field `model_selection` is \"{}\", but `data.validation_size` is 0, so validation is the test set and choosing on it would make the test figure optimistic; hold out a validation split (e.g. `data.validation_size`: 5000) or use \"last\"",
+                "field `model_selection` is \"{}\", but `data.validation_size` is 0, so validation is the test set and choosing on it would make the test figure optimistic; hold out a validation split (e.g. `data.validation_size`: 5000, or for `.ts` data `data.validation_fraction`: 0.2) or use \"last\"",
                 self.model_selection.name()
             ));
         }
@@ -264,6 +287,7 @@ impl TrainConfig {
             ("batch_size", self.batch_size),
             ("eval_batch_size", self.eval_batch_size),
             ("num_epochs", self.num_epochs),
+            ("min_steps", self.min_steps.unwrap_or(1)),
         ] {
             if value == 0 {
                 return Err(format!("field `{field}` is 0: it must be at least 1"));
@@ -347,6 +371,7 @@ fn fill_defaults(config: &mut Value) {
         return;
     };
     top.entry("gradient_clipping").or_insert(Value::Null);
+    top.entry("min_steps").or_insert(Value::Null);
     top.entry("model_selection")
         .or_insert_with(|| ModelSelection::Last.name().into());
     top.entry("lr_schedule").or_insert_with(|| {

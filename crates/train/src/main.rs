@@ -13,11 +13,12 @@ use data::{DataSource, Mirrors, MnistFiles};
 use train::download::download_progress;
 use train::{Display, RunDir, RunOptions, TrainConfig, TrainError};
 
-/// Train a recurrent sequence model with Burn: a classifier of MNIST images read as sequences (rows
-/// or pixels) or of `.ts` sequence files, or a character language model of a text.
+/// Train a recurrent sequence model with Burn, as the config's `data.source` says: a classifier of
+/// `.ts` sequence files or of MNIST images read as sequences (rows or pixels), a character language
+/// model of a text, or a CTC transcriber of a pronouncing dictionary (letters to sounds).
 ///
 /// Writes the run directory: effective config.json, model.mpk, metrics.json, checkpoints and
-/// Burn's logs. The backend is chosen at build time: --features ndarray (default), flex or wgpu.
+/// Burn's logs. The backend is chosen at build time: --features ndarray (default), flex, wgpu or cuda.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
@@ -30,7 +31,8 @@ struct Args {
     /// The data directory (overrides `data.dir`): for MNIST the four IDX files (else MNIST_DIR, then
     /// the cache, where MNIST is downloaded when it is nowhere); for `data.source: "ts"` the directory
     /// holding one *_TRAIN.ts and one *_TEST.ts; for `data.source: "text"` the directory holding
-    /// the text (Tiny Shakespeare is downloaded there when missing).
+    /// the text (Tiny Shakespeare is downloaded there when missing); for `"pronunciations"` the
+    /// directory holding the dictionary (`data.pronunciations.file`).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Base URL of a mirror holding the four MNIST *.gz files, tried instead of the default mirrors

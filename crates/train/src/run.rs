@@ -110,11 +110,16 @@ pub fn train_sequences<B: RecurrentAutodiffBackend>(
 
 fn fit_run<B: RecurrentAutodiffBackend>(
     options: RunOptions,
-    config: TrainConfig,
+    mut config: TrainConfig,
     run_data: RunData,
     device: B::Device,
 ) -> Result<RunOutcome<B::InnerBackend>, TrainError> {
     config.validate().map_err(TrainError::Config)?;
+    // A new run takes at least `min_steps` steps; a resumed one keeps its saved epoch count.
+    if let (false, Some(min_steps)) = (options.resume, config.min_steps) {
+        let batches = run_data.batches_per_epoch(&config).max(1);
+        config.num_epochs = config.num_epochs.max(min_steps.div_ceil(batches));
+    }
     let config = &config;
     let run_dir = RunDir::new(&options.run_dir);
     let start_epoch = run_dir::prepare(&run_dir, config, options.resume, options.overwrite)?;

@@ -82,7 +82,7 @@ pub(crate) fn prepare(
 
 pub(crate) fn write_config(run_dir: &RunDir, config: &TrainConfig) -> Result<(), TrainError> {
     let path = run_dir.config();
-    write_atomically(&path, config.to_string().as_bytes()).map_err(|e| {
+    write_atomically(&path, config.to_run_json().as_bytes()).map_err(|e| {
         io_error(
             &path,
             format!("cannot write the config ({e}); choose a writable --artifacts DIR"),

@@ -332,12 +332,12 @@ impl RunData {
             Some(n) => set.take(n),
             None => set,
         };
-        let (train, valid, test, validation) = if data.validation_size > 0 {
-            let (train, valid) =
-                split_indices(train_full.len(), data.validation_size, data.split_seed)?;
+        let held_out = data.held_out(train_full.len());
+        let (train, valid, test, validation) = if held_out > 0 {
+            let (train, valid) = split_indices(train_full.len(), held_out, data.split_seed)?;
             let what = format!(
                 "{} training examples of {} held out (split seed {})",
-                data.validation_size,
+                held_out,
                 origin.display(),
                 data.split_seed
             );

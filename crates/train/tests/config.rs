@@ -356,3 +356,98 @@ fn senseless_values_are_refused() {
             && err.to_string().contains("/no/such/config.json")
     );
 }
+
+/// A run's saved config holds what its data source reads, and loads back to the same config: a `.ts`
+/// run's has no image normalization, a language model's no split fields, none the other sources'
+/// sections; every shipped config goes through it unchanged.
+#[test]
+fn a_runs_saved_config_holds_only_what_its_source_reads() {
+    for entry in std::fs::read_dir(configs_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let config = TrainConfig::load(&path).unwrap();
+        let written = config.to_run_json();
+        let again = TrainConfig::from_json(&written, Path::new("config.json")).unwrap();
+        assert_eq!(again, config, "{}", path.display());
+        let data = &serde_json::from_str::<serde_json::Value>(&written).unwrap()["data"];
+        let has = |key: &str| data.get(key).is_some();
+        match config.data.source {
+            data::DataSource::Mnist => {
+                assert!(has("mean") && has("sequence") && !has("missing"), "{data}")
+            }
+            data::DataSource::Ts => assert!(
+                !has("mean") && !has("std") && !has("sequence") && !has("permutation_seed"),
+                "{}: {data}",
+                path.display()
+            ),
+            data::DataSource::Text | data::DataSource::Pronunciations => assert!(
+                !has("mean") && !has("validation_size") && !has("missing"),
+                "{}: {data}",
+                path.display()
+            ),
+        }
+        assert_eq!(has("text"), config.data.text.is_some());
+        assert_eq!(has("pronunciations"), config.data.pronunciations.is_some());
+    }
+    // configs/sequences.json itself carries none of MNIST's fields.
+    let text = std::fs::read_to_string(configs_dir().join("sequences.json")).unwrap();
+    for key in [
+        "\"mean\"",
+        "\"std\"",
+        "\"sequence\"",
+        "\"permutation_seed\"",
+    ] {
+        assert!(!text.contains(key), "configs/sequences.json sets {key}");
+    }
+}
+
+/// `data.validation_fraction` (a share of a `.ts` training set) and `min_steps` are read and checked.
+#[test]
+fn a_validation_share_and_a_step_floor_are_read_and_checked() {
+    let config = TrainConfig::load(configs_dir().join("sequences.json")).unwrap();
+    assert_eq!(config.data.validation_fraction, Some(0.2));
+    assert_eq!(config.min_steps, Some(600));
+    assert_eq!(config.data.held_out(40), 8);
+    assert_eq!(config.data.held_out(2400), 480);
+    // Always at least one example on each side.
+    assert_eq!(config.data.held_out(2), 1);
+    assert!(config.data.holds_out_validation());
+
+    let text = std::fs::read_to_string(configs_dir().join("sequences.json")).unwrap();
+    let base: serde_json::Value = serde_json::from_str(&text).unwrap();
+    type Mutation = fn(&mut serde_json::Value);
+    let refused: [(&str, Mutation); 4] = [
+        ("strictly between 0 and 1", |j| {
+            j["data"]["validation_fraction"] = 1.0.into()
+        }),
+        ("not both", |j| j["data"]["validation_size"] = 40.into()),
+        ("only data.source \"ts\"", |j| {
+            j["data"]["source"] = "mnist".into();
+            j["model"]["input_size"] = 28.into();
+            j["model"]["num_classes"] = 10.into();
+            for (key, value) in [("mean", 0.1307), ("std", 0.3081)] {
+                j["data"][key] = value.into();
+            }
+            j["data"]["sequence"] = "rows".into();
+            j["data"]["permutation_seed"] = 0.into();
+            j["data"]["validation_size"] = 0.into();
+            j["data"]["train_limit"] = serde_json::Value::Null;
+            j["data"]["eval_limit"] = serde_json::Value::Null;
+        }),
+        ("min_steps", |j| j["min_steps"] = 0.into()),
+    ];
+    for (needle, mutate) in refused {
+        let mut json = base.clone();
+        mutate(&mut json);
+        let message = match parse(&json) {
+            Ok(config) => config
+                .validate()
+                .expect_err(&format!("accepted: {json}"))
+                .to_string(),
+            Err(e) => e.to_string(),
+        };
+        assert!(message.contains(needle), "{needle}: {message}");
+    }
+}

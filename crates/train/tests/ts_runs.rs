@@ -71,7 +71,10 @@ fn config(data_dir: &Path, epochs: usize) -> TrainConfig {
     .unwrap();
     let mut config = TrainConfig::from_json(&text, Path::new("configs/sequences.json")).unwrap();
     config.data.dir = Some(data_dir.to_path_buf());
+    // 40 of the 240 training sequences, by count; and the epochs given, not the recipe's floor.
+    config.data.validation_fraction = None;
     config.data.validation_size = 40;
+    config.min_steps = None;
     config.model.hidden_size = 8;
     config.model.num_layers = 1;
     config.batch_size = 16;
@@ -221,6 +224,55 @@ fn a_dataset_with_missing_values_trains_under_the_fill_policy() {
         .expect("the test set is evaluated once");
     assert_eq!(test.items, 60);
     assert!(test.accuracy > 80.0, "test accuracy {}", test.accuracy);
+}
+
+/// The recipe's rules for datasets of any size: a share of the training examples held out, and a
+/// floor of optimizer steps that raises the epoch count of a small dataset (kept in the saved
+/// config, so that `--resume` reads it).
+#[test]
+fn a_small_dataset_gets_a_share_held_out_and_the_step_floor() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = temp("small");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Slopes_TRAIN.ts"), ts_file(60, 1)).unwrap();
+    std::fs::write(dir.join("Slopes_TEST.ts"), ts_file(30, 2)).unwrap();
+    let mut config = config(&dir, 2);
+    config.data.validation_size = 0;
+    config.data.validation_fraction = Some(0.2);
+    config.min_steps = Some(30);
+    let run = temp("small-run");
+    let outcome = train::train::<B>(options(config, &run, false), Default::default()).unwrap();
+    // 12 of 60 held out; 48 in batches of 16 are 3 steps an epoch: 10 epochs for 30 steps.
+    assert_eq!(outcome.metrics.valid_items, 12);
+    assert_eq!(outcome.metrics.train_items, 48);
+    assert_eq!(outcome.metrics.epochs.len(), 10);
+    let saved = TrainConfig::load(run.join("config.json")).unwrap();
+    assert_eq!(saved.num_epochs, 10);
+    assert_eq!(saved.min_steps, Some(30));
+}
+
+/// Files written by sktime's own writer (`tests/fixtures/sktime/Wave`, two channels, two classes
+/// that differ by level) train with the recipe, from a clean clone.
+#[test]
+fn sktimes_files_train() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sktime/Wave");
+    let mut config = config(&dir, 8);
+    config.data.validation_size = 0;
+    config.data.validation_fraction = Some(0.2);
+    // Eight training examples are one step an epoch: the step floor gives them a hundred.
+    config.min_steps = Some(100);
+    let run = temp("sktime-run");
+    let outcome = train::train::<B>(options(config, &run, false), Default::default()).unwrap();
+    let info = SequenceInfo::load(&run.join(SequenceInfo::FILE)).unwrap();
+    assert_eq!(info.classes, ["low", "high"]);
+    assert_eq!(outcome.metrics.valid_items, 2);
+    let test = outcome
+        .metrics
+        .test
+        .expect("the test set is evaluated once");
+    assert_eq!(test.items, 4);
+    assert_eq!(test.accuracy, 100.0);
 }
 
 #[path = "../examples/in_memory.rs"]
