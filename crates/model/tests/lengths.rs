@@ -7,20 +7,15 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Distribution, Tensor, TensorData};
 use model::{Cell, ModelConfig, RecurrentClassifier};
 
+mod common;
+use common::max_abs_diff;
+
 type B = Autodiff<NdArray>;
 
 const TOLERANCE: f32 = 1e-5;
 
 fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// Every recurrent parameter's gradient, in layer order.

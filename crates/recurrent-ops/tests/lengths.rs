@@ -14,33 +14,11 @@ use recurrent_ops::{
     Cell, LayerWeights, RecurrentAutodiffBackend, RecurrentState, Sequence, fallback, pack,
 };
 
+mod common;
+use common::{Rng, max_abs_diff};
+
 const OUTPUT_TOLERANCE: f32 = 1e-6;
 const GRADIENT_TOLERANCE: f32 = 1e-5;
-
-/// SplitMix64, so that the cases need no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self, bound: f32) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * bound
-    }
-
-    fn values(&mut self, n: usize, bound: f32) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(bound)).collect()
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -280,14 +258,6 @@ fn gradients<B: RecurrentAutodiffBackend>(
         }
     }
     list
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn check_backend<B: RecurrentAutodiffBackend>(name: &str, path: Path)
