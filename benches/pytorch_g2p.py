@@ -34,13 +34,18 @@ JSON line: {"framework": "pytorch", "torch_version", "threads", "model", "train"
 
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pytorch_lm import peak_rss_mib  # noqa: E402
 
 POOL_BATCHES = 16
 LETTERS = (4, 11)
@@ -109,14 +114,6 @@ def best_paths(log_probs, lengths):
             previous = c
         out.append(path)
     return out
-
-
-def peak_rss_mib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main():

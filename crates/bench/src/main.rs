@@ -446,6 +446,29 @@ fn run(args: Args, retained_memory: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A JSON report: what was measured and where (framework, backend, config, `model`, cores,
+/// instruction set, allocator policy), then the fields of `figures`.
+fn report(
+    args: &Args,
+    model: serde_json::Value,
+    retained_memory: bool,
+    figures: serde_json::Value,
+) -> serde_json::Value {
+    let mut report = json!({
+        "framework": "burn",
+        "backend": backend::NAME,
+        "config": args.config.display().to_string(),
+        "model": model,
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "instruction_set": instruction_set().name(),
+        "retained_freed_memory": retained_memory,
+    });
+    if let (Some(report), serde_json::Value::Object(figures)) = (report.as_object_mut(), figures) {
+        report.extend(figures);
+    }
+    report
+}
+
 /// A language-model config: training and generation characters/s, with the GFLOP/s they mean.
 fn language_model_report(
     args: &Args,
@@ -474,19 +497,17 @@ fn language_model_report(
     if args.json {
         println!(
             "{}",
-            json!({
-                "framework": "burn",
-                "backend": backend::NAME,
-                "config": args.config.display().to_string(),
-                "model": language_model::describe(&config),
-                "cores": cores,
-                "instruction_set": instruction_set().name(),
-                "retained_freed_memory": retained_memory,
-                "train": {"chars_per_s": training.median(), "repeats": training.repeats,
-                          "flops_per_char": train_flops, "gflops": train_gflops},
-                "generate": {"chars_per_s": generation.median(), "repeats": generation.repeats,
-                             "flops_per_char": generate_flops, "gflops": generate_gflops},
-            })
+            report(
+                args,
+                language_model::describe(&config),
+                retained_memory,
+                json!({
+                    "train": {"chars_per_s": training.median(), "repeats": training.repeats,
+                              "flops_per_char": train_flops, "gflops": train_gflops},
+                    "generate": {"chars_per_s": generation.median(), "repeats": generation.repeats,
+                                 "flops_per_char": generate_flops, "gflops": generate_gflops},
+                })
+            )
         );
         return Ok(());
     }
@@ -548,20 +569,18 @@ fn transcription_report(
     if args.json {
         println!(
             "{}",
-            json!({
-                "framework": "burn",
-                "backend": backend::NAME,
-                "config": args.config.display().to_string(),
-                "model": transcription::describe(&config),
-                "cores": cores,
-                "instruction_set": instruction_set().name(),
-                "retained_freed_memory": retained_memory,
-                "train": {"words_per_s": training.median(), "batch_size": training.batch_size,
-                          "repeats": training.repeats},
-                "transcribe": transcription.iter().map(|t| json!({
-                    "batch_size": t.batch_size, "words_per_s": t.median(), "repeats": t.repeats,
-                })).collect::<Vec<_>>(),
-            })
+            report(
+                args,
+                transcription::describe(&config),
+                retained_memory,
+                json!({
+                    "train": {"words_per_s": training.median(), "batch_size": training.batch_size,
+                              "repeats": training.repeats},
+                    "transcribe": transcription.iter().map(|t| json!({
+                        "batch_size": t.batch_size, "words_per_s": t.median(), "repeats": t.repeats,
+                    })).collect::<Vec<_>>(),
+                })
+            )
         );
         return Ok(());
     }

@@ -79,7 +79,9 @@ pub struct Plan {
     pub repeats: usize,
 }
 
-fn time_repeats<B: Backend>(
+/// `plan.warmup` untimed iterations, then `plan.repeats` timed runs of `plan.iterations`, each
+/// iteration `batch_size` samples; the device synchronized before each clock is read.
+pub fn time_repeats<B: Backend>(
     plan: Plan,
     batch_size: usize,
     device: &B::Device,

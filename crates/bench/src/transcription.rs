@@ -9,8 +9,6 @@
 //! `round(0.85 × letters)` phonemes (CMUdict's mean is 6.4). Each pool of 16 batches is sorted by
 //! length before it is cut, as training's batches grouped by length are.
 
-use std::time::Instant;
-
 use burn::data::dataloader::batcher::Batcher;
 use burn::optim::Optimizer;
 use burn::tensor::backend::Backend;
@@ -21,7 +19,7 @@ use model::{Input, RecurrentAutodiffBackend, RecurrentBackend, log_softmax};
 use serde_json::{Value, json};
 use train::{Batch, TrainConfig, Trainable, WithOptimizer};
 
-use crate::throughput::Throughput;
+use crate::throughput::{self, Throughput};
 
 /// Letters of the shortest and the longest word.
 pub const LETTERS: (usize, usize) = (4, 11);
@@ -156,30 +154,19 @@ impl<B: RecurrentAutodiffBackend> WithOptimizer<Trainable<B>, B> for Loop<B> {
     ) -> Throughput {
         let mut model = Some(self.model);
         let batches = &self.batches;
-        let mut step = |i: usize| -> usize {
+        // Every batch holds `batch_size` words (see [`batches`]).
+        let words = batches[0].lengths.len();
+        let plan = throughput::Plan {
+            warmup: 3,
+            iterations: self.plan.train_steps,
+            repeats: self.plan.repeats,
+        };
+        throughput::time_repeats::<B>(plan, words, &self.device, |i| {
             let batch = batches[i % batches.len()].clone();
-            let words = batch.lengths.len();
             let current = model.take().expect("the model is put back after each step");
             let output = current.step(Batch::Transcription(batch));
             model = Some(optimizer.step(learning_rate, current, output.grads));
-            words
-        };
-        for i in 0..3 {
-            step(i);
-        }
-        B::sync(&self.device).expect("the device finishes its work");
-        let repeats = (0..self.plan.repeats)
-            .map(|_| {
-                let start = Instant::now();
-                let words: usize = (0..self.plan.train_steps).map(&mut step).sum();
-                B::sync(&self.device).expect("the device finishes its work");
-                words as f64 / start.elapsed().as_secs_f64()
-            })
-            .collect();
-        Throughput {
-            batch_size: self.batches[0].lengths.len(),
-            repeats,
-        }
+        })
     }
 }
 
@@ -198,7 +185,13 @@ pub fn transcription<B: RecurrentBackend>(
         .iter()
         .map(|&batch_size| {
             let batches = tensors::<B>(&batches(config, batch_size, 2), device);
-            let mut transcribe = |i: usize| -> usize {
+            let iterations = plan.infer_words.div_ceil(batch_size);
+            let timing = throughput::Plan {
+                warmup: (iterations / 10).max(2),
+                iterations,
+                repeats: plan.repeats,
+            };
+            throughput::time_repeats::<B>(timing, batch_size, device, |i| {
                 let batch = &batches[i % batches.len()];
                 let logits = model
                     .forward_steps_lengths(Input::Tokens(batch.inputs.clone()), &batch.lengths);
@@ -212,23 +205,7 @@ pub fn transcription<B: RecurrentBackend>(
                     let row = &values[n * steps * classes..][..length * classes];
                     std::hint::black_box(greedy(row, classes, 0));
                 }
-                batch.lengths.len()
-            };
-            let iterations = plan.infer_words.div_ceil(batch_size);
-            for i in 0..(iterations / 10).max(2) {
-                transcribe(i);
-            }
-            let repeats = (0..plan.repeats)
-                .map(|_| {
-                    let start = Instant::now();
-                    let words: usize = (0..iterations).map(&mut transcribe).sum();
-                    words as f64 / start.elapsed().as_secs_f64()
-                })
-                .collect();
-            Throughput {
-                batch_size,
-                repeats,
-            }
+            })
         })
         .collect())
 }

@@ -38,6 +38,11 @@ impl DataSource {
     }
 }
 
+/// The fields only MNIST reads: how an image is normalized and read as a sequence.
+const IMAGE_FIELDS: [&str; 4] = ["mean", "std", "sequence", "permutation_seed"];
+/// The held-out split and the limits, which a text's and a dictionary's own split rules replace.
+const SPLIT_FIELDS: [&str; 4] = ["validation_size", "split_seed", "train_limit", "eval_limit"];
+
 /// Where the data is, and for MNIST how it is normalized and read as a sequence; how the training
 /// set is split. Saved as part of a run's config.
 #[derive(Config, Debug, PartialEq)]
@@ -166,10 +171,10 @@ impl DataConfig {
     pub fn keys_not_read(&self) -> Vec<&'static str> {
         let mut keys = Vec::new();
         if self.source != DataSource::Mnist {
-            keys.extend(["mean", "std", "sequence", "permutation_seed"]);
+            keys.extend(IMAGE_FIELDS);
         }
         if matches!(self.source, DataSource::Text | DataSource::Pronunciations) {
-            keys.extend(["validation_size", "split_seed", "train_limit", "eval_limit"]);
+            keys.extend(SPLIT_FIELDS);
         }
         if self.source != DataSource::Ts {
             keys.extend(["missing", "validation_fraction"]);
@@ -206,18 +211,9 @@ impl DataConfig {
                 map.get("source").and_then(serde_json::Value::as_str),
                 Some("ts" | "text" | "pronunciations")
             ) {
-                let defaults = [
-                    ("mean", serde_json::json!(0.1307)),
-                    ("std", serde_json::json!(0.3081)),
-                    ("sequence", serde_json::json!("rows")),
-                    ("permutation_seed", serde_json::json!(0)),
-                    ("validation_size", serde_json::json!(0)),
-                    ("split_seed", serde_json::json!(0)),
-                    ("train_limit", serde_json::Value::Null),
-                    ("eval_limit", serde_json::Value::Null),
-                ];
-                for (key, value) in defaults {
-                    map.entry(key).or_insert(value);
+                let defaults = serde_json::to_value(Self::new()).expect("a config serializes");
+                for key in IMAGE_FIELDS.into_iter().chain(SPLIT_FIELDS) {
+                    map.entry(key).or_insert_with(|| defaults[key].clone());
                 }
             }
         }

@@ -175,7 +175,12 @@ impl TsDataset {
                     && announced != Some(true)
                     && header.missing == Some(true)
                 {
-                    return Err(error(number, REFUSED_MISSING.into()));
+                    return Err(error(
+                        number,
+                        format!(
+                            "`@missing true`: the file announces missing values (`?`), which data.missing \"refuse\" (the default) does not take; {REFUSED_MISSING_HINT}"
+                        ),
+                    ));
                 }
                 if in_data {
                     let classes = header.classes.clone().ok_or_else(|| {
@@ -441,11 +446,8 @@ fn parse_example(
     })
 }
 
-/// The hint of every refusal of a missing value.
+/// What every refusal of missing values suggests.
 const REFUSED_MISSING_HINT: &str = "set data.missing to \"fill\" in the config to carry the last value forward, or fill or drop missing values before training";
-
-/// The refusal of a file whose header announces missing values.
-const REFUSED_MISSING: &str = "`@missing true`: the file announces missing values (`?`), which data.missing \"refuse\" (the default) does not take; set data.missing to \"fill\" in the config to carry the last value forward, or fill or drop them before training";
 
 /// Fills the gaps (NaN) of one channel: each with the value before it, a gap at the start with the
 /// first value after it. False when the channel has no value at all.
