@@ -1,16 +1,16 @@
 //! One code base, three backends: the same PyTorch weights (and packed sequences) give the same logits on ndarray, flex and
 //! wgpu, and one SGD step gives the same losses. wgpu runs for real: on a GPU, or without one on
 //! Mesa's software Vulkan driver (lavapipe; Debian: `apt-get install mesa-vulkan-drivers libvulkan1`).
-//! These tests are in the second tier (`cargo test --workspace -- --include-ignored`, which CI runs):
+//! The wgpu tests are in the second tier (`cargo test --workspace --features wgpu-tests -- --include-ignored`,
+//! which CI runs):
 //! without any Vulkan/Metal/DX12 adapter they fail, naming what to install; they never skip.
 
-use burn::backend::wgpu::WgpuDevice;
-use burn::backend::{Autodiff, Flex, NdArray, Wgpu};
+use burn::backend::{Autodiff, Flex, NdArray};
 use burn::module::AutodiffModule;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
-use model::RecurrentAutodiffBackend;
 use model::parity::{self, LOGITS_TOLERANCE, LOSS_TOLERANCE};
 use model::pytorch::StateDict;
 use model::{RecurrentClassifier, cross_entropy};
@@ -31,7 +31,7 @@ struct Outputs {
     parity: parity::ParityReport,
 }
 
-fn outputs<B: RecurrentAutodiffBackend>(reference: &StateDict, device: &B::Device) -> Outputs {
+fn outputs<B: AutodiffBackend>(reference: &StateDict, device: &B::Device) -> Outputs {
     let mut model: RecurrentClassifier<B> = reference.to_classifier(device).unwrap();
     let shape = reference.get("input", "test").unwrap().shape().to_vec();
     let input: Tensor<B, 3> = reference
@@ -64,23 +64,6 @@ fn outputs<B: RecurrentAutodiffBackend>(reference: &StateDict, device: &B::Devic
         loss_after_one_step,
         parity: parity::check::<B>(reference, device).unwrap(),
     }
-}
-
-/// The wgpu device, or a failure that says what is missing (instead of the runtime's panic).
-fn wgpu_outputs(reference: &StateDict) -> Outputs {
-    let device = WgpuDevice::DefaultDevice;
-    std::panic::catch_unwind(|| outputs::<Autodiff<Wgpu>>(reference, &device)).unwrap_or_else(
-        |panic| {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            panic!(
-                "wgpu could not run ({message}). It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
-            )
-        },
-    )
 }
 
 fn assert_close(what: &str, a: &Outputs, b: &Outputs) {
@@ -177,64 +160,102 @@ fn ndarray_and_flex_agree_on_every_cell_and_direction() {
     });
 }
 
-#[test]
-#[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
-fn wgpu_agrees_with_ndarray_on_every_cell_and_direction() {
-    agrees_with_ndarray("wgpu", wgpu_outputs);
-}
+/// wgpu, compiled with `--features wgpu-tests` (the second tier): a first-tier build then compiles
+/// neither wgpu nor CubeCL.
+#[cfg(feature = "wgpu-tests")]
+mod wgpu {
+    use super::*;
+    use burn::backend::Wgpu;
+    use burn::backend::wgpu::{CubeBackend, WgpuDevice, WgpuRuntime};
+    use model::has_kernels;
 
-/// The language-model fixtures (Embedding → LSTM or GRU → Linear, two windows, the state carried)
-/// on wgpu: logits, loss, final states and every gradient within PyTorch's tolerance, through the
-/// CubeCL kernels with an initial state.
-#[test]
-#[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
-fn wgpu_language_models_match_pytorch() {
-    for cell in ["lstm", "gru"] {
-        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
-            "tests/fixtures/pytorch-lm-{cell}-h7-l2.safetensors"
-        ));
-        let reference = StateDict::read(&path).unwrap();
+    /// The wgpu device, or a failure that says what is missing (instead of the runtime's panic).
+    fn wgpu_outputs<B: AutodiffBackend<Device = WgpuDevice>>(reference: &StateDict) -> Outputs {
         let device = WgpuDevice::DefaultDevice;
-        let report = std::panic::catch_unwind(|| {
-            parity::check_language_model::<Autodiff<Wgpu>>(&reference, &device).unwrap()
-        })
-        .unwrap_or_else(|_| {
-            panic!(
-                "wgpu could not run. It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
-            )
-        });
-        assert!(report.passes(), "{cell} on wgpu: {report:?}");
+        std::panic::catch_unwind(|| outputs::<B>(reference, &device)).unwrap_or_else(
+            |panic| {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                panic!(
+                    "wgpu could not run ({message}). It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
+                )
+            },
+        )
     }
-}
 
-/// The CTC fixtures (`nn.CTCLoss` on given log-probabilities, and a bidirectional LSTM transcriber
-/// over words of different lengths) on wgpu: the loss and every gradient within the CPU backends'
-/// tolerance.
-#[test]
-#[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
-fn wgpu_ctc_matches_pytorch() {
-    for (file, whole_model) in [
-        ("ctc-loss-mean.safetensors", false),
-        ("ctc-loss-zero-infinity.safetensors", false),
-        ("ctc-bilstm.safetensors", true),
-    ] {
-        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(file);
-        let reference = StateDict::read(&path).unwrap();
-        let device = WgpuDevice::DefaultDevice;
-        let report = std::panic::catch_unwind(|| {
-            if whole_model {
-                parity::check_ctc_model::<Autodiff<Wgpu>>(&reference, &device).unwrap()
-            } else {
-                parity::check_ctc_loss::<Autodiff<Wgpu>>(&reference, &device).unwrap()
-            }
-        })
-        .unwrap_or_else(|_| {
-            panic!(
-                "wgpu could not run. It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
-            )
-        });
-        assert!(report.passes(), "{file} on wgpu: {report:?}");
+    #[test]
+    #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
+    fn wgpu_agrees_with_ndarray_on_every_cell_and_direction() {
+        agrees_with_ndarray("wgpu", wgpu_outputs::<Autodiff<Wgpu>>);
+    }
+
+    /// The language-model fixtures (Embedding → LSTM or GRU → Linear, two windows, the state carried)
+    /// on wgpu: logits, loss, final states and every gradient within PyTorch's tolerance, through the
+    /// CubeCL kernels with an initial state.
+    #[test]
+    #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
+    fn wgpu_language_models_match_pytorch() {
+        for cell in ["lstm", "gru"] {
+            let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+                "tests/fixtures/pytorch-lm-{cell}-h7-l2.safetensors"
+            ));
+            let reference = StateDict::read(&path).unwrap();
+            let device = WgpuDevice::DefaultDevice;
+            let report = std::panic::catch_unwind(|| {
+                parity::check_language_model::<Autodiff<Wgpu>>(&reference, &device).unwrap()
+            })
+            .unwrap_or_else(|_| {
+                panic!(
+                    "wgpu could not run. It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
+                )
+            });
+            assert!(report.passes(), "{cell} on wgpu: {report:?}");
+        }
+    }
+
+    /// The CTC fixtures (`nn.CTCLoss` on given log-probabilities, and a bidirectional LSTM transcriber
+    /// over words of different lengths) on wgpu: the loss and every gradient within the CPU backends'
+    /// tolerance.
+    #[test]
+    #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
+    fn wgpu_ctc_matches_pytorch() {
+        for (file, whole_model) in [
+            ("ctc-loss-mean.safetensors", false),
+            ("ctc-loss-zero-infinity.safetensors", false),
+            ("ctc-bilstm.safetensors", true),
+        ] {
+            let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(file);
+            let reference = StateDict::read(&path).unwrap();
+            let device = WgpuDevice::DefaultDevice;
+            let report = std::panic::catch_unwind(|| {
+                if whole_model {
+                    parity::check_ctc_model::<Autodiff<Wgpu>>(&reference, &device).unwrap()
+                } else {
+                    parity::check_ctc_loss::<Autodiff<Wgpu>>(&reference, &device).unwrap()
+                }
+            })
+            .unwrap_or_else(|_| {
+                panic!(
+                    "wgpu could not run. It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
+                )
+            });
+            assert!(report.passes(), "{file} on wgpu: {report:?}");
+        }
+    }
+
+    /// A CubeCL backend without fusion, which has no kernels here (they are operations of the fusion
+    /// stream): the model runs it step by step, as on any backend without kernels, and still agrees with
+    /// ndarray and PyTorch.
+    #[test]
+    #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
+    fn wgpu_without_fusion_runs_step_by_step_and_agrees_with_ndarray() {
+        type Unfused = Autodiff<CubeBackend<WgpuRuntime, f32, i32, u32>>;
+        assert!(!has_kernels::<Unfused>() && has_kernels::<Autodiff<Wgpu>>());
+        agrees_with_ndarray("wgpu without fusion", wgpu_outputs::<Unfused>);
     }
 }

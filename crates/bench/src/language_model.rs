@@ -63,8 +63,7 @@ pub fn training<B>(
     device: &B::Device,
 ) -> anyhow::Result<Throughput>
 where
-    B: AutodiffBackend + model::RecurrentBackend,
-    B::InnerBackend: model::RecurrentBackend,
+    B: AutodiffBackend,
 {
     let model = config.model.init::<B>(device)?;
     let vocab = config.model.num_classes;
@@ -93,7 +92,7 @@ where
     ))
 }
 
-struct Loop<B: AutodiffBackend + model::RecurrentBackend> {
+struct Loop<B: AutodiffBackend> {
     model: SequenceModel<B>,
     windows: Vec<(Tensor<B, 2, Int>, Tensor<B, 2, Int>)>,
     plan: Plan,
@@ -103,8 +102,7 @@ struct Loop<B: AutodiffBackend + model::RecurrentBackend> {
 
 impl<B> WithOptimizer<SequenceModel<B>, B> for Loop<B>
 where
-    B: AutodiffBackend + model::RecurrentBackend,
-    B::InnerBackend: model::RecurrentBackend,
+    B: AutodiffBackend,
 {
     type Output = Throughput;
 
@@ -150,7 +148,7 @@ where
 
 /// Generation characters/s: one stream, one character at a time fed back with the carried state,
 /// each drawn from the softmax (temperature 1) on the host, as `infer generate` does.
-pub fn generation<B: model::RecurrentBackend>(
+pub fn generation<B: burn::tensor::backend::Backend>(
     config: &TrainConfig,
     plan: Plan,
     device: &B::Device,

@@ -6,7 +6,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use model::{RecurrentBackend, RecurrentClassifier, cross_entropy};
+use model::{RecurrentClassifier, cross_entropy};
 use serde_json::{Value, json};
 use train::WithOptimizer;
 
@@ -20,7 +20,7 @@ pub trait Classify<B: Backend> {
     fn logits(&self, batch: &Batch<B>) -> Tensor<B, 2>;
 }
 
-impl<B: RecurrentBackend> Classify<B> for RecurrentClassifier<B> {
+impl<B: Backend> Classify<B> for RecurrentClassifier<B> {
     fn logits(&self, batch: &Batch<B>) -> Tensor<B, 2> {
         self.forward_lengths(batch.inputs.clone(), batch.lengths.as_deref())
     }

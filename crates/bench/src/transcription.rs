@@ -11,11 +11,12 @@
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::optim::Optimizer;
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::backend::Backend;
 use burn::train::TrainStep;
 use data::{TranscriptionBatch, TranscriptionBatcher, TranscriptionItem, TranscriptionSet};
 use model::ctc::greedy;
-use model::{Input, RecurrentAutodiffBackend, RecurrentBackend, log_softmax};
+use model::{Input, log_softmax};
 use serde_json::{Value, json};
 use train::{Batch, TrainConfig, Trainable, WithOptimizer};
 
@@ -109,7 +110,7 @@ fn tensors<B: Backend>(
 }
 
 /// Training words/s: `plan.train_steps` batches per repeat, after 3 untimed ones.
-pub fn training<B: RecurrentAutodiffBackend>(
+pub fn training<B: AutodiffBackend>(
     config: &TrainConfig,
     plan: &Plan,
     device: &B::Device,
@@ -137,14 +138,14 @@ pub fn training<B: RecurrentAutodiffBackend>(
     ))
 }
 
-struct Loop<B: RecurrentAutodiffBackend> {
+struct Loop<B: AutodiffBackend> {
     model: Trainable<B>,
     batches: Vec<TranscriptionBatch<B>>,
     plan: Plan,
     device: B::Device,
 }
 
-impl<B: RecurrentAutodiffBackend> WithOptimizer<Trainable<B>, B> for Loop<B> {
+impl<B: AutodiffBackend> WithOptimizer<Trainable<B>, B> for Loop<B> {
     type Output = Throughput;
 
     fn run<O: Optimizer<Trainable<B>, B> + 'static>(
@@ -172,7 +173,7 @@ impl<B: RecurrentAutodiffBackend> WithOptimizer<Trainable<B>, B> for Loop<B> {
 
 /// Greedy transcription words/s at each of `plan.infer_batches`: logits, log-softmax, the values
 /// read to the host and each word's best path collapsed, as `infer transcribe` does.
-pub fn transcription<B: RecurrentBackend>(
+pub fn transcription<B: Backend>(
     config: &TrainConfig,
     plan: &Plan,
     device: &B::Device,

@@ -3,12 +3,10 @@
 //! and a refused connection each give their error, leave no file behind, and pass on to the next
 //! mirror; a second call makes no request. No test here reaches the internet.
 
-mod mirror;
-
 use std::path::PathBuf;
 
+use crate::mirror::{Fault, Mirror, entries, refused_url};
 use data::{DownloadError, Event, LineProgress, Mirrors, MnistFiles, Progress, SourceError};
-use mirror::{Fault, Mirror, entries, refused_url};
 
 fn tempdir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("data-download-{tag}-{}", std::process::id()));

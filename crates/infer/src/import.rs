@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
+use burn::tensor::backend::Backend;
 use data::{DataConfig, DataSource, SequenceMode, TextConfig, Vocabulary};
 use model::ModelConfig;
-use model::RecurrentBackend;
 use model::pytorch::StateDict;
 
 use crate::InferError;
@@ -17,7 +17,7 @@ use crate::InferError;
 /// (`encoder.weight`, `rnn.*`, `decoder.*`) needs its vocabulary, `vocabulary` (the characters in
 /// token-id order), which is written as the run's `vocab.json`; its config reads a text
 /// (`data.source: "text"`, Tiny Shakespeare's split and windows) from `data.dir`, unset.
-pub fn import_pytorch<B: RecurrentBackend>(
+pub fn import_pytorch<B: Backend>(
     file: &Path,
     out: &Path,
     vocabulary: Option<&Vocabulary>,

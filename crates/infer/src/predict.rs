@@ -2,8 +2,8 @@
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::activation::softmax;
+use burn::tensor::backend::Backend;
 use data::{MnistBatcher, MnistItem, SequenceBatch, SequenceInfo, TsBatcher, TsExample};
-use model::RecurrentBackend;
 use model::RecurrentClassifier;
 
 /// The model's answer for one image.
@@ -46,7 +46,7 @@ impl Reading {
 }
 
 /// Classifies `images` (raw 0..=255 grey levels, `rows × cols` each), normalized by `batcher`.
-pub fn predict<B: RecurrentBackend>(
+pub fn predict<B: Backend>(
     model: &RecurrentClassifier<B>,
     batcher: &MnistBatcher,
     images: &[Vec<u8>],
@@ -66,7 +66,7 @@ pub fn predict<B: RecurrentBackend>(
 
 /// Classifies `.ts` examples with a run's normalization (`info`), in batches of `batch_size`; the
 /// examples' own labels are not read.
-pub fn predict_sequences<B: RecurrentBackend>(
+pub fn predict_sequences<B: Backend>(
     model: &RecurrentClassifier<B>,
     info: &SequenceInfo,
     examples: &[TsExample],
@@ -90,7 +90,7 @@ pub fn predict_sequences<B: RecurrentBackend>(
 }
 
 /// Reads one image (raw 0..=255 grey levels) step by step, normalized and ordered by `batcher`.
-pub fn read_steps<B: RecurrentBackend>(
+pub fn read_steps<B: Backend>(
     model: &RecurrentClassifier<B>,
     batcher: &MnistBatcher,
     image: &[u8],
@@ -107,7 +107,7 @@ pub fn read_steps<B: RecurrentBackend>(
     }
 }
 
-fn to_batch<B: RecurrentBackend>(
+fn to_batch<B: Backend>(
     batcher: &MnistBatcher,
     images: &[Vec<u8>],
     device: &B::Device,

@@ -224,7 +224,7 @@ fn save_png(pixels: Vec<u8>, width: u32, height: u32, out: &Path) -> Result<(), 
 /// Counts `matrix[true][predicted]` over `(sequences, labels)` batches.
 pub fn confusion_matrix<B, I>(model: &model::RecurrentClassifier<B>, batches: I) -> Vec<Vec<usize>>
 where
-    B: model::RecurrentBackend,
+    B: burn::tensor::backend::Backend,
     I: IntoIterator<
         Item = (
             burn::tensor::Tensor<B, 3>,

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::backend::Backend;
 use data::{DataConfig, DataSource, MnistBatcher, SequenceInfo, Vocabulary};
-use model::RecurrentBackend;
 use model::{ModelConfig, RecurrentClassifier};
 use serde_json::Value;
 
@@ -146,7 +146,7 @@ impl Run {
     }
 
     /// Loads the trained classifier, checking the record against the config.
-    pub fn load_model<B: RecurrentBackend>(
+    pub fn load_model<B: Backend>(
         &self,
         device: &B::Device,
     ) -> Result<RecurrentClassifier<B>, InferError> {

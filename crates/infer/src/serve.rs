@@ -19,8 +19,8 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use burn::tensor::backend::Backend;
 use data::MnistBatcher;
-use model::RecurrentBackend;
 use model::RecurrentClassifier;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -38,7 +38,7 @@ const SCRIPT: &str = include_str!("../web/app.js");
 const STYLE: &str = include_str!("../web/style.css");
 
 /// What the server holds: one trained model and the batcher that prepares its input.
-pub struct App<B: RecurrentBackend> {
+pub struct App<B: Backend> {
     run: Run,
     model: RecurrentClassifier<B>,
     batcher: MnistBatcher,
@@ -46,7 +46,7 @@ pub struct App<B: RecurrentBackend> {
     backend: &'static str,
 }
 
-impl<B: RecurrentBackend> App<B> {
+impl<B: Backend> App<B> {
     /// Loads the run's model for 28×28 images; fails if the run does not read such images.
     pub fn load(run: Run, device: B::Device, backend: &'static str) -> Result<Self, InferError> {
         let batcher = run.batcher(SIDE, SIDE)?;
@@ -147,7 +147,7 @@ async fn not_found(uri: Uri) -> ApiError {
     )
 }
 
-async fn health<B: RecurrentBackend>(State(app): State<Arc<App<B>>>) -> Json<Value> {
+async fn health<B: Backend>(State(app): State<Arc<App<B>>>) -> Json<Value> {
     Json(app.describe())
 }
 
@@ -160,7 +160,7 @@ struct PredictOptions {
     invert: bool,
 }
 
-async fn predict<B: RecurrentBackend>(
+async fn predict<B: Backend>(
     State(app): State<Arc<App<B>>>,
     options: Result<Query<PredictOptions>, QueryRejection>,
     headers: HeaderMap,

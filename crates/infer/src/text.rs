@@ -1,13 +1,14 @@
 //! A character language model's run: its held-out text evaluated with the state carried through,
 //! and text generated one character at a time.
 
+use burn::tensor::backend::Backend;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::data::dataset::Dataset;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use data::{IGNORE_TARGET, Streams, TextParts, Vocabulary};
-use model::{Evaluation, Input, RecurrentBackend, RecurrentState, SequenceModel};
+use model::{Evaluation, Input, RecurrentState, SequenceModel};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -38,7 +39,7 @@ pub fn test_tokens(run: &Run, dir: Option<&Path>) -> Result<(PathBuf, Vec<u32>),
 
 /// Mean loss per predicted character of `tokens` (every character after the first), read as
 /// `streams` contiguous streams in windows of `window`, the state carried through each stream.
-pub fn evaluate_text<B: RecurrentBackend>(
+pub fn evaluate_text<B: Backend>(
     model: &SequenceModel<B>,
     tokens: Vec<u32>,
     streams: usize,
@@ -100,7 +101,7 @@ impl Sampling {
 /// Writes `length` characters after `prime` (its token ids, at least one), one at a time: the
 /// prime is read in one window, then each drawn character is fed back with the carried state.
 /// `emit` receives each character as it is drawn.
-pub fn generate<B: RecurrentBackend>(
+pub fn generate<B: Backend>(
     model: &SequenceModel<B>,
     vocabulary: &Vocabulary,
     prime: &[u32],
@@ -170,6 +171,6 @@ fn draw(logits: &[f32], sampling: Sampling, rng: &mut StdRng) -> usize {
 }
 
 /// The greedy choice of the last step's logits, for tests: the index of the largest.
-pub fn argmax<B: RecurrentBackend>(logits: Tensor<B, 1>) -> usize {
+pub fn argmax<B: Backend>(logits: Tensor<B, 1>) -> usize {
     logits.argmax(0).into_scalar().elem::<i64>() as usize
 }

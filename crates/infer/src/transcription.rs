@@ -1,6 +1,7 @@
 //! A transcription run (CTC, trained on a pronouncing dictionary): its test words evaluated, and
 //! words transcribed, greedily or by prefix beam search.
 
+use burn::tensor::backend::Backend;
 use std::path::{Path, PathBuf};
 
 use burn::data::dataloader::batcher::Batcher;
@@ -9,9 +10,7 @@ use data::{
     TranscriptionParts,
 };
 use model::ctc::{Hypothesis, beam_search, greedy};
-use model::{
-    Evaluation, Input, RecurrentBackend, SequenceModel, TranscriptionExamples, log_softmax,
-};
+use model::{Evaluation, Input, SequenceModel, TranscriptionExamples, log_softmax};
 
 use crate::{InferError, Run};
 
@@ -93,7 +92,7 @@ impl Run {
 
 /// The run's test words (its dictionary read and split as training did; `dir` overrides the run's
 /// `data.dir`), transcribed greedily: word and phoneme error rates and the mean CTC loss.
-pub fn evaluate_test<B: RecurrentBackend>(
+pub fn evaluate_test<B: Backend>(
     run: &Run,
     model: &SequenceModel<B>,
     dir: Option<&Path>,
@@ -136,7 +135,7 @@ pub fn evaluate_test<B: RecurrentBackend>(
 
 /// Transcribes `words` (each a string of the run's input symbols), in batches of `batch_size`:
 /// greedy decoding, or prefix beam search of width `beam` keeping `n_best`.
-pub fn transcribe<B: RecurrentBackend>(
+pub fn transcribe<B: Backend>(
     run: &Run,
     model: &SequenceModel<B>,
     words: &[String],

@@ -7,17 +7,15 @@
 //! or the binaries named by `$CHROMIUM` and `$CHROMEDRIVER`; so it is in the second tier, which
 //! `cargo test --workspace -- --include-ignored` (and CI) runs.
 
-mod server;
-
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::server::Server;
 use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use server::Server;
 
 const INSTALL: &str = "install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver, as .ci/run does) or set CHROMIUM and CHROMEDRIVER";
 

@@ -1,12 +1,12 @@
 //! `infer serve` as a user runs it: the binary on a free loopback port, on the committed reference
 //! model, checked through its HTTP API.
 
-mod server;
+use crate::server;
 
 use std::io::Cursor;
 
+use crate::server::Server;
 use serde_json::{Value, json};
-use server::Server;
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()

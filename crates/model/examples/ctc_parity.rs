@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
-use model::RecurrentAutodiffBackend;
 use model::parity::{self, CTC_TOLERANCE, CtcReport};
 use model::pytorch::StateDict;
 
@@ -33,7 +33,7 @@ struct Args {
     files: Vec<PathBuf>,
 }
 
-fn run_backend<B: RecurrentAutodiffBackend>(
+fn run_backend<B: AutodiffBackend>(
     name: &str,
     reference: &StateDict,
     device: B::Device,

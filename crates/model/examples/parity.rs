@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
-use model::RecurrentAutodiffBackend;
 use model::parity::{
     self, AFTER_STEPS_TOLERANCE, LANGUAGE_MODEL_TOLERANCE, LOGITS_TOLERANCE, LOSS_TOLERANCE,
     ParityReport,
@@ -40,7 +40,7 @@ struct Args {
 }
 
 /// One backend this build enables, by name.
-fn run_backend<B: RecurrentAutodiffBackend>(
+fn run_backend<B: AutodiffBackend>(
     name: &str,
     reference: &StateDict,
     device: B::Device,

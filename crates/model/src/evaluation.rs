@@ -1,7 +1,7 @@
 use burn::tensor::{ElementConversion, Int, Tensor};
-use recurrent_ops::RecurrentBackend;
 
 use crate::{Input, RecurrentClassifier, RecurrentState, cross_entropy, cross_entropy_ignoring};
+use burn::tensor::backend::Backend;
 
 /// Loss and accuracy of a model over a labelled set: per example for a classifier, per predicted
 /// token for a language model.
@@ -31,7 +31,7 @@ impl Evaluation {
     }
 }
 
-impl<B: RecurrentBackend> RecurrentClassifier<B> {
+impl<B: Backend> RecurrentClassifier<B> {
     /// Evaluates on `(sequences [batch, time, features], lengths, labels [batch])` batches (`lengths`
     /// as in [`forward_lengths`](Self::forward_lengths)). The loss is the mean over examples, not over
     /// batches, so the batch size does not change the result.
@@ -121,7 +121,7 @@ impl<B: RecurrentBackend> RecurrentClassifier<B> {
 }
 
 /// One batch of transcription examples as [`SequenceModel::evaluate_transcriptions`] reads it.
-pub struct TranscriptionExamples<B: RecurrentBackend> {
+pub struct TranscriptionExamples<B: Backend> {
     /// Input ids `[batch, steps]`, padded.
     pub inputs: Tensor<B, 2, Int>,
     /// Each example's steps.
@@ -132,7 +132,7 @@ pub struct TranscriptionExamples<B: RecurrentBackend> {
     pub words: Vec<usize>,
 }
 
-impl<B: RecurrentBackend> RecurrentClassifier<B> {
+impl<B: Backend> RecurrentClassifier<B> {
     /// Evaluates a CTC transcriber (blank 0): the mean CTC loss per example (each over its target's
     /// length, as PyTorch's `mean`), and per word, its greedy transcription scored against every
     /// pronunciation in `references[word]` (a pronunciation the input cannot hold counts 0 in the

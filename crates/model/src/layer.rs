@@ -1,6 +1,7 @@
 use burn::module::{Initializer, Module, Param};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
-use recurrent_ops::{LayerWeights, RecurrentBackend, RecurrentState, Sequence};
+use recurrent_ops::{LayerWeights, RecurrentState, Sequence};
 
 use crate::{Cell, RecurrentInit};
 
@@ -8,10 +9,10 @@ use crate::{Cell, RecurrentInit};
 ///
 /// Weights are stored transposed with respect to PyTorch (`[in, G·H]` instead of `[G·H, in]`, G the
 /// cell's gate count) so that a step is one `h @ W` matmul; gate columns keep PyTorch's order. The
-/// layer runs as one operation of its backend ([`RecurrentBackend`]): on NdArray and Flex a fused
+/// layer runs as one operation of its backend ([`Backend`]): on NdArray and Flex a fused
 /// kernel with its own backward through time, elsewhere Burn tensor operations step by step.
 #[derive(Module, Debug)]
-pub struct RecurrentLayer<B: RecurrentBackend> {
+pub struct RecurrentLayer<B: Backend> {
     /// Input weights `[input_size, G·H]`.
     pub weight_ih: Param<Tensor<B, 2>>,
     /// Recurrent weights `[H, G·H]`.
@@ -45,7 +46,7 @@ pub struct LayerInit {
 impl LayerInit {
     /// `weight_hh` `[H, G·H]`: PyTorch's uniform draw, or one orthogonal H × H block per gate (the
     /// transposed layout keeps a block orthogonal), with the identity in place of `identity_gate`'s.
-    fn recurrent_weights<B: RecurrentBackend>(
+    fn recurrent_weights<B: Backend>(
         &self,
         cell: Cell,
         hidden: usize,
@@ -76,7 +77,7 @@ impl LayerInit {
 /// orthonormalized in f64 on the host (modified Gram-Schmidt, twice, with PyTorch's sign convention:
 /// the QR factor's diagonal made positive), then rounded to f32. Burn's own `Initializer::Orthogonal`
 /// works in f32 and leaves |QᵀQ − I| around 1e-5 already at n = 16.
-fn orthogonal<B: RecurrentBackend>(n: usize, device: &B::Device) -> Tensor<B, 2> {
+fn orthogonal<B: Backend>(n: usize, device: &B::Device) -> Tensor<B, 2> {
     let drawn: Tensor<B, 2> = Tensor::random([n, n], Distribution::Normal(0.0, 1.0), device);
     let values = drawn
         .into_data()
@@ -117,7 +118,7 @@ fn orthogonal<B: RecurrentBackend>(n: usize, device: &B::Device) -> Tensor<B, 2>
 }
 
 /// The parameters of one layer, in PyTorch layout transposed (see [`RecurrentLayer`]).
-pub(crate) struct LayerParams<B: RecurrentBackend> {
+pub(crate) struct LayerParams<B: Backend> {
     pub weight_ih: Param<Tensor<B, 2>>,
     pub weight_hh: Param<Tensor<B, 2>>,
     pub bias_ih: Option<Param<Tensor<B, 1>>>,
@@ -125,7 +126,7 @@ pub(crate) struct LayerParams<B: RecurrentBackend> {
     pub peepholes: Option<[Param<Tensor<B, 1>>; 3]>,
 }
 
-impl<B: RecurrentBackend> RecurrentLayer<B> {
+impl<B: Backend> RecurrentLayer<B> {
     /// A layer initialized like PyTorch: every weight and bias drawn from U(-1/√H, 1/√H). The
     /// peephole weights, which PyTorch lacks, are drawn from the same distribution. An LSTM adds
     /// `init.forget_bias` to the forget gate's part of `bias_ih` after the draw (other cells take 0), so
@@ -246,15 +247,15 @@ impl<B: RecurrentBackend> RecurrentLayer<B> {
         (sequence, state)
     }
 
-    /// Runs the layer over `input` from `state` (zeros when `None`) as one operation of the backend
-    /// ([`RecurrentBackend::recurrent_layer`]); returns the hidden state after every step, in the form
+    /// Runs the layer over `input` from `state` (zeros when `None`) as one operation
+    /// ([`recurrent_ops::lengths::layer`]); returns the hidden state after every step, in the form
     /// the backend made it, and the final state.
     pub fn forward_sequence(
         &self,
         input: Sequence<B>,
         state: Option<RecurrentState<B>>,
     ) -> (Sequence<B>, RecurrentState<B>) {
-        B::recurrent_layer(&self.weights(), input, state)
+        recurrent_ops::lengths::layer(&self.weights(), input, state, None)
     }
 
     /// [`forward_sequence`](Self::forward_sequence) over a padded batch whose sequence `b` is

@@ -8,10 +8,10 @@
 //! LSTM, GRU and RNN compute exactly what PyTorch's `nn.LSTM` / `nn.GRU` / `nn.RNN` + `nn.Linear`
 //! compute, initialize the same way, and can import PyTorch state_dicts ([`pytorch`]).
 //!
-//! Each layer runs as one operation of its backend: the [`RecurrentBackend`] extension of the
-//! `recurrent-ops` crate, fused kernels on NdArray and Flex, Burn tensor operations elsewhere. Code
-//! generic over the backend bounds it by [`RecurrentBackend`] (and [`RecurrentAutodiffBackend`] to
-//! train).
+//! Everything is generic over any Burn `B: Backend` (`AutodiffBackend` to train). Each layer runs as
+//! one operation of the `recurrent-ops` crate: the fused kernels where the backend has them (NdArray,
+//! Flex, the fused CubeCL backends, and `Autodiff` of each: [`has_kernels`]), Burn tensor operations
+//! step by step on any other backend.
 //!
 //! This crate knows nothing of MNIST files or of training loops.
 
@@ -32,8 +32,8 @@ pub use layer::{LayerInit, RecurrentLayer};
 pub use loss::{cross_entropy, cross_entropy_ignoring, log_softmax};
 pub use record::{ModelRecorder, RecordError};
 pub use recurrent_ops::{
-    Cell, LayerWeights, RecurrentAutodiffBackend, RecurrentBackend, RecurrentState, Sequence,
-    fused_kernels_enabled, set_fused_kernels,
+    Cell, LayerWeights, RecurrentState, Sequence, fused_kernels_enabled, has_kernels,
+    set_fused_kernels,
 };
 pub use sequence_model::{
     Input, RecurrentClassifier, RecurrentClassifierRecord, SequenceModel, SequenceModelRecord,

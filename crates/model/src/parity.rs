@@ -15,8 +15,8 @@
 use burn::module::{AutodiffModule, Module};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, RmsPropConfig, SgdConfig};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor};
-use recurrent_ops::RecurrentAutodiffBackend;
 
 use crate::pytorch::{HostTensor, ImportError, StateDict};
 use crate::{RecurrentClassifier, cross_entropy};
@@ -55,7 +55,7 @@ impl ParityReport {
 
 /// Loads the reference model from `reference`, reproduces PyTorch's forward pass and two SGD steps on
 /// backend `B`, and reports the differences.
-pub fn check<B: RecurrentAutodiffBackend>(
+pub fn check<B: AutodiffBackend>(
     reference: &StateDict,
     device: &B::Device,
 ) -> Result<ParityReport, ImportError> {
@@ -138,7 +138,7 @@ pub fn check<B: RecurrentAutodiffBackend>(
 }
 
 /// Two optimizer steps on the mean cross-entropy of one batch, as the reference files record them.
-fn two_steps<B: RecurrentAutodiffBackend, O: Optimizer<RecurrentClassifier<B>, B>>(
+fn two_steps<B: AutodiffBackend, O: Optimizer<RecurrentClassifier<B>, B>>(
     mut model: RecurrentClassifier<B>,
     mut optimizer: O,
     lr: f64,
@@ -280,7 +280,7 @@ impl<B: burn::tensor::backend::Backend> burn::module::ModuleMapper<B> for Gradie
 /// Runs a language-model reference file's two windows on backend `B` (the first from zeros, the
 /// second from the first's final state, detached), each with its own backward, and reports the
 /// differences from PyTorch's recorded numbers.
-pub fn check_language_model<B: RecurrentAutodiffBackend>(
+pub fn check_language_model<B: AutodiffBackend>(
     reference: &StateDict,
     device: &B::Device,
 ) -> Result<LanguageModelReport, ImportError> {

@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use burn::module::Param;
 use burn::nn::{Embedding, Linear};
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
-use recurrent_ops::RecurrentBackend;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::layer::LayerParams;
@@ -578,7 +577,7 @@ impl StateDict {
     }
 
     /// Builds the classifier these weights describe, checking every tensor's shape.
-    pub fn to_classifier<B: RecurrentBackend>(
+    pub fn to_classifier<B: Backend>(
         &self,
         device: &B::Device,
     ) -> Result<RecurrentClassifier<B>, ImportError> {
@@ -674,7 +673,7 @@ impl StateDict {
     /// with prefix `lstm` for the LSTM cells, `rnn` for the GRU and the tanh RNN, and head `fc`, as in
     /// the PyTorch fixtures; a model with a token embedding as PyTorch's word_language_model names
     /// it (`encoder`, `rnn`, `decoder`).
-    pub fn from_classifier<B: RecurrentBackend>(model: &RecurrentClassifier<B>) -> Self {
+    pub fn from_classifier<B: Backend>(model: &RecurrentClassifier<B>) -> Self {
         let config = model.config();
         let language_model = model.embedding.is_some();
         let prefix = if config.cell.has_cell_state() && !language_model {

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::record::{FileRecorder, Recorder};
 use burn::tensor::backend::Backend;
-use recurrent_ops::RecurrentBackend;
 
 use crate::{Cell, ModelConfig, RecurrentClassifier, RecurrentClassifierRecord};
 
@@ -108,7 +107,7 @@ pub enum RecordError {
 impl ModelConfig {
     /// Loads a record saved with [`RecurrentClassifier::save`], checking every tensor against this config
     /// before building the model, so that a record of another architecture is an error, not a panic.
-    pub fn load<B: RecurrentBackend>(
+    pub fn load<B: Backend>(
         &self,
         path: impl AsRef<Path>,
         device: &B::Device,
@@ -125,7 +124,7 @@ impl ModelConfig {
 
     /// Builds the classifier from a record read by the caller (a training checkpoint nests one), after
     /// the same checks as [`load`](Self::load); `path` names the record's file in errors.
-    pub fn from_record<B: RecurrentBackend>(
+    pub fn from_record<B: Backend>(
         &self,
         record: RecurrentClassifierRecord<B>,
         path: &Path,
@@ -139,7 +138,7 @@ impl ModelConfig {
         Ok(model.load_record(record))
     }
 
-    fn check<B: RecurrentBackend>(
+    fn check<B: Backend>(
         &self,
         record: &RecurrentClassifierRecord<B>,
         path: &Path,
@@ -260,7 +259,7 @@ impl ModelConfig {
     }
 }
 
-impl<B: RecurrentBackend> RecurrentClassifier<B> {
+impl<B: Backend> RecurrentClassifier<B> {
     /// Saves the model as `<path>.mpk` (the extension is always `.mpk`); load it with [`ModelConfig::load`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), RecordError> {
         let path = path.as_ref();

@@ -2,8 +2,8 @@ use burn::module::Module;
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig,
 };
+use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
-use recurrent_ops::RecurrentBackend;
 
 use crate::{
     ConfigError, Head, LayerInit, ModelConfig, RecurrentInit, RecurrentStack, RecurrentState,
@@ -20,7 +20,7 @@ use crate::{
 /// `word_language_model`: `nn.Embedding` → `nn.LSTM` → `nn.Linear`. A bidirectional stack's
 /// final-state head reads both directions' final hidden states, `cat(h_n[-2], h_n[-1])`.
 #[derive(Module, Debug)]
-pub struct SequenceModel<B: RecurrentBackend> {
+pub struct SequenceModel<B: Backend> {
     /// The token embedding, `vocab_size × input_size`, when the inputs are token ids (a record
     /// without it, as every classifier's, loads as `None`).
     pub embedding: Option<Embedding<B>>,
@@ -46,7 +46,7 @@ pub type RecurrentClassifierRecord<B> = SequenceModelRecord<B>;
 
 /// A batch of model inputs.
 #[derive(Debug, Clone)]
-pub enum Input<B: RecurrentBackend> {
+pub enum Input<B: Backend> {
     /// Float features `[batch, time, input_size]`.
     Features(Tensor<B, 3>),
     /// Token ids `[batch, time]`, each below `vocab_size`.
@@ -55,7 +55,7 @@ pub enum Input<B: RecurrentBackend> {
 
 impl ModelConfig {
     /// Builds a freshly initialized classifier (PyTorch's initialization), after validating the sizes.
-    pub fn init<B: RecurrentBackend>(
+    pub fn init<B: Backend>(
         &self,
         device: &B::Device,
     ) -> Result<RecurrentClassifier<B>, ConfigError> {
@@ -107,7 +107,7 @@ impl ModelConfig {
     }
 }
 
-impl<B: RecurrentBackend> SequenceModel<B> {
+impl<B: Backend> SequenceModel<B> {
     /// A model of existing parts (an importer's, which checks their shapes); the head placement and
     /// dropout rates from `config`.
     pub(crate) fn from_parts(

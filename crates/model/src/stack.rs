@@ -1,7 +1,8 @@
 use burn::module::Module;
 use burn::nn::DropoutConfig;
 use burn::tensor::Tensor;
-use recurrent_ops::{RecurrentBackend, Sequence};
+use burn::tensor::backend::Backend;
+use recurrent_ops::Sequence;
 
 use crate::{Cell, LayerInit, RecurrentLayer, RecurrentState};
 
@@ -9,7 +10,7 @@ use crate::{Cell, LayerInit, RecurrentLayer, RecurrentState};
 /// (PyTorch's `num_layers`), optionally in both directions (`bidirectional`) and with dropout between
 /// layers (`dropout`).
 #[derive(Module, Debug)]
-pub struct RecurrentStack<B: RecurrentBackend> {
+pub struct RecurrentStack<B: Backend> {
     /// The layers, bottom first. With two directions each level holds two: the forward layer, then
     /// the one that reads the sequence backwards (PyTorch's `_l{k}` and `_l{k}_reverse`).
     pub layers: Vec<RecurrentLayer<B>>,
@@ -59,7 +60,7 @@ impl StackShape {
     }
 }
 
-impl<B: RecurrentBackend> RecurrentStack<B> {
+impl<B: Backend> RecurrentStack<B> {
     /// PyTorch-initialized layers, drawn level by level, forward direction first.
     pub fn new(shape: StackShape, device: &B::Device) -> Self {
         let layers = (0..shape.num_layers)

@@ -1,7 +1,7 @@
 //! Bidirectional stacks and dropout between layers: shapes, what each direction reads, PyTorch parity
 //! and import/export of `*_reverse` state_dicts, records, and dropout only while training.
 
-mod common;
+use crate::common;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{AutodiffModule, Module};

@@ -73,7 +73,10 @@ fn cross_entropy_matches_the_definition() {
 
 /// Every parameter's bits after `steps` SGD steps (momentum 0.5) from seed 7, in a rayon pool of
 /// `threads` threads: the fused kernels split batches across that pool.
-fn trained_bits<B: model::RecurrentAutodiffBackend>(threads: usize, steps: usize) -> Vec<u32> {
+fn trained_bits<B: burn::tensor::backend::AutodiffBackend>(
+    threads: usize,
+    steps: usize,
+) -> Vec<u32> {
     use burn::optim::momentum::MomentumConfig;
     use burn::optim::{GradientsParams, Optimizer, SgdConfig};
     let pool = rayon::ThreadPoolBuilder::new()
@@ -123,7 +126,7 @@ fn trained_bits<B: model::RecurrentAutodiffBackend>(threads: usize, steps: usize
 #[test]
 fn training_gives_the_same_bits_with_one_or_two_threads() {
     let _serial = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
-    fn check<B: model::RecurrentAutodiffBackend>(name: &str) {
+    fn check<B: burn::tensor::backend::AutodiffBackend>(name: &str) {
         let runs = [
             trained_bits::<B>(1, 300),
             trained_bits::<B>(1, 300),

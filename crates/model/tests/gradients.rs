@@ -25,7 +25,7 @@ fn double_precision() {
 }
 
 /// The loss of `model` on a fixed batch, in f64.
-fn loss<Bk: model::RecurrentBackend>(
+fn loss<Bk: burn::tensor::backend::Backend>(
     model: &RecurrentClassifier<Bk>,
     input: &Tensor<Bk, 3>,
     targets: &Tensor<Bk, 1, Int>,

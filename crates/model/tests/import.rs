@@ -1,6 +1,6 @@
 //! Importing and exporting PyTorch state_dicts, and the errors bad files produce.
 
-mod common;
+use crate::common;
 
 use burn::backend::NdArray;
 use burn::tensor::{Distribution, Tensor};

@@ -7,8 +7,7 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Distribution, Tensor, TensorData};
 use model::{Cell, ModelConfig, RecurrentClassifier};
 
-mod common;
-use common::max_abs_diff;
+use crate::common::max_abs_diff;
 
 type B = Autodiff<NdArray>;
 

@@ -1,7 +1,7 @@
 //! PyTorch parity: the repository's fixtures (the reference architecture of every cell, and other sizes),
 //! on every backend this build enables, at the tolerances the README states.
 
-mod common;
+use crate::common;
 
 use model::Cell;
 use model::parity::{self, AFTER_STEPS_TOLERANCE, LOGITS_TOLERANCE, LOSS_TOLERANCE};

@@ -17,11 +17,12 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 pub use crate::layer::check_lengths;
 use crate::{LayerWeights, RecurrentBackend, RecurrentState, Sequence, fallback};
 
-/// Runs the layer over a padded batch `input` `[batch, time, in]` whose sequence `b` is
-/// `lengths[b]` steps long (all `time` steps when `lengths` is `None`), from `state` (zeros when
-/// `None`). Returns the output sequence, zero past each length, and each sequence's state after its
-/// own last step.
-pub fn layer<B: RecurrentBackend>(
+pub use crate::dispatch::{final_state, layer};
+
+/// [`layer`] on a backend with kernels, `B` itself: the batch run in one kernel call that skips each
+/// row's steps past its length where the kernels take lengths, in [`segmented`] calls where they do
+/// not, and through the masked [`fallback`] where the kernels do not apply (another element type).
+pub fn kernel_layer<B: RecurrentBackend>(
     weights: &LayerWeights<B>,
     input: Sequence<B>,
     state: Option<RecurrentState<B>>,
@@ -45,9 +46,10 @@ pub fn layer<B: RecurrentBackend>(
     }
 }
 
-/// [`layer`]'s final state alone: the per-step outputs are not made where the backend can skip them
-/// (every row running every step; with shorter rows, [`layer`] runs and its output is dropped).
-pub fn final_state<B: RecurrentBackend>(
+/// [`kernel_layer`]'s final state alone: the per-step outputs are not made where the backend can skip
+/// them (every row running every step; with shorter rows, [`kernel_layer`] runs and its output is
+/// dropped).
+pub fn kernel_final_state<B: RecurrentBackend>(
     weights: &LayerWeights<B>,
     input: Sequence<B>,
     state: Option<RecurrentState<B>>,
@@ -56,7 +58,7 @@ pub fn final_state<B: RecurrentBackend>(
     let [batch, time, _] = input.dims();
     match lengths {
         Some(lengths) if lengths.iter().any(|&l| l != time) => {
-            layer(weights, input, state, Some(lengths)).1
+            kernel_layer(weights, input, state, Some(lengths)).1
         }
         Some(lengths) => {
             check_lengths(lengths, batch, time);

@@ -10,6 +10,12 @@
 //! `wgpu` and `cuda`: any fused CubeCL backend) override it with CubeCL kernels that run a whole
 //! sequence per launch, laid out from the device's own limits. [`set_fused_kernels`] turns every
 //! backend's kernels off, for benchmarks of the fallback.
+//!
+//! Code generic over any `B: Backend` runs a layer through [`lengths::layer`] (or
+//! [`lengths::final_state`]), which finds the kernels of `B` when this crate has them
+//! ([`has_kernels`]) and runs the fallback on any other backend: LibTorch, candle, a CubeCL backend
+//! without fusion, or one of your own, which the orphan rule would keep from implementing
+//! [`RecurrentBackend`] for Burn's types.
 
 mod autodiff;
 mod backend;
@@ -17,6 +23,7 @@ mod cell;
 pub mod cpu;
 #[cfg(feature = "cube")]
 mod cube;
+mod dispatch;
 pub mod fallback;
 mod layer;
 pub mod lengths;
@@ -26,4 +33,5 @@ pub use backend::{
     fused_kernels_enabled, pack, packed_extra_rows, set_fused_kernels, unpack,
 };
 pub use cell::Cell;
+pub use dispatch::has_kernels;
 pub use layer::{LayerWeights, RecurrentState, Sequence};

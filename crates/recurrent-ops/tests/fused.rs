@@ -12,8 +12,7 @@ use recurrent_ops::{
     RecurrentState, Sequence, fallback, packed_extra_rows,
 };
 
-mod common;
-use common::{Rng, max_abs_diff};
+use crate::common::{Rng, max_abs_diff};
 
 const OUTPUT_TOLERANCE: f32 = 1e-6;
 const GRADIENT_TOLERANCE: f32 = 1e-5;

@@ -14,8 +14,7 @@ use recurrent_ops::{
     Cell, LayerWeights, RecurrentAutodiffBackend, RecurrentState, Sequence, fallback, pack,
 };
 
-mod common;
-use common::{Rng, max_abs_diff};
+use crate::common::{Rng, max_abs_diff};
 
 const OUTPUT_TOLERANCE: f32 = 1e-6;
 const GRADIENT_TOLERANCE: f32 = 1e-5;

@@ -1,5 +1,6 @@
 //! One training run, from a config to a run directory, on any autodiff backend.
 
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -11,7 +12,7 @@ use burn::train::renderer::MetricsRenderer;
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
 use burn::train::{Learner, LearnerSummary, SupervisedTraining};
 use model::ModelRecorder;
-use model::{RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier};
+use model::RecurrentClassifier;
 
 use crate::artifacts::{RunDir, sha256_file};
 use crate::clipping::ClippingConfig;
@@ -58,7 +59,7 @@ pub struct RunOptions {
 
 /// What a finished run leaves behind.
 #[derive(Debug)]
-pub struct RunOutcome<B: RecurrentBackend> {
+pub struct RunOutcome<B: Backend> {
     /// The trained classifier.
     pub model: RecurrentClassifier<B>,
     /// Everything measured (also in `metrics.json`).
@@ -69,7 +70,7 @@ pub struct RunOutcome<B: RecurrentBackend> {
 
 /// Trains a classifier as `options` say, on `device`, writing the run directory as it goes. The data
 /// is the config's (`data.source`: MNIST, or a `.ts` directory).
-pub fn train<B: RecurrentAutodiffBackend>(
+pub fn train<B: AutodiffBackend>(
     options: RunOptions,
     device: B::Device,
 ) -> Result<RunOutcome<B::InnerBackend>, TrainError> {
@@ -85,7 +86,7 @@ pub fn train<B: RecurrentAutodiffBackend>(
 /// [`train`]'s: `options.config.data` must say `"source": "ts"` (its `dir` is not read), the
 /// validation split comes from `train`, the model's input size and class count from the data when
 /// the config leaves them at 0, and the run directory is the same, `sequences.json` included.
-pub fn train_sequences<B: RecurrentAutodiffBackend>(
+pub fn train_sequences<B: AutodiffBackend>(
     options: RunOptions,
     train: data::TsDataset,
     test: data::TsDataset,
@@ -108,7 +109,7 @@ pub fn train_sequences<B: RecurrentAutodiffBackend>(
     fit_run::<B>(options, config, run_data, device)
 }
 
-fn fit_run<B: RecurrentAutodiffBackend>(
+fn fit_run<B: AutodiffBackend>(
     options: RunOptions,
     mut config: TrainConfig,
     run_data: RunData,
@@ -209,7 +210,7 @@ fn fit_run<B: RecurrentAutodiffBackend>(
 /// Ends a run: the model of the epoch that `config.model_selection` chooses (`last`, the model in
 /// hand, unless another epoch is chosen; then its checkpoint) becomes `model.mpk`, the test set (if
 /// held apart) is evaluated once on it, and `metrics.json` records both.
-fn conclude<B: RecurrentBackend>(
+fn conclude<B: Backend>(
     run_dir: &RunDir,
     config: &TrainConfig,
     mut metrics: RunMetrics,
@@ -260,7 +261,7 @@ fn conclude<B: RecurrentBackend>(
 /// test set, when held apart, is evaluated once on it, as at the end of [`train`]. `config` is the
 /// run's own `config.json` (its `data.dir` may be changed to where the data is now). A run that
 /// already has a model or a test figure is refused: a run's test set is evaluated once.
-pub fn finish<B: RecurrentAutodiffBackend>(
+pub fn finish<B: AutodiffBackend>(
     config: TrainConfig,
     run_dir: impl Into<PathBuf>,
     device: B::Device,
@@ -319,7 +320,7 @@ pub fn finish<B: RecurrentAutodiffBackend>(
 }
 
 /// What Burn's Learner needs besides the model and optimizer.
-struct LearnerParts<B: RecurrentAutodiffBackend> {
+struct LearnerParts<B: AutodiffBackend> {
     run_dir: PathBuf,
     stop: Arc<AtomicBool>,
     halt: Arc<Mutex<Option<Halt>>>,
@@ -338,12 +339,12 @@ struct LearnerParts<B: RecurrentAutodiffBackend> {
 }
 
 /// Burn's Learner over the model, to be run with the config's optimizer.
-struct Fit<B: RecurrentAutodiffBackend> {
+struct Fit<B: AutodiffBackend> {
     parts: LearnerParts<B>,
     model: Trainable<B>,
 }
 
-impl<B: RecurrentAutodiffBackend> WithOptimizer<Trainable<B>, B> for Fit<B> {
+impl<B: AutodiffBackend> WithOptimizer<Trainable<B>, B> for Fit<B> {
     type Output = RecurrentClassifier<B::InnerBackend>;
 
     fn run<O: Optimizer<Trainable<B>, B> + 'static>(self, optimizer: O, lr: f64) -> Self::Output {
@@ -359,7 +360,7 @@ fn fit<B, O>(
     lr: f64,
 ) -> RecurrentClassifier<B::InnerBackend>
 where
-    B: RecurrentAutodiffBackend,
+    B: AutodiffBackend,
     O: Optimizer<Trainable<B>, B> + 'static,
 {
     let mut training =

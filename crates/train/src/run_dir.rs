@@ -3,7 +3,8 @@
 //! [`RunDir`]'s business (`artifacts`).
 
 use burn::record::Recorder as _;
-use model::{ModelRecorder, RecurrentBackend, RecurrentClassifier};
+use burn::tensor::backend::Backend;
+use model::{ModelRecorder, RecurrentClassifier};
 
 use crate::artifacts::{RunDir, write_atomically};
 use crate::config::TrainConfig;
@@ -91,7 +92,7 @@ pub(crate) fn write_config(run_dir: &RunDir, config: &TrainConfig) -> Result<(),
 }
 
 /// The classifier in the model checkpoint of `epoch`.
-pub(crate) fn load_checkpoint<B: RecurrentBackend>(
+pub(crate) fn load_checkpoint<B: Backend>(
     run_dir: &RunDir,
     config: &TrainConfig,
     epoch: usize,
@@ -120,7 +121,7 @@ pub(crate) fn load_checkpoint<B: RecurrentBackend>(
 }
 
 /// Saves the final model under its final name only once it is completely written.
-pub(crate) fn save_model<B: RecurrentBackend>(
+pub(crate) fn save_model<B: Backend>(
     run_dir: &RunDir,
     model: &RecurrentClassifier<B>,
 ) -> Result<(), TrainError> {

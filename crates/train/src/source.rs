@@ -3,6 +3,7 @@
 //! split and checked against the model config, then served as loaders of [`Batch`]es, which is all
 //! that `fit` sees.
 
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,7 +15,6 @@ use data::{
     TranscriptionBatcher, TranscriptionItem, TranscriptionParts, TranscriptionSet, TsBatcher,
     TsDataset, TsFiles, Vocabulary, split_indices, train_validation_split,
 };
-use model::{RecurrentAutodiffBackend, RecurrentBackend};
 
 use crate::artifacts::{RunDir, write_atomically};
 use crate::config::TrainConfig;
@@ -23,7 +23,7 @@ use crate::task::{Batch, Loader};
 
 /// The loaders of a run: training (shuffled, on the autodiff backend), validation, and the test set
 /// when validation data is held out of the training set.
-pub(crate) struct Loaders<B: RecurrentAutodiffBackend> {
+pub(crate) struct Loaders<B: AutodiffBackend> {
     pub train: Loader<B>,
     pub valid: Loader<B::InnerBackend>,
     pub test: Option<Loader<B::InnerBackend>>,
@@ -367,7 +367,7 @@ impl RunData {
 
     /// The loaders on `device`; writes what inference needs to read data the same way (a permuted
     /// run's permutation, a `.ts` run's `sequences.json`).
-    pub fn loaders<B: RecurrentAutodiffBackend>(
+    pub fn loaders<B: AutodiffBackend>(
         &self,
         config: &TrainConfig,
         run_dir: &RunDir,
@@ -465,7 +465,7 @@ impl RunData {
 
 /// The loaders of a text: each reads its windows in order, one window of every stream per batch,
 /// with a state carry of its own.
-fn text_loaders<B: RecurrentAutodiffBackend>(
+fn text_loaders<B: AutodiffBackend>(
     config: &TrainConfig,
     start_epoch: usize,
     device: &B::Device,
@@ -499,7 +499,7 @@ fn text_loaders<B: RecurrentAutodiffBackend>(
 
 /// The loaders of a pronouncing dictionary: training shuffled per epoch and grouped by length,
 /// validation and test in order.
-fn transcription_loaders<B: RecurrentAutodiffBackend>(
+fn transcription_loaders<B: AutodiffBackend>(
     config: &TrainConfig,
     start_epoch: usize,
     device: &B::Device,
@@ -535,7 +535,7 @@ fn transcription_loaders<B: RecurrentAutodiffBackend>(
 /// A batcher of transcription examples, as the [`Batch`] that `fit` reads.
 struct Transcriptions(TranscriptionBatcher);
 
-impl<B: RecurrentBackend> Batcher<B, TranscriptionItem, Batch<B>> for Transcriptions {
+impl<B: Backend> Batcher<B, TranscriptionItem, Batch<B>> for Transcriptions {
     fn batch(&self, items: Vec<TranscriptionItem>, device: &B::Device) -> Batch<B> {
         Batch::Transcription(self.0.batch(items, device))
     }
@@ -546,7 +546,7 @@ struct AsBatch<Bt>(Arc<Bt>);
 
 impl<B, I, Bt> Batcher<B, I, Batch<B>> for AsBatch<Bt>
 where
-    B: RecurrentBackend,
+    B: Backend,
     Bt: Batcher<B, I, SequenceBatch<B>>,
 {
     fn batch(&self, items: Vec<I>, device: &B::Device) -> Batch<B> {
@@ -555,9 +555,9 @@ where
 }
 
 /// A batcher of text windows, as the [`Batch`] that `fit` reads.
-struct TextBatches<B: RecurrentBackend>(TextBatcher<B>);
+struct TextBatches<B: Backend>(TextBatcher<B>);
 
-impl<B: RecurrentBackend> Batcher<B, TextWindow, Batch<B>> for TextBatches<B> {
+impl<B: Backend> Batcher<B, TextWindow, Batch<B>> for TextBatches<B> {
     fn batch(&self, items: Vec<TextWindow>, device: &B::Device) -> Batch<B> {
         let batch: TextBatch<B> = self.0.batch(items, device);
         Batch::Text(batch)
@@ -625,7 +625,7 @@ fn build<B, I, Bt, D>(
     test: Option<D>,
 ) -> Loaders<B>
 where
-    B: RecurrentAutodiffBackend,
+    B: AutodiffBackend,
     I: Send + Sync + 'static,
     D: Dataset<I> + 'static,
     Bt: Batcher<B, I, SequenceBatch<B>>
@@ -684,7 +684,7 @@ fn sequence_layout(
 /// the initialization's. Run by the training loader as an epoch's iteration begins, on the training
 /// thread: Burn's renderer, which sees the end of an epoch, runs on a thread of its own and would
 /// reseed at some point during the next epoch's first batches.
-pub(crate) fn reseed<B: RecurrentBackend>(
+pub(crate) fn reseed<B: Backend>(
     device: B::Device,
     seed: u64,
 ) -> impl Fn(usize) + Send + Sync + 'static {

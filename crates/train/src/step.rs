@@ -5,13 +5,13 @@ use crate::clipping::clip_global_norm;
 use crate::task::Batch;
 use burn::module::Module;
 use burn::optim::GradientsParams;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use data::IGNORE_TARGET;
 use model::ctc::{Ctc, ctc_loss_of, greedy};
 use model::{
-    Input, RecurrentAutodiffBackend, RecurrentBackend, RecurrentClassifier, RecurrentState,
-    cross_entropy, cross_entropy_ignoring, log_softmax,
+    Input, RecurrentClassifier, RecurrentState, cross_entropy, cross_entropy_ignoring, log_softmax,
 };
 
 /// Wraps the model crate's classifier so that this crate can implement Burn's step traits for it.
@@ -19,7 +19,7 @@ use model::{
 /// Its record nests the classifier's under `model`; the final record is saved from the inner
 /// classifier, so other crates load it without knowing this type.
 #[derive(Module, Debug)]
-pub struct Trainable<B: RecurrentBackend> {
+pub struct Trainable<B: Backend> {
     /// The classifier being trained.
     pub model: RecurrentClassifier<B>,
     /// The global gradient norm each training step clips to (`gradient_clipping.Norm`), if any.
@@ -27,7 +27,7 @@ pub struct Trainable<B: RecurrentBackend> {
     pub max_grad_norm: Option<f64>,
 }
 
-impl<B: RecurrentBackend> Trainable<B> {
+impl<B: Backend> Trainable<B> {
     /// Logits and mean cross-entropy for a batch: per sequence, or per predicted position (the
     /// rows of every step, flattened), the window's final state kept, detached, for the next one.
     pub fn classify(&self, batch: Batch<B>) -> ClassificationOutput<B> {
@@ -90,7 +90,7 @@ const CTC: Ctc = Ctc {
 /// The output Burn's loss and accuracy metrics read for a transcription batch: the loss, and per
 /// example a one-hot `[wrong, right]` row against a target of "right", so that the accuracy column
 /// is the share of examples whose greedy transcription is exactly their pronunciation.
-fn exact_matches<B: RecurrentBackend>(
+fn exact_matches<B: Backend>(
     loss: Tensor<B, 1>,
     log_probs: &[f32],
     [batch, steps, classes]: [usize; 3],
@@ -111,7 +111,7 @@ fn exact_matches<B: RecurrentBackend>(
 
 /// Every layer's state as a flat list of detached tensors (h, then c where the cell has one), the
 /// form a [`StateCarry`] keeps.
-pub fn flatten_states<B: RecurrentBackend>(states: Vec<RecurrentState<B>>) -> Vec<Tensor<B, 2>> {
+pub fn flatten_states<B: Backend>(states: Vec<RecurrentState<B>>) -> Vec<Tensor<B, 2>> {
     states
         .into_iter()
         .map(RecurrentState::detach)
@@ -120,7 +120,7 @@ pub fn flatten_states<B: RecurrentBackend>(states: Vec<RecurrentState<B>>) -> Ve
 }
 
 /// The inverse of [`flatten_states`].
-pub fn unflatten_states<B: RecurrentBackend>(
+pub fn unflatten_states<B: Backend>(
     flat: Vec<Tensor<B, 2>>,
     cell_state: bool,
 ) -> Vec<RecurrentState<B>> {
@@ -133,7 +133,7 @@ pub fn unflatten_states<B: RecurrentBackend>(
         .collect()
 }
 
-impl<B: RecurrentAutodiffBackend> TrainStep for Trainable<B> {
+impl<B: AutodiffBackend> TrainStep for Trainable<B> {
     type Input = Batch<B>;
     type Output = ClassificationOutput<B>;
 
@@ -151,7 +151,7 @@ impl<B: RecurrentAutodiffBackend> TrainStep for Trainable<B> {
     }
 }
 
-impl<B: RecurrentBackend> InferenceStep for Trainable<B> {
+impl<B: Backend> InferenceStep for Trainable<B> {
     type Input = Batch<B>;
     type Output = ClassificationOutput<B>;
 

@@ -1,11 +1,12 @@
 //! What a run learns — a class per sequence, or the next character at every step — in one place:
 //! the batches of each task, how a model is evaluated on them, and how the result reads.
 
+use burn::tensor::backend::Backend;
 use std::sync::Arc;
 
 use burn::data::dataloader::DataLoader;
 use data::{DataSource, IGNORE_TARGET, SequenceBatch, TextBatch, TranscriptionBatch};
-use model::{Evaluation, RecurrentBackend};
+use model::Evaluation;
 
 use crate::config::TrainConfig;
 
@@ -62,7 +63,7 @@ impl Task {
 /// A batch of any task: labelled sequences (a class each), or a window of text streams (the next
 /// character at every step, the state carried from the previous window).
 #[derive(Debug, Clone)]
-pub enum Batch<B: RecurrentBackend> {
+pub enum Batch<B: Backend> {
     /// Sequences with a class each.
     Sequences(SequenceBatch<B>),
     /// One window of a text pass.
@@ -73,7 +74,7 @@ pub enum Batch<B: RecurrentBackend> {
 
 /// Loss and accuracy of `model` over every batch of `loader`: per example, or per predicted
 /// character of a text read in order with the state carried through.
-pub(crate) fn evaluate<B: RecurrentBackend>(
+pub(crate) fn evaluate<B: Backend>(
     model: &model::RecurrentClassifier<B>,
     loader: &Loader<B>,
 ) -> model::Evaluation {

@@ -1,12 +1,9 @@
 //! Real training on a small subset of real MNIST (found through MNIST_DIR or the cache): it learns, it is
 //! deterministic, and a resumed run ends exactly where an uninterrupted one does.
 
-mod common;
-
-use common::options;
+use crate::common::{SERIAL, options};
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::record::{DefaultRecorder, Recorder};
@@ -16,9 +13,6 @@ use train::{
 };
 
 type B = Autodiff<NdArray>;
-
-/// Backends seed a process-wide RNG: runs in one test binary must not interleave.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn small_config(epochs: usize) -> TrainConfig {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/seed.json");

@@ -2,21 +2,17 @@
 //! the run, it learns, it resumes exactly, and a dictionary or config that cannot work is refused
 //! with a message that says so.
 
-mod common;
+use crate::common;
 
-use common::options;
+use crate::common::{SERIAL, options};
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use burn::backend::{Autodiff, NdArray};
 use data::Symbols;
 use train::TrainConfig;
 
 type B = Autodiff<NdArray>;
-
-/// Backends seed a process-wide RNG: runs in one test binary must not interleave.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn temp(tag: &str) -> PathBuf {
     common::temp("transcription-runs", tag)

@@ -2,21 +2,17 @@
 //! normalization kept with the run, it learns, it is deterministic and resumes exactly, and a config
 //! that disagrees with the data (or names no directory) is refused with a message that says so.
 
-mod common;
+use crate::common;
 
-use common::options;
+use crate::common::{SERIAL, options};
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use burn::backend::{Autodiff, NdArray};
 use data::SequenceInfo;
 use train::{TrainConfig, TrainError};
 
 type B = Autodiff<NdArray>;
-
-/// Backends seed a process-wide RNG: runs in one test binary must not interleave.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn temp(tag: &str) -> PathBuf {
     common::temp("ts-runs", tag)

@@ -4,12 +4,13 @@
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::GradientsParams;
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 
 use super::GradientsOf;
 use crate::ctc::{Ctc, ctc_loss};
 use crate::pytorch::{HostTensor, ImportError, StateDict};
-use crate::{Input, RecurrentAutodiffBackend, log_softmax};
+use crate::{Input, log_softmax};
 
 /// Largest absolute difference allowed for the loss, the log-probabilities and every gradient (measured: 3.2e-7 at most). The
 /// loss is computed in f64 here and in f32 by PyTorch.
@@ -115,7 +116,7 @@ fn batch_first(values: &[f32], [t, n, c]: [usize; 3]) -> Vec<f32> {
 }
 
 /// A `ctc-loss-1` file: the loss of its `log_probs` `[T, N, C]` and the gradient with respect to them.
-pub fn check_ctc_loss<B: RecurrentAutodiffBackend>(
+pub fn check_ctc_loss<B: AutodiffBackend>(
     reference: &StateDict,
     device: &B::Device,
 ) -> Result<CtcReport, ImportError> {
@@ -161,7 +162,7 @@ pub fn check_ctc_loss<B: RecurrentAutodiffBackend>(
 
 /// A `ctc-model-1` file: its embedding → bidirectional LSTM → linear transcriber imported, run on
 /// its padded `inputs` with their lengths, and the CTC loss's parameter gradients.
-pub fn check_ctc_model<B: RecurrentAutodiffBackend>(
+pub fn check_ctc_model<B: AutodiffBackend>(
     reference: &StateDict,
     device: &B::Device,
 ) -> Result<CtcReport, ImportError> {

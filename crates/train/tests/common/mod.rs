@@ -2,9 +2,14 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use burn::backend::NdArray;
 use train::{Display, RunOptions, TrainConfig};
+
+/// Held by every test that trains in this process: backends seed a process-wide RNG, so runs must not
+/// interleave.
+pub static SERIAL: Mutex<()> = Mutex::new(());
 
 /// A fresh directory under the system's temporary one, named by the test file's `prefix`, the
 /// test's `tag` and this process, so that parallel test binaries never share one.

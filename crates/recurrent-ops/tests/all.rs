@@ -1,0 +1,8 @@
+//! Every integration test of `recurrent-ops` as one binary: each test binary links all of Burn, so one
+//! binary instead of one per file keeps the cold build of the tests short.
+//! The tests that set process-wide state run alone, as binaries of their own (see Cargo.toml).
+
+mod common;
+
+mod fused;
+mod lengths;
