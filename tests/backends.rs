@@ -155,6 +155,7 @@ fn agrees_with_ndarray(backend: &str, run: impl Fn(&StateDict) -> Outputs) {
 
 #[test]
 fn ndarray_and_flex_agree_on_every_cell_and_direction() {
+    let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     agrees_with_ndarray("flex", |reference| {
         outputs::<Autodiff<Flex>>(reference, &Default::default())
     });
@@ -189,6 +190,7 @@ mod wgpu {
     #[test]
     #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
     fn wgpu_agrees_with_ndarray_on_every_cell_and_direction() {
+        let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         agrees_with_ndarray("wgpu", wgpu_outputs::<Autodiff<Wgpu>>);
     }
 
@@ -198,6 +200,7 @@ mod wgpu {
     #[test]
     #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
     fn wgpu_language_models_match_pytorch() {
+        let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         for cell in ["lstm", "gru"] {
             let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
                 "tests/fixtures/pytorch-lm-{cell}-h7-l2.safetensors"
@@ -222,6 +225,7 @@ mod wgpu {
     #[test]
     #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
     fn wgpu_ctc_matches_pytorch() {
+        let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         for (file, whole_model) in [
             ("ctc-loss-mean.safetensors", false),
             ("ctc-loss-zero-infinity.safetensors", false),
@@ -254,8 +258,71 @@ mod wgpu {
     #[test]
     #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
     fn wgpu_without_fusion_runs_step_by_step_and_agrees_with_ndarray() {
+        let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         type Unfused = Autodiff<CubeBackend<WgpuRuntime, f32, i32, u32>>;
         assert!(!has_kernels::<Unfused>() && has_kernels::<Autodiff<Wgpu>>());
         agrees_with_ndarray("wgpu without fusion", wgpu_outputs::<Unfused>);
+    }
+
+    /// A language model trained end to end on that backend (step by step, through Burn's autodiff),
+    /// learning what the fused CPU kernels learn from the same text and config.
+    #[test]
+    #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
+    fn wgpu_without_fusion_trains_a_language_model() {
+        let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        type Unfused = Autodiff<CubeBackend<WgpuRuntime, f32, i32, u32>>;
+        let dir = std::env::temp_dir().join(format!("backends-unfused-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let words = ["to", "be", "or", "not", "that", "is", "the", "question"];
+        let text: String = (0..1500usize)
+            .map(|i| words[(i * 5 + i / 7) % words.len()])
+            .collect::<Vec<_>>()
+            .join(" ");
+        std::fs::write(dir.join("input.txt"), &text).unwrap();
+        let config_path =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs/shakespeare.json");
+        let json = std::fs::read_to_string(&config_path).unwrap();
+        let mut config = train::TrainConfig::from_json(&json, &config_path).unwrap();
+        config.data.dir = Some(dir.clone());
+        let text_config = config.data.text.as_mut().unwrap();
+        text_config.window = 16;
+        text_config.validation_chars = 400;
+        config.model.input_size = 8;
+        config.model.hidden_size = 16;
+        config.batch_size = 8;
+        config.eval_batch_size = 4;
+        config.num_epochs = 3;
+        config.optimizer = train::OptimizerConfig::Adam {
+            learning_rate: 0.01,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 0.0,
+        };
+        let options = |run: &str| train::RunOptions {
+            config: config.clone(),
+            run_dir: dir.join(run),
+            resume: false,
+            overwrite: false,
+            backend: run.into(),
+            display: train::Display::Lines,
+            stop: Default::default(),
+        };
+        let test_loss = |metrics: train::RunMetrics| metrics.test.unwrap().loss;
+        let fused =
+            train::train::<Autodiff<NdArray>>(options("ndarray"), Default::default()).unwrap();
+        let unfused = std::panic::catch_unwind(|| {
+            train::train::<Unfused>(options("wgpu-unfused"), WgpuDevice::DefaultDevice).unwrap()
+        })
+        .unwrap_or_else(|_| panic!("wgpu could not run. It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"));
+        let (a, b) = (test_loss(fused.metrics), test_loss(unfused.metrics));
+        // Uniform guessing costs ln 13 = 2.56 nats a character; each backend draws the
+        // initial weights from its own generator, so the two runs are close, not equal.
+        assert!(
+            b < 1.5 && (a - b).abs() < 0.25,
+            "test loss {a} on ndarray, {b} on wgpu without fusion"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

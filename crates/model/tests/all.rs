@@ -5,7 +5,6 @@
 #[macro_use]
 mod common;
 
-mod any_backend;
 mod bidirectional;
 mod classifier;
 mod ctc;

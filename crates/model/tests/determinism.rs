@@ -1,15 +1,11 @@
 //! Gradients are bitwise identical from run to run on every enabled backend, whatever the heap layout:
 //! the condition for reproducible training and exact `--resume`.
 
-mod common;
+use crate::SEEDED;
 
 use burn::module::Module;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use model::{ModelConfig, cross_entropy};
-
-/// The backends' random number generators are process-wide: tests that seed them and then draw must
-/// not interleave, or each would draw part of the other's numbers.
-static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn gradients_do_not_depend_on_memory_layout() {
@@ -61,6 +57,7 @@ fn gradients_do_not_depend_on_memory_layout() {
 
 #[test]
 fn cross_entropy_matches_the_definition() {
+    let _serial = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
     type B = burn::backend::NdArray;
     let device = Default::default();
     let logits = Tensor::<B, 2>::from_data([[1.0f32, 2.0, 3.0], [0.5, -1.0, 4.0]], &device);
@@ -179,6 +176,7 @@ fn training_gives_the_same_bits_on_every_instruction_set() {
 /// resumed transcription run then differed from the uninterrupted one in the last bits.
 #[test]
 fn log_softmax_gradients_are_exact() {
+    let _serial = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
     use burn::backend::{Autodiff, NdArray};
     type A = Autodiff<NdArray>;
     let device = Default::default();

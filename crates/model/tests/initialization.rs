@@ -1,6 +1,7 @@
 //! Initialization options: `forget_bias` (the LSTM's forget gate opened, nothing else changed),
 //! `recurrent_init: orthogonal` (each gate's recurrent block orthogonal) and `identity_gate`.
 
+use crate::SEEDED;
 use burn::backend::{Autodiff, NdArray};
 use burn::module::Param;
 use burn::tensor::backend::Backend;
@@ -8,10 +9,6 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use model::{Cell, ModelConfig, RecurrentClassifier, RecurrentInit, cross_entropy};
 
 type B = NdArray;
-
-/// The backend's random number generator is process-wide: tests that seed it and then draw must not
-/// interleave.
-static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn values(param: &Param<Tensor<B, 1>>) -> Vec<f32> {
     param.val().into_data().to_vec::<f32>().unwrap()
@@ -103,6 +100,7 @@ fn the_shifted_bias_is_a_trained_parameter() {
 
 #[test]
 fn forget_bias_needs_an_lstm_with_biases() {
+    let _serial = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
     for cell in [Cell::Gru, Cell::Rnn] {
         let err = ModelConfig::new(1, 8, 1, 10)
             .with_cell(cell)
@@ -136,6 +134,7 @@ fn forget_bias_needs_an_lstm_with_biases() {
 
 #[test]
 fn configs_without_the_key_keep_pytorchs_initialization() {
+    let _serial = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
     let section = serde_json::json!({
         "cell": "lstm", "input_size": 1, "hidden_size": 8, "num_layers": 1, "num_classes": 10,
         "bias": true,
@@ -245,6 +244,7 @@ fn the_identity_gate_starts_as_the_identity_and_the_others_as_drawn() {
 
 #[test]
 fn a_gate_the_cell_lacks_is_refused_by_name() {
+    let _serial = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
     for (cell, gate) in [
         (Cell::Lstm, "n"),
         (Cell::Gru, "g"),
@@ -266,6 +266,7 @@ fn a_gate_the_cell_lacks_is_refused_by_name() {
 
 #[test]
 fn configs_without_the_new_keys_mean_pytorch_initialization() {
+    let _serial = SEEDED.lock().unwrap_or_else(|e| e.into_inner());
     let section = serde_json::json!({
         "cell": "lstm", "input_size": 28, "hidden_size": 10, "num_layers": 2, "num_classes": 10, "bias": true
     });

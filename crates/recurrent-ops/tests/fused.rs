@@ -236,6 +236,9 @@ fn compare_operation<B: RecurrentBackend, R: Backend>(case: &Case, rng: &mut Rng
 
 #[test]
 fn ndarray_kernels_match_the_fallback_operation() {
+    let _serial = crate::common::SERIAL
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(13);
     for cell in Cell::ALL {
         for case in cases(cell, &mut rng) {
@@ -246,6 +249,9 @@ fn ndarray_kernels_match_the_fallback_operation() {
 
 #[test]
 fn flex_kernels_match_the_fallback_operation() {
+    let _serial = crate::common::SERIAL
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(14);
     for cell in Cell::ALL {
         for case in cases(cell, &mut rng).into_iter().step_by(2) {
@@ -355,6 +361,9 @@ fn compare_stack<B: RecurrentAutodiffBackend, R: RecurrentAutodiffBackend>(
 
 #[test]
 fn fused_stacks_match_the_fallback_through_autodiff() {
+    let _serial = crate::common::SERIAL
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(15);
     for cell in Cell::ALL {
         for case in cases(cell, &mut rng).into_iter().skip(1).step_by(2) {
@@ -365,6 +374,9 @@ fn fused_stacks_match_the_fallback_through_autodiff() {
 
 #[test]
 fn flex_stacks_match_the_fallback_through_autodiff() {
+    let _serial = crate::common::SERIAL
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(16);
     for cell in Cell::ALL {
         let case = cases(cell, &mut rng)[4];
@@ -387,6 +399,9 @@ macro_rules! gpu_kernel_tests {
             #[test]
             #[ignore = $why]
             fn kernels_match_the_fallback_operation() {
+                let _serial = crate::common::SERIAL
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 let mut rng = Rng(17);
                 for cell in Cell::ALL {
                     for case in cases(cell, &mut rng).into_iter().step_by(3) {
@@ -401,6 +416,9 @@ macro_rules! gpu_kernel_tests {
             #[test]
             #[ignore = $why]
             fn kernels_run_any_batch_size() {
+                let _serial = crate::common::SERIAL
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 let mut rng = Rng(20);
                 for cell in Cell::ALL {
                     for (batch, hidden) in [(1, 6), (67, 6), (301, 6), (1, 24), (67, 24), (301, 24)]
@@ -427,6 +445,9 @@ macro_rules! gpu_kernel_tests {
             #[test]
             #[ignore = $why]
             fn small_layers_match_at_the_register_limit() {
+                let _serial = crate::common::SERIAL
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 let mut rng = Rng(21);
                 for (cell, hidden, input) in [
                     (Cell::Lstm, 16, 28),
@@ -455,6 +476,9 @@ macro_rules! gpu_kernel_tests {
             #[test]
             #[ignore = $why]
             fn kernels_stride_over_wide_layers_and_fall_back_beyond_the_device() {
+                let _serial = crate::common::SERIAL
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 let device = Default::default();
                 let offered = <$runtime>::client(&device)
                     .properties()
@@ -484,6 +508,9 @@ macro_rules! gpu_kernel_tests {
             #[test]
             #[ignore = $why]
             fn stacks_match_the_fallback_through_autodiff() {
+                let _serial = crate::common::SERIAL
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 let mut rng = Rng(18);
                 for cell in Cell::ALL {
                     let case = cases(cell, &mut rng)[4];

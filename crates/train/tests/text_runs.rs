@@ -160,35 +160,6 @@ fn a_text_run_keeps_its_vocabulary_and_learns() {
     );
 }
 
-/// A Burn backend the project has no kernels for (NdArray of f64, a type the kernels' list does not
-/// name and no user could implement the kernels' trait for) trains a run end to end through the
-/// step-by-step fallback, and learns what the kernels learn. (Its f64 draws give other initial
-/// weights, so the two runs are close, not equal.)
-#[test]
-fn a_backend_without_kernels_trains_a_run() {
-    type Plain = Autodiff<NdArray<f64>>;
-    assert!(!model::has_kernels::<Plain>() && model::has_kernels::<B>());
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let data = dataset("plain", text(6000).as_bytes());
-    let mut fast = config(&data, 8);
-    fast.optimizer = train::OptimizerConfig::Adam {
-        learning_rate: 0.01,
-        beta_1: 0.9,
-        beta_2: 0.999,
-        epsilon: 1e-8,
-        weight_decay: 0.0,
-    };
-    let run = |dir: &str| options(fast.clone(), &temp(dir), false);
-    let fused = train::train::<B>(run("plain-fused"), Default::default()).unwrap();
-    let plain = train::train::<Plain>(run("plain-step-by-step"), Default::default()).unwrap();
-    let loss = |metrics: train::RunMetrics| metrics.test.unwrap().loss;
-    let (a, b) = (loss(fused.metrics), loss(plain.metrics));
-    assert!(
-        b < 1.6 && (a - b).abs() < 0.1,
-        "test loss {a} with kernels, {b} without"
-    );
-}
-
 #[test]
 fn a_text_run_is_deterministic_and_resumes_exactly() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
