@@ -18,8 +18,9 @@ use crate::{LayerWeights, RecurrentState, Sequence, fallback, lengths};
 /// Calls `$then!` with the list of backends that implement `RecurrentBackend` in this build: the one
 /// list the dispatch reads.
 macro_rules! kernel_backends {
-    ($then:ident) => {
+    ($then:ident $(, $arg:tt)*) => {
         $then!(
+            $($arg,)*
             NdArray,
             Autodiff<NdArray, NoCheckpointing>,
             Autodiff<NdArray, BalancedCheckpointing>,
@@ -29,16 +30,35 @@ macro_rules! kernel_backends {
         );
         #[cfg(feature = "wgpu")]
         $then!(
+            $($arg,)*
             burn::backend::Wgpu,
             Autodiff<burn::backend::Wgpu, NoCheckpointing>,
             Autodiff<burn::backend::Wgpu, BalancedCheckpointing>
         );
         #[cfg(feature = "cuda")]
         $then!(
+            $($arg,)*
             burn::backend::Cuda,
             Autodiff<burn::backend::Cuda, NoCheckpointing>,
             Autodiff<burn::backend::Cuda, BalancedCheckpointing>
         );
+    };
+}
+
+/// Returns, from the function it expands in, `lengths::$kernel::<K>` run on the call's arguments when
+/// the backend `$B` is `K`, one of the listed backends.
+macro_rules! run_on {
+    ($B:ty, $kernel:ident, ($weights:expr, $input:expr, $state:expr, $lengths:expr), $($K:ty),* $(,)?) => {
+        $(
+            if same::<$B, $K>() {
+                return cast(lengths::$kernel::<$K>(
+                    cast_ref($weights),
+                    cast($input),
+                    cast($state),
+                    $lengths,
+                ));
+            }
+        )*
     };
 }
 
@@ -69,21 +89,7 @@ pub fn layer<B: Backend>(
     state: Option<RecurrentState<B>>,
     lengths: Option<&[usize]>,
 ) -> (Sequence<B>, RecurrentState<B>) {
-    macro_rules! run_on {
-        ($($K:ty),* $(,)?) => {
-            $(
-                if same::<B, $K>() {
-                    return cast(lengths::kernel_layer::<$K>(
-                        cast_ref(weights),
-                        cast(input),
-                        cast(state),
-                        lengths,
-                    ));
-                }
-            )*
-        };
-    }
-    kernel_backends!(run_on);
+    kernel_backends!(run_on, B, kernel_layer, (weights, input, state, lengths));
     let [batch, time, _] = input.dims();
     match lengths {
         Some(lengths) if lengths.iter().any(|&l| l != time) => {
@@ -106,21 +112,12 @@ pub fn final_state<B: Backend>(
     state: Option<RecurrentState<B>>,
     lengths: Option<&[usize]>,
 ) -> RecurrentState<B> {
-    macro_rules! run_on {
-        ($($K:ty),* $(,)?) => {
-            $(
-                if same::<B, $K>() {
-                    return cast(lengths::kernel_final_state::<$K>(
-                        cast_ref(weights),
-                        cast(input),
-                        cast(state),
-                        lengths,
-                    ));
-                }
-            )*
-        };
-    }
-    kernel_backends!(run_on);
+    kernel_backends!(
+        run_on,
+        B,
+        kernel_final_state,
+        (weights, input, state, lengths)
+    );
     layer(weights, input, state, lengths).1
 }
 
