@@ -170,21 +170,26 @@ mod wgpu {
     use burn::backend::wgpu::{CubeBackend, WgpuDevice, WgpuRuntime};
     use model::has_kernels;
 
-    /// The wgpu device, or a failure that says what is missing (instead of the runtime's panic).
+    /// A CubeCL backend without fusion: no kernels here (they are operations of the fusion stream).
+    type Unfused = Autodiff<CubeBackend<WgpuRuntime, f32, i32, u32>>;
+
+    /// Runs `f` on wgpu, turning the runtime's panic into one that says what is missing.
+    fn on_wgpu<T>(f: impl FnOnce() -> T) -> T {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!(
+                "wgpu could not run ({message}). It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
+            )
+        })
+    }
+
+    /// What `B` on the wgpu device computes from a reference file.
     fn wgpu_outputs<B: AutodiffBackend<Device = WgpuDevice>>(reference: &StateDict) -> Outputs {
-        let device = WgpuDevice::DefaultDevice;
-        std::panic::catch_unwind(|| outputs::<B>(reference, &device)).unwrap_or_else(
-            |panic| {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                panic!(
-                    "wgpu could not run ({message}). It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
-                )
-            },
-        )
+        on_wgpu(|| outputs::<B>(reference, &WgpuDevice::DefaultDevice))
     }
 
     #[test]
@@ -207,13 +212,8 @@ mod wgpu {
             ));
             let reference = StateDict::read(&path).unwrap();
             let device = WgpuDevice::DefaultDevice;
-            let report = std::panic::catch_unwind(|| {
+            let report = on_wgpu(|| {
                 parity::check_language_model::<Autodiff<Wgpu>>(&reference, &device).unwrap()
-            })
-            .unwrap_or_else(|_| {
-                panic!(
-                    "wgpu could not run. It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
-                )
             });
             assert!(report.passes(), "{cell} on wgpu: {report:?}");
         }
@@ -236,30 +236,23 @@ mod wgpu {
                 .join(file);
             let reference = StateDict::read(&path).unwrap();
             let device = WgpuDevice::DefaultDevice;
-            let report = std::panic::catch_unwind(|| {
+            let report = on_wgpu(|| {
                 if whole_model {
                     parity::check_ctc_model::<Autodiff<Wgpu>>(&reference, &device).unwrap()
                 } else {
                     parity::check_ctc_loss::<Autodiff<Wgpu>>(&reference, &device).unwrap()
                 }
-            })
-            .unwrap_or_else(|_| {
-                panic!(
-                    "wgpu could not run. It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
-                )
             });
             assert!(report.passes(), "{file} on wgpu: {report:?}");
         }
     }
 
-    /// A CubeCL backend without fusion, which has no kernels here (they are operations of the fusion
-    /// stream): the model runs it step by step, as on any backend without kernels, and still agrees with
+    /// A CubeCL backend without fusion: the model runs it step by step, as on any backend without kernels, and still agrees with
     /// ndarray and PyTorch.
     #[test]
     #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
     fn wgpu_without_fusion_runs_step_by_step_and_agrees_with_ndarray() {
         let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        type Unfused = Autodiff<CubeBackend<WgpuRuntime, f32, i32, u32>>;
         assert!(!has_kernels::<Unfused>() && has_kernels::<Autodiff<Wgpu>>());
         agrees_with_ndarray("wgpu without fusion", wgpu_outputs::<Unfused>);
     }
@@ -270,7 +263,6 @@ mod wgpu {
     #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
     fn wgpu_without_fusion_trains_a_language_model() {
         let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        type Unfused = Autodiff<CubeBackend<WgpuRuntime, f32, i32, u32>>;
         let dir = std::env::temp_dir().join(format!("backends-unfused-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -312,10 +304,9 @@ mod wgpu {
         let test_loss = |metrics: train::RunMetrics| metrics.test.unwrap().loss;
         let fused =
             train::train::<Autodiff<NdArray>>(options("ndarray"), Default::default()).unwrap();
-        let unfused = std::panic::catch_unwind(|| {
+        let unfused = on_wgpu(|| {
             train::train::<Unfused>(options("wgpu-unfused"), WgpuDevice::DefaultDevice).unwrap()
-        })
-        .unwrap_or_else(|_| panic!("wgpu could not run. It needs a Vulkan, Metal or DX12 adapter; without a GPU, install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"));
+        });
         let (a, b) = (test_loss(fused.metrics), test_loss(unfused.metrics));
         // Uniform guessing costs ln 13 = 2.56 nats a character; each backend draws the
         // initial weights from its own generator, so the two runs are close, not equal.

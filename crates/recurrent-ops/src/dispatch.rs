@@ -91,17 +91,13 @@ pub fn layer<B: Backend>(
 ) -> (Sequence<B>, RecurrentState<B>) {
     kernel_backends!(run_on, B, kernel_layer, (weights, input, state, lengths));
     let [batch, time, _] = input.dims();
-    match lengths {
-        Some(lengths) if lengths.iter().any(|&l| l != time) => {
-            lengths::check_lengths(lengths, batch, time);
-            fallback::masked_layer(weights, input, state, lengths)
+    if let Some(lengths) = lengths {
+        lengths::check_lengths(lengths, batch, time);
+        if lengths.iter().any(|&l| l != time) {
+            return fallback::masked_layer(weights, input, state, lengths);
         }
-        Some(lengths) => {
-            lengths::check_lengths(lengths, batch, time);
-            fallback::layer(weights, input, state)
-        }
-        None => fallback::layer(weights, input, state),
     }
+    fallback::layer(weights, input, state)
 }
 
 /// [`layer`]'s final state alone: where `B` has kernels and every row runs every step, the per-step

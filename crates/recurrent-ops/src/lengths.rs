@@ -143,9 +143,9 @@ fn in_kernel<B: RecurrentBackend>(
     (Sequence::Whole(sequence), state)
 }
 
-/// The segmented run (see the module documentation): what [`layer`] does on backends whose fused
+/// The segmented run (see the module documentation): what [`kernel_layer`] does on backends whose fused
 /// kernels take no lengths (wgpu). Public so that it can be tested on every backend; `lengths` as for
-/// [`layer`].
+/// [`kernel_layer`].
 pub fn segmented<B: RecurrentBackend>(
     weights: &LayerWeights<B>,
     input: Sequence<B>,
