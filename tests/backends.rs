@@ -155,7 +155,6 @@ fn agrees_with_ndarray(backend: &str, run: impl Fn(&StateDict) -> Outputs) {
 
 #[test]
 fn ndarray_and_flex_agree_on_every_cell_and_direction() {
-    let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     agrees_with_ndarray("flex", |reference| {
         outputs::<Autodiff<Flex>>(reference, &Default::default())
     });
@@ -195,7 +194,6 @@ mod wgpu {
     #[test]
     #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
     fn wgpu_agrees_with_ndarray_on_every_cell_and_direction() {
-        let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         agrees_with_ndarray("wgpu", wgpu_outputs::<Autodiff<Wgpu>>);
     }
 
@@ -205,7 +203,6 @@ mod wgpu {
     #[test]
     #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
     fn wgpu_language_models_match_pytorch() {
-        let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         for cell in ["lstm", "gru"] {
             let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
                 "tests/fixtures/pytorch-lm-{cell}-h7-l2.safetensors"
@@ -225,7 +222,6 @@ mod wgpu {
     #[test]
     #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
     fn wgpu_ctc_matches_pytorch() {
-        let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         for (file, whole_model) in [
             ("ctc-loss-mean.safetensors", false),
             ("ctc-loss-zero-infinity.safetensors", false),
@@ -252,7 +248,6 @@ mod wgpu {
     #[test]
     #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
     fn wgpu_without_fusion_runs_step_by_step_and_agrees_with_ndarray() {
-        let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         assert!(!has_kernels::<Unfused>() && has_kernels::<Autodiff<Wgpu>>());
         agrees_with_ndarray("wgpu without fusion", wgpu_outputs::<Unfused>);
     }
@@ -262,7 +257,6 @@ mod wgpu {
     #[test]
     #[ignore = "needs a Vulkan driver (Debian: mesa-vulkan-drivers libvulkan1); CI runs it with --include-ignored"]
     fn wgpu_without_fusion_trains_a_language_model() {
-        let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = std::env::temp_dir().join(format!("backends-unfused-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

@@ -66,7 +66,6 @@ fn reference_batch(
 
 #[test]
 fn a_trained_record_loads_in_another_crate_with_identical_predictions() {
-    let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = temp("train");
     let outcome = short_run(&dir);
     let run = Run::open(&dir).unwrap();
@@ -105,7 +104,6 @@ fn a_trained_record_loads_in_another_crate_with_identical_predictions() {
 
 #[test]
 fn a_record_that_does_not_match_its_config_is_refused() {
-    let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = temp("mismatch");
     std::fs::create_dir_all(&dir).unwrap();
     for file in ["config.json", "model.mpk"] {
@@ -138,7 +136,6 @@ fn a_record_that_does_not_match_its_config_is_refused() {
 
 #[test]
 fn pytorch_weights_imported_as_a_run_predict_like_pytorch() {
-    let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let fixture = repo().join("tests/fixtures/pytorch-lstm-h10-l2.safetensors");
     let out = temp("import");
     let device = Default::default();
@@ -168,7 +165,6 @@ fn pytorch_weights_imported_as_a_run_predict_like_pytorch() {
 
 #[test]
 fn pictures_are_classified_like_the_digits_they_show() {
-    let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (images, labels) = test_images(3);
     let dir = temp("png");
     std::fs::create_dir_all(&dir).unwrap();
@@ -209,7 +205,6 @@ fn pictures_are_classified_like_the_digits_they_show() {
 
 #[test]
 fn a_torch_save_state_dict_imports_like_its_safetensors_twin() {
-    let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let pt = repo().join("tests/fixtures/pytorch-lstm-h10-l2.pt");
     let safetensors = repo().join("tests/fixtures/pytorch-lstm-h10-l2.safetensors");
     let from_pt = StateDict::read_any(&pt).unwrap();
@@ -232,7 +227,6 @@ fn a_torch_save_state_dict_imports_like_its_safetensors_twin() {
 /// streams and windows, the state carried through; tests/fixtures/pytorch-lm-import/).
 #[test]
 fn a_pytorch_language_model_imported_as_a_run_evaluates_to_pytorchs_loss() {
-    let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let fixture = repo().join("tests/fixtures/pytorch-lm-import");
     let expected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture.join("expected.json")).unwrap())

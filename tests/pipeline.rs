@@ -24,7 +24,6 @@ fn torchvision_levels() -> Vec<f32> {
 
 #[test]
 fn batcher_feeds_the_model_what_torchvision_feeds_the_reference_program() {
-    let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // MNIST_DIR, else the cache that `train` downloads into; never the network.
     let files = MnistFiles::locate(None)
         .unwrap_or_else(|error| panic!("this test needs real MNIST: {error}"));

@@ -79,7 +79,6 @@ fn train_and_reload(config: TrainConfig, dir: &Path) -> Run {
 
 #[test]
 fn every_cell_trains_on_rows_and_reloads() {
-    let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for cell in Cell::ALL {
         let dir = temp(cell.name());
         let run = train_and_reload(config(cell, SequenceMode::Rows, 500), &dir);
@@ -90,7 +89,6 @@ fn every_cell_trains_on_rows_and_reloads() {
 
 #[test]
 fn pixel_and_permuted_runs_keep_their_reading_order() {
-    let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = temp("pixels");
     let run = train_and_reload(config(Cell::Gru, SequenceMode::Pixels, 128), &dir);
     assert_eq!(run.batcher(28, 28).unwrap().sequence_shape(), (784, 1));
@@ -107,7 +105,6 @@ fn pixel_and_permuted_runs_keep_their_reading_order() {
 
 #[test]
 fn a_model_input_size_that_does_not_fit_the_sequence_mode_is_refused_before_training() {
-    let _serial = crate::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut config = config(Cell::Lstm, SequenceMode::Pixels, 128);
     config.model.input_size = 28;
     let dir = temp("misfit");

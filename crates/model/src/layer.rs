@@ -1,6 +1,7 @@
 use burn::module::{Initializer, Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
+use recurrent_ops::join;
 use recurrent_ops::{LayerWeights, RecurrentState, Sequence};
 
 use crate::{Cell, RecurrentInit};
@@ -69,7 +70,7 @@ impl LayerInit {
                 }
             })
             .collect();
-        Param::from_tensor(Tensor::cat(blocks, 1))
+        Param::from_tensor(join::cat(blocks, 1))
     }
 }
 

@@ -18,6 +18,8 @@ use burn::optim::{GradientsParams, Optimizer, RmsPropConfig, SgdConfig};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor};
 
+use recurrent_ops::join;
+
 use crate::pytorch::{HostTensor, ImportError, StateDict};
 use crate::{RecurrentClassifier, cross_entropy};
 
@@ -357,7 +359,7 @@ pub fn check_language_model<B: AutodiffBackend>(
                     "the window's final state",
                     device,
                 )?;
-                let ours = Tensor::stack::<3>(next.iter().filter_map(pick).collect(), 0);
+                let ours: Tensor<B, 3> = join::stack(next.iter().filter_map(pick).collect(), 0);
                 let diff = (ours - expected).abs().max().into_scalar().elem::<f32>();
                 report.state_max_abs_diff = report.state_max_abs_diff.max(diff);
                 Ok(())

@@ -5,6 +5,8 @@ use burn::nn::{
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
+use recurrent_ops::join;
+
 use crate::{
     ConfigError, Head, LayerInit, ModelConfig, RecurrentInit, RecurrentStack, RecurrentState,
     StackShape,
@@ -232,7 +234,7 @@ impl<B: Backend> SequenceModel<B> {
         let last = states.split_off(states.len() - self.rnn.directions());
         let hidden = match <[_; 1]>::try_from(last) {
             Ok([only]) => only.hidden,
-            Err(both) => Tensor::cat(both.into_iter().map(|state| state.hidden).collect(), 1),
+            Err(both) => join::cat(both.into_iter().map(|state| state.hidden).collect(), 1),
         };
         self.fc.forward(self.dropout(self.output_dropout, hidden))
     }

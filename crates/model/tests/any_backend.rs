@@ -19,10 +19,6 @@ type Plain = NdArray<f64>;
 
 const LENGTHS: [usize; 4] = [6, 3, 6, 1];
 
-/// One test at a time: two threads training bidirectional models at once in one process have, now and
-/// then, given wrong gradients (docs/benchmarks.md, "Known faults").
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// The same weights on another backend, through a saved record (as `infer` loads a run).
 fn moved<A: Backend, B: Backend>(
     model: &RecurrentClassifier<A>,
@@ -77,14 +73,12 @@ fn configs() -> Vec<ModelConfig> {
 
 #[test]
 fn only_the_backends_with_kernels_are_taken_for_them() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     assert!(has_kernels::<Kernels>() && has_kernels::<Autodiff<Kernels>>());
     assert!(!has_kernels::<Plain>() && !has_kernels::<Autodiff<Plain>>());
 }
 
 #[test]
 fn a_backend_without_kernels_gives_the_kernels_outputs() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     for (k, config) in configs().into_iter().enumerate() {
         let model = config.init::<Kernels>(&device).unwrap();
@@ -103,7 +97,6 @@ fn a_backend_without_kernels_gives_the_kernels_outputs() {
 
 #[test]
 fn a_backend_without_kernels_trains_as_the_kernels_do() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     for (k, config) in configs().into_iter().enumerate() {
         let name = format!("{:?} bidirectional {}", config.cell, config.bidirectional);

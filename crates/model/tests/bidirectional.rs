@@ -24,9 +24,6 @@ fn random_input(shape: [usize; 3]) -> Tensor<B, 3> {
 
 #[test]
 fn every_level_holds_two_directions_and_the_head_reads_both() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     for cell in Cell::ALL {
         let config = bidirectional(cell, 3, 5, 2);
@@ -48,9 +45,6 @@ fn every_level_holds_two_directions_and_the_head_reads_both() {
 
 #[test]
 fn the_reverse_direction_reads_the_sequence_backwards() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     // One level: the head reads [forward final state, reverse final state], and the reverse layer's
     // final state is that of running it over the time-flipped input.
     let device = Default::default();
@@ -59,9 +53,10 @@ fn the_reverse_direction_reads_the_sequence_backwards() {
         let input = random_input([4, 7, 3]);
         let (_, ahead) = model.rnn.layers[0].forward(input.clone(), None, false);
         let (_, behind) = model.rnn.layers[1].forward(input.clone().flip([1]), None, false);
-        let expected = model
-            .fc
-            .forward(Tensor::cat(vec![ahead.hidden, behind.hidden], 1));
+        let expected = model.fc.forward(recurrent_ops::join::cat(
+            vec![ahead.hidden, behind.hidden],
+            1,
+        ));
         model
             .forward(input.clone())
             .into_data()
@@ -78,9 +73,6 @@ fn the_reverse_direction_reads_the_sequence_backwards() {
 
 #[test]
 fn bidirectional_fixtures_match_pytorch_for_lstm_gru_and_rnn() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let fixtures: Vec<_> = common::repo_fixtures()
         .into_iter()
         .map(|path| (StateDict::read(&path).unwrap(), path))
@@ -115,9 +107,6 @@ fn bidirectional_fixtures_match_pytorch_for_lstm_gru_and_rnn() {
 
 #[test]
 fn export_writes_reverse_tensors_that_import_back() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let reference = StateDict::read(
         common::repo_root().join("tests/fixtures/pytorch-bi-lstm-h6-l2-in4.safetensors"),
@@ -153,9 +142,6 @@ fn export_writes_reverse_tensors_that_import_back() {
 
 #[test]
 fn a_missing_reverse_tensor_is_named() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let mut reference = StateDict::read(
         common::repo_root().join("tests/fixtures/pytorch-bi-gru-h5-l2-in3-c4.safetensors"),
     )
@@ -172,9 +158,6 @@ fn a_missing_reverse_tensor_is_named() {
 
 #[test]
 fn records_round_trip_and_direction_mismatches_are_errors() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let dir = std::env::temp_dir().join(format!("model-bidirectional-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -199,9 +182,6 @@ fn records_round_trip_and_direction_mismatches_are_errors() {
 
 #[test]
 fn dropout_acts_between_levels_while_training_only() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     type A = Autodiff<NdArray>;
     let device = Default::default();
     let config = ModelConfig::new(3, 8, 3, 4).with_dropout(0.5);
@@ -229,9 +209,6 @@ fn dropout_acts_between_levels_while_training_only() {
 
 #[test]
 fn one_level_ignores_dropout() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     // PyTorch applies dropout between layers only: a single level has nothing to drop.
     type A = Autodiff<NdArray>;
     let device = Default::default();
@@ -248,9 +225,6 @@ fn one_level_ignores_dropout() {
 
 #[test]
 fn invalid_dropout_is_refused() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     for p in [-0.1, 1.0, f64::NAN] {
         let err = ModelConfig::new(3, 8, 2, 4)
             .with_dropout(p)

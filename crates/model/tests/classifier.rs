@@ -8,9 +8,6 @@ type B = NdArray;
 
 #[test]
 fn output_shapes_follow_the_config() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let shapes = [
         (ModelConfig::new(28, 10, 2, 10), 4, 28),
@@ -42,9 +39,6 @@ fn output_shapes_follow_the_config() {
 
 #[test]
 fn last_step_of_per_step_logits_is_the_forward_output() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     for cell in Cell::ALL {
         let model = ModelConfig::new(8, 6, 2, 4)
@@ -61,9 +55,6 @@ fn last_step_of_per_step_logits_is_the_forward_output() {
 
 #[test]
 fn later_time_steps_change_the_output() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     // The classifier reads the whole sequence: changing only the last row changes the logits.
     let device = Default::default();
     for cell in Cell::ALL {
@@ -85,9 +76,6 @@ fn later_time_steps_change_the_output() {
 
 #[test]
 fn zero_sizes_are_rejected() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let err = ModelConfig::new(28, 0, 2, 10)
         .init::<B>(&device)
@@ -104,9 +92,6 @@ fn zero_sizes_are_rejected() {
 
 #[test]
 fn initialization_is_pytorchs() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     // PyTorch: every LSTM/GRU/RNN weight and bias ~ U(-1/√H, 1/√H) (our peephole weights too);
     // Linear weight and bias ~ U(-1/√in, 1/√in).
     for cell in Cell::ALL {

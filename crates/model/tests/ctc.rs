@@ -96,9 +96,6 @@ const CASES: [(usize, usize, &[usize]); 6] = [
 
 #[test]
 fn losses_and_gradients_are_the_sum_over_every_alignment() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     for (k, &(steps, classes, target)) in CASES.iter().enumerate() {
         let lp = log_probs(steps, classes, k as u64 + 1);
         let ctc = Ctc {
@@ -151,9 +148,6 @@ fn losses_and_gradients_are_the_sum_over_every_alignment() {
 
 #[test]
 fn input_lengths_cut_each_sequence_and_the_blank_can_be_any_class() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let (steps, classes) = (6, 4);
     let lp = log_probs(steps * 2, classes, 9);
     let targets = vec![vec![1, 3], vec![0, 0, 1]];
@@ -185,9 +179,6 @@ fn input_lengths_cut_each_sequence_and_the_blank_can_be_any_class() {
 /// target's length, then over the batch) and the logits' gradient is `(softmax - γ) / (N·len)`.
 #[test]
 fn the_loss_joins_the_graph_with_its_gradient() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let (batch, steps, classes) = (2, 5, 4);
     let raw = log_probs(batch * steps, classes, 3);
@@ -223,9 +214,6 @@ fn the_loss_joins_the_graph_with_its_gradient() {
 
 #[test]
 fn greedy_merges_repeats_and_drops_blanks() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     // Best classes per step: 1 1 0 1 2 2 0.
     let best = [1usize, 1, 0, 1, 2, 2, 0];
     let classes = 3;
@@ -240,9 +228,6 @@ fn greedy_merges_repeats_and_drops_blanks() {
 
 #[test]
 fn a_wide_beam_finds_the_most_probable_labeling() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     for seed in 1..6 {
         let (steps, classes) = (4, 3);
         let lp = log_probs(steps, classes, seed);
@@ -275,9 +260,6 @@ fn a_wide_beam_finds_the_most_probable_labeling() {
 /// CPU backends: the loss, its gradient, and a bidirectional LSTM transcriber's parameter gradients.
 #[test]
 fn ctc_matches_pytorch() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     use model::parity::{check_ctc_loss, check_ctc_model};
     use model::pytorch::StateDict;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");

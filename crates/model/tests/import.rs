@@ -11,9 +11,6 @@ type B = NdArray;
 
 #[test]
 fn sizes_are_read_from_the_tensors() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let reference = StateDict::read(common::reference_fixture()).unwrap();
     assert_eq!(
         reference.model_config().unwrap(),
@@ -28,9 +25,6 @@ fn sizes_are_read_from_the_tensors() {
 
 #[test]
 fn export_then_import_gives_the_same_model() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let model = ModelConfig::new(6, 4, 3, 5).init::<B>(&device).unwrap();
     let bytes = StateDict::from_classifier(&model).to_bytes().unwrap();
@@ -46,9 +40,6 @@ fn export_then_import_gives_the_same_model() {
 
 #[test]
 fn exported_names_are_pytorchs() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let model = ModelConfig::new(28, 10, 2, 10).init::<B>(&device).unwrap();
     let exported = StateDict::from_classifier(&model);
@@ -68,9 +59,6 @@ fn reference() -> StateDict {
 
 #[test]
 fn missing_tensor_is_an_error_naming_it() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let mut sd = reference();
     sd.tensors.remove("lstm.bias_hh_l1");
     let err = sd.to_classifier::<B>(&Default::default()).unwrap_err();
@@ -86,9 +74,6 @@ fn missing_tensor_is_an_error_naming_it() {
 
 #[test]
 fn wrong_shape_is_an_error_naming_both_shapes() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let mut sd = reference();
     sd.tensors.insert(
         "lstm.weight_hh_l1".into(),
@@ -108,9 +93,6 @@ fn wrong_shape_is_an_error_naming_both_shapes() {
 
 #[test]
 fn head_of_the_wrong_size_is_rejected() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let mut sd = reference();
     sd.tensors.insert(
         "fc.bias".into(),
@@ -127,9 +109,6 @@ fn head_of_the_wrong_size_is_rejected() {
 
 #[test]
 fn packing_that_is_not_four_gates_is_rejected() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let mut sd = reference();
     sd.tensors.insert(
         "lstm.weight_ih_l0".into(),
@@ -144,9 +123,6 @@ fn packing_that_is_not_four_gates_is_rejected() {
 
 #[test]
 fn a_file_without_lstm_weights_is_rejected() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let mut sd = reference();
     sd.tensors.retain(|name, _| !name.starts_with("lstm."));
     let err = sd.model_config().unwrap_err();
@@ -155,9 +131,6 @@ fn a_file_without_lstm_weights_is_rejected() {
 
 #[test]
 fn garbage_bytes_are_a_format_error() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let err = StateDict::from_bytes(b"definitely not safetensors", "junk.safetensors").unwrap_err();
     assert!(matches!(err, ImportError::Format { .. }), "{err}");
     assert!(err.to_string().contains("junk.safetensors"), "{err}");
@@ -167,9 +140,6 @@ fn garbage_bytes_are_a_format_error() {
 
 #[test]
 fn a_failed_write_is_a_write_error_naming_the_file() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let missing = std::env::temp_dir()
         .join(format!("no-such-dir-{}", std::process::id()))
         .join("model.safetensors");
@@ -184,9 +154,6 @@ fn a_failed_write_is_a_write_error_naming_the_file() {
 
 #[test]
 fn truncated_file_is_a_format_error() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let bytes = std::fs::read(common::reference_fixture()).unwrap();
     let err = StateDict::from_bytes(&bytes[..bytes.len() / 2], "half").unwrap_err();
     assert!(matches!(err, ImportError::Format { .. }), "{err}");

@@ -45,9 +45,6 @@ fn parameter_grads(
 
 #[test]
 fn a_padded_batch_equals_each_sequence_alone() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let lengths = [7usize, 3, 9, 1, 9, 4];
     let (batch, time, features) = (lengths.len(), 9, 3);
@@ -125,9 +122,6 @@ fn a_padded_batch_equals_each_sequence_alone() {
 
 #[test]
 fn without_lengths_nothing_changes() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let model = ModelConfig::new(2, 4, 2, 3).init::<B>(&device).unwrap();
     let input: Tensor<B, 3> = Tensor::random([3, 5, 2], Distribution::Normal(0.0, 1.0), &device);

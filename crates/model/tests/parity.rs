@@ -41,9 +41,6 @@ fn assert_parity(path: &std::path::Path) {
 /// logits, loss, final states and every gradient.
 #[test]
 fn language_models_match_pytorch() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     for path in common::language_model_fixtures() {
         let reference = StateDict::read(&path).unwrap();
         let mut backends = 0;
@@ -59,17 +56,11 @@ fn language_models_match_pytorch() {
 
 #[test]
 fn reference_architecture_matches_pytorch() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     assert_parity(&common::reference_fixture());
 }
 
 #[test]
 fn every_cell_matches_pytorch() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     for (name, cell) in [
         ("lstm", Cell::Lstm),
         ("peephole", Cell::PeepholeLstm),
@@ -85,9 +76,6 @@ fn every_cell_matches_pytorch() {
 
 #[test]
 fn other_sizes_and_layer_counts_match_pytorch() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let files = common::repo_fixtures();
     let sizes: Vec<_> = files
         .iter()
@@ -115,9 +103,6 @@ fn other_sizes_and_layer_counts_match_pytorch() {
 
 #[test]
 fn a_report_fails_on_any_difference_past_its_tolerance() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let good = parity::ParityReport {
         logits_max_abs_diff: 0.0,
         after_2_steps_max_abs_diff: 0.0,
@@ -155,9 +140,6 @@ fn a_report_fails_on_any_difference_past_its_tolerance() {
 
 #[test]
 fn parity_check_detects_a_wrong_weight() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let mut reference = StateDict::read(common::reference_fixture()).unwrap();
     if let Some(model::pytorch::HostTensor::Float { values, .. }) =
         reference.tensors.get_mut("lstm.weight_hh_l1")
@@ -183,9 +165,6 @@ fn packed_fixtures() -> Vec<std::path::PathBuf> {
 
 #[test]
 fn packed_sequences_match_pytorch() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let files = packed_fixtures();
     let mut covered = Vec::new();
     for file in &files {
@@ -215,9 +194,6 @@ fn packed_sequences_match_pytorch() {
 
 #[test]
 fn packed_parity_depends_on_the_lengths() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     // Lengths all equal to T make every garbage value part of the sequence: the logits turn NaN.
     let mut reference = StateDict::read(&packed_fixtures()[0]).unwrap();
     if let Some(model::pytorch::HostTensor::Int { values, .. }) =
@@ -234,9 +210,6 @@ fn packed_parity_depends_on_the_lengths() {
 
 #[test]
 fn bad_lengths_are_refused_with_the_file_and_the_row() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let file = &packed_fixtures()[0];
     let original = StateDict::read(file).unwrap();
     let t = original.get("input", "test").unwrap().shape()[1];

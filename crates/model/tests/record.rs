@@ -17,9 +17,6 @@ fn dir(tag: &str) -> PathBuf {
 
 #[test]
 fn save_then_load_gives_the_same_outputs() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let config = ModelConfig::new(5, 6, 2, 3);
     let model = config.init::<B>(&device).unwrap();
@@ -38,9 +35,6 @@ fn save_then_load_gives_the_same_outputs() {
 
 #[test]
 fn a_record_saved_on_one_backend_loads_on_another() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let config = ModelConfig::new(5, 6, 2, 3);
     let model = config.init::<B>(&device).unwrap();
@@ -61,9 +55,6 @@ fn a_record_saved_on_one_backend_loads_on_another() {
 
 #[test]
 fn a_record_of_another_architecture_names_both_shapes() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let path = dir("mismatch").join("model");
     ModelConfig::new(28, 8, 2, 10)
@@ -122,9 +113,6 @@ fn a_record_of_another_architecture_names_both_shapes() {
 
 #[test]
 fn every_cell_round_trips_through_a_record() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     for cell in Cell::ALL {
         let config = ModelConfig::new(5, 4, 2, 3).with_cell(cell);
@@ -146,9 +134,6 @@ fn every_cell_round_trips_through_a_record() {
 
 #[test]
 fn missing_corrupt_and_truncated_records_are_errors() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let config = ModelConfig::new(28, 8, 2, 10);
     let d = dir("corrupt");

@@ -55,9 +55,6 @@ fn ids() -> Vec<i64> {
 
 #[test]
 fn a_window_split_in_two_with_the_state_carried_gives_the_whole_window() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     for cell in Cell::ALL {
         let model = language_model(cell, false);
         let ids = ids();
@@ -71,7 +68,7 @@ fn a_window_split_in_two_with_the_state_carried_gives_the_whole_window() {
         let (first, state) = model.forward_steps(Input::Tokens(tokens(&split(0, 5), 3)), None);
         let (second, state) =
             model.forward_steps(Input::Tokens(tokens(&split(5, 12), 3)), Some(state));
-        let joined = Tensor::cat(vec![first, second], 1);
+        let joined = recurrent_ops::join::cat(vec![first, second], 1);
         assert!(
             max_diff(joined, whole.clone()) < 1e-6,
             "{cell}: logits differ"
@@ -90,7 +87,7 @@ fn a_window_split_in_two_with_the_state_carried_gives_the_whole_window() {
             steps.push(logits);
             state = Some(next);
         }
-        let stepped = Tensor::cat(steps, 1);
+        let stepped = recurrent_ops::join::cat(steps, 1);
         assert!(
             max_diff(stepped, whole) < 1e-6,
             "{cell}: one step at a time differs"
@@ -104,9 +101,6 @@ fn a_window_split_in_two_with_the_state_carried_gives_the_whole_window() {
 
 #[test]
 fn the_initial_state_is_the_one_given_in_every_layer_and_direction() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let model = language_model(Cell::Lstm, true);
     let device = Default::default();
     let ids = ids();
@@ -127,9 +121,6 @@ fn the_initial_state_is_the_one_given_in_every_layer_and_direction() {
 
 #[test]
 fn gradients_reach_the_initial_state() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     type A = Autodiff<NdArray>;
     let device = Default::default();
     let model = ModelConfig::new(5, 7, 2, 11)
@@ -158,9 +149,6 @@ fn gradients_reach_the_initial_state() {
 
 #[test]
 fn the_loss_leaves_ignored_positions_out_of_its_sum_and_count() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let device = Default::default();
     let logits = Tensor::<B, 2>::random([6, 4], Distribution::Default, &device);
     let targets = [1i64, -1, 2, 3, -1, 0];
@@ -184,9 +172,6 @@ fn the_loss_leaves_ignored_positions_out_of_its_sum_and_count() {
 
 #[test]
 fn token_inputs_need_an_embedding_and_the_config_says_so() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let error = ModelConfig::new(5, 7, 1, 3)
         .with_vocab_size(Some(0))
         .validate()

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, Tensor};
 
+use crate::join;
 use crate::{Cell, LayerWeights, RecurrentState, Sequence, fallback};
 
 /// A Burn backend that runs a whole recurrent layer over a whole sequence as one operation.
@@ -207,7 +208,7 @@ pub fn packed_extra_rows(cell: Cell) -> usize {
 pub fn pack<B: Backend>(sequence: Tensor<B, 3>, state: RecurrentState<B>) -> Tensor<B, 3> {
     let mut parts = vec![sequence, state.hidden.unsqueeze_dim(1)];
     parts.extend(state.cell.map(|c| c.unsqueeze_dim(1)));
-    Tensor::cat(parts, 1)
+    join::cat(parts, 1)
 }
 
 /// The output sequence and the final state out of a packed output (see [`FusedOutput::packed`]).

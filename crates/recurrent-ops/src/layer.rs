@@ -3,6 +3,7 @@
 use burn::tensor::{Tensor, backend::Backend};
 
 use crate::Cell;
+use crate::join;
 
 /// The parameters of one layer, laid out like the matching PyTorch layer but transposed: `[in, G·H]`
 /// and `[H, G·H]` (G the cell's gate count), so that a step is one `h @ W` product. Gate columns keep
@@ -107,7 +108,7 @@ impl<B: Backend> Sequence<B> {
                 if steps.is_empty() {
                     Tensor::zeros([batch, 0, features], device)
                 } else {
-                    Tensor::stack(steps, 1)
+                    join::stack(steps, 1)
                 }
             }
         }
@@ -151,12 +152,12 @@ impl<B: Backend> Sequence<B> {
                 steps: left
                     .into_iter()
                     .zip(right)
-                    .map(|(l, r)| Tensor::cat(vec![l, r], 1))
+                    .map(|(l, r)| join::cat(vec![l, r], 1))
                     .collect(),
                 batch,
                 features: f1 + f2,
             },
-            (left, right) => Sequence::Whole(Tensor::cat(
+            (left, right) => Sequence::Whole(join::cat(
                 vec![left.into_whole(device), right.into_whole(device)],
                 2,
             )),

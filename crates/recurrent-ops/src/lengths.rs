@@ -14,6 +14,7 @@
 
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
+use crate::join;
 pub use crate::layer::check_lengths;
 use crate::{LayerWeights, RecurrentBackend, RecurrentState, Sequence, fallback};
 
@@ -187,10 +188,10 @@ pub fn segmented<B: RecurrentBackend>(
     finished.reverse();
     let order_back = indices::<B>(&inverse(&plan.order), &device);
     let final_state = RecurrentState {
-        hidden: Tensor::cat(finished.iter().map(|s| s.hidden.clone()).collect(), 0)
+        hidden: join::cat(finished.iter().map(|s| s.hidden.clone()).collect(), 0)
             .select(0, order_back.clone()),
         cell: weights.cell.has_cell_state().then(|| {
-            Tensor::cat(
+            join::cat(
                 finished
                     .iter()
                     .map(|s| s.cell.clone().expect("an LSTM state has a cell state"))
@@ -204,7 +205,7 @@ pub fn segmented<B: RecurrentBackend>(
     if longest < time {
         outputs.push(Tensor::zeros([batch, time - longest, hidden], &device));
     }
-    let sequence = Tensor::cat(outputs, 1).select(0, order_back);
+    let sequence = join::cat(outputs, 1).select(0, order_back);
     (Sequence::Whole(sequence), final_state)
 }
 
@@ -225,7 +226,7 @@ fn pad_rows<B: Backend>(out: Tensor<B, 3>, batch: usize, device: &B::Device) -> 
     if rows == batch {
         return out;
     }
-    Tensor::cat(vec![out, Tensor::zeros([batch - rows, t, h], device)], 0)
+    join::cat(vec![out, Tensor::zeros([batch - rows, t, h], device)], 0)
 }
 
 fn inverse(order: &[usize]) -> Vec<usize> {

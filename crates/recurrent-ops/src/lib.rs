@@ -25,6 +25,7 @@ pub mod cpu;
 mod cube;
 mod dispatch;
 pub mod fallback;
+pub mod join;
 mod layer;
 pub mod lengths;
 

@@ -236,9 +236,6 @@ fn compare_operation<B: RecurrentBackend, R: Backend>(case: &Case, rng: &mut Rng
 
 #[test]
 fn ndarray_kernels_match_the_fallback_operation() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(13);
     for cell in Cell::ALL {
         for case in cases(cell, &mut rng) {
@@ -249,9 +246,6 @@ fn ndarray_kernels_match_the_fallback_operation() {
 
 #[test]
 fn flex_kernels_match_the_fallback_operation() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(14);
     for cell in Cell::ALL {
         for case in cases(cell, &mut rng).into_iter().step_by(2) {
@@ -361,9 +355,6 @@ fn compare_stack<B: RecurrentAutodiffBackend, R: RecurrentAutodiffBackend>(
 
 #[test]
 fn fused_stacks_match_the_fallback_through_autodiff() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(15);
     for cell in Cell::ALL {
         for case in cases(cell, &mut rng).into_iter().skip(1).step_by(2) {
@@ -374,9 +365,6 @@ fn fused_stacks_match_the_fallback_through_autodiff() {
 
 #[test]
 fn flex_stacks_match_the_fallback_through_autodiff() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(16);
     for cell in Cell::ALL {
         let case = cases(cell, &mut rng)[4];
@@ -399,9 +387,6 @@ macro_rules! gpu_kernel_tests {
             #[test]
             #[ignore = $why]
             fn kernels_match_the_fallback_operation() {
-                let _serial = crate::common::SERIAL
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
                 let mut rng = Rng(17);
                 for cell in Cell::ALL {
                     for case in cases(cell, &mut rng).into_iter().step_by(3) {
@@ -416,9 +401,6 @@ macro_rules! gpu_kernel_tests {
             #[test]
             #[ignore = $why]
             fn kernels_run_any_batch_size() {
-                let _serial = crate::common::SERIAL
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
                 let mut rng = Rng(20);
                 for cell in Cell::ALL {
                     for (batch, hidden) in [(1, 6), (67, 6), (301, 6), (1, 24), (67, 24), (301, 24)]
@@ -445,9 +427,6 @@ macro_rules! gpu_kernel_tests {
             #[test]
             #[ignore = $why]
             fn small_layers_match_at_the_register_limit() {
-                let _serial = crate::common::SERIAL
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
                 let mut rng = Rng(21);
                 for (cell, hidden, input) in [
                     (Cell::Lstm, 16, 28),
@@ -476,9 +455,6 @@ macro_rules! gpu_kernel_tests {
             #[test]
             #[ignore = $why]
             fn kernels_stride_over_wide_layers_and_fall_back_beyond_the_device() {
-                let _serial = crate::common::SERIAL
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
                 let device = Default::default();
                 let offered = <$runtime>::client(&device)
                     .properties()
@@ -508,9 +484,6 @@ macro_rules! gpu_kernel_tests {
             #[test]
             #[ignore = $why]
             fn stacks_match_the_fallback_through_autodiff() {
-                let _serial = crate::common::SERIAL
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
                 let mut rng = Rng(18);
                 for cell in Cell::ALL {
                     let case = cases(cell, &mut rng)[4];

@@ -328,25 +328,16 @@ where
 
 #[test]
 fn ndarray_kernels_with_lengths_match_the_masked_fallback() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     check_backend::<Autodiff<NdArray>>("ndarray", Path::Layer);
 }
 
 #[test]
 fn flex_kernels_with_lengths_match_the_masked_fallback() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     check_backend::<Autodiff<Flex>>("flex", Path::Layer);
 }
 
 #[test]
 fn ndarray_segments_match_the_masked_fallback() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     check_backend::<Autodiff<NdArray>>("ndarray", Path::Segments);
 }
 
@@ -354,9 +345,6 @@ fn ndarray_segments_match_the_masked_fallback() {
 #[test]
 #[ignore = "needs a Vulkan driver (Mesa's lavapipe in CI): run with --include-ignored"]
 fn wgpu_segments_match_the_masked_fallback() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     check_backend::<Autodiff<burn::backend::Wgpu>>("wgpu", Path::Layer);
 }
 
@@ -364,9 +352,6 @@ fn wgpu_segments_match_the_masked_fallback() {
 #[test]
 #[ignore = "needs an NVIDIA GPU with its driver and NVRTC: run with --ignored"]
 fn cuda_segments_match_the_masked_fallback() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     check_backend::<Autodiff<burn::backend::Cuda>>("cuda", Path::Layer);
 }
 
@@ -395,9 +380,6 @@ fn kernel_run(case: &Case, v: &Values) -> (Vec<f32>, Vec<(&'static str, Vec<f32>
 /// The kernel path's outputs and gradients do not depend on how many threads split the batch.
 #[test]
 fn kernels_with_lengths_give_the_same_bits_on_any_thread_count() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(77);
     for cell in Cell::ALL {
         let case = random_lengths(cell, [37, 23, 6, 24], &mut rng);
@@ -417,9 +399,6 @@ fn kernels_with_lengths_give_the_same_bits_on_any_thread_count() {
 /// outputs and gradients, with lengths: a CPU of another class computes the same values.
 #[test]
 fn kernels_give_the_same_bits_on_every_instruction_set() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     use recurrent_ops::cpu::{InstructionSet, set_instruction_set};
     let mut rng = Rng(78);
     for cell in Cell::ALL {
@@ -444,9 +423,6 @@ fn kernels_give_the_same_bits_on_every_instruction_set() {
 /// Full lengths take the unsegmented path and give exactly what a call without lengths gives.
 #[test]
 fn full_lengths_are_the_plain_layer() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let mut rng = Rng(5);
     let case = Case {
         cell: Cell::Lstm,
@@ -469,9 +445,6 @@ fn full_lengths_are_the_plain_layer() {
 /// The work of a segmented batch is the sum of its lengths.
 #[test]
 fn segments_run_the_sum_of_the_lengths() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     let lengths = [17, 6, 92, 40, 6, 23];
     let plan = Plan::new(&lengths);
     assert_eq!(plan.steps_run(), lengths.iter().sum::<usize>());
@@ -482,9 +455,6 @@ fn segments_run_the_sum_of_the_lengths() {
 /// bits of `lengths::layer`'s final state, for every cell, with full lengths, mixed lengths and none.
 #[test]
 fn the_final_state_alone_is_the_layers_final_state() {
-    let _serial = crate::common::SERIAL
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
     fn check<B: recurrent_ops::RecurrentBackend>(name: &str) {
         let mut rng = Rng(91);
         for cell in Cell::ALL {

@@ -20,6 +20,7 @@ use burn::tensor::{DType, Tensor, TensorPrimitive};
 use burn_cubecl::{BoolElement, CubeRuntime, IntElement};
 
 use crate::backend::{fused_applies, fused_inference};
+use crate::join;
 use crate::{
     Cell, FusedLayer, FusedOutput, LayerGrads, LayerWeights, RecurrentBackend, RecurrentState,
     Sequence, fallback,
@@ -163,7 +164,7 @@ fn peepholes<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     layer: &FusedLayer<Cube<R, I, BT>>,
 ) -> Primitive<R, I, BT> {
     match &layer.weights.peepholes {
-        Some(p) => primitive(Tensor::cat(p.to_vec(), 0)),
+        Some(p) => primitive(join::cat(p.to_vec(), 0)),
         None => unused(layer),
     }
 }
@@ -233,7 +234,7 @@ fn fused_forward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     } else {
         let recurrent_bias = w.bias_hh.clone().map(|b| {
             if gru {
-                Tensor::cat(vec![b.narrow(0, 0, 2 * h), Tensor::zeros([h], &device)], 0)
+                join::cat(vec![b.narrow(0, 0, 2 * h), Tensor::zeros([h], &device)], 0)
             } else {
                 b
             }
@@ -389,7 +390,7 @@ fn fused_backward<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     // The gate gradients as the recurrent product sees them: for the GRU's `n` gate, of `W_hn h + b_hn`.
     let recurrent = if w.cell == Cell::Gru {
         let hidden_n: Tensor<Cube<R, I, BT>, 3> = tensor(grad_hidden_n);
-        Tensor::cat(
+        join::cat(
             vec![
                 gates.clone().narrow(1, 0, 2 * h),
                 hidden_n.reshape([rows, h]),
@@ -434,5 +435,5 @@ fn shifted<R: CubeRuntime, I: IntElement, BT: BoolElement>(
     if time <= 1 {
         return first;
     }
-    Tensor::cat(vec![first, steps.narrow(1, 0, time - 1)], 1)
+    join::cat(vec![first, steps.narrow(1, 0, time - 1)], 1)
 }

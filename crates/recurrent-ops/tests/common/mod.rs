@@ -42,8 +42,3 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
-
-/// Held by every test of this binary: two threads training bidirectional models at once in one process
-/// have, now and then, given wrong gradients (a concurrency fault not yet found; docs/benchmarks.md,
-/// "Known faults"), so the tests run one at a time.
-pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
