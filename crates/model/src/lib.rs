@@ -18,6 +18,8 @@
 mod config;
 pub mod ctc;
 mod evaluation;
+#[cfg(all(debug_assertions, feature = "ndarray"))]
+mod instances;
 mod layer;
 mod loss;
 pub mod parity;
@@ -28,6 +30,9 @@ mod stack;
 
 pub use config::{ConfigError, Head, ModelConfig, RecurrentInit};
 pub use evaluation::{Evaluation, TranscriptionExamples};
+#[cfg(all(debug_assertions, feature = "ndarray"))]
+#[doc(hidden)]
+pub use instances::instances;
 pub use layer::{LayerInit, RecurrentLayer};
 pub use loss::{cross_entropy, cross_entropy_ignoring, log_softmax};
 pub use record::{ModelRecorder, RecordError};

@@ -11,6 +11,8 @@ pub mod clipping;
 pub mod config;
 pub mod download;
 mod error;
+#[cfg(all(debug_assertions, feature = "ndarray"))]
+mod instances;
 pub mod metrics;
 mod optimizer;
 mod recorder;
@@ -26,6 +28,9 @@ pub use artifacts::RunDir;
 pub use clipping::ClippingConfig;
 pub use config::{ConfigFileError, OptimizerConfig, TrainConfig};
 pub use error::TrainError;
+#[cfg(all(debug_assertions, feature = "ndarray"))]
+#[doc(hidden)]
+pub use instances::instances;
 pub use metrics::{EpochMetrics, RunMetrics};
 pub use optimizer::WithOptimizer;
 pub use run::{Display, RunOptions, RunOutcome, finish, train, train_sequences};
