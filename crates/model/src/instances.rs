@@ -4,7 +4,8 @@
 //! test, example or tool that calls, say, `parity::check::<Autodiff<NdArray>>` links the copy compiled
 //! in this library instead of compiling Burn's autodiff, the kernels' dispatch and the model for that
 //! backend again. That repeated work was most of the cold test build (docs/benchmarks.md, "The test
-//! build"). Optimized builds do not share instances, so they leave this module out.
+//! build"). Optimized builds do not share instances, so they leave this module out, as do builds
+//! whose binaries choose another backend (`backend`'s rule).
 
 use burn::backend::{Autodiff, NdArray};
 

@@ -18,7 +18,11 @@
 mod config;
 pub mod ctc;
 mod evaluation;
-#[cfg(all(debug_assertions, feature = "ndarray"))]
+#[cfg(all(
+    debug_assertions,
+    feature = "ndarray",
+    not(any(feature = "flex", feature = "wgpu", feature = "cuda"))
+))]
 mod instances;
 mod layer;
 mod loss;
@@ -30,7 +34,11 @@ mod stack;
 
 pub use config::{ConfigError, Head, ModelConfig, RecurrentInit};
 pub use evaluation::{Evaluation, TranscriptionExamples};
-#[cfg(all(debug_assertions, feature = "ndarray"))]
+#[cfg(all(
+    debug_assertions,
+    feature = "ndarray",
+    not(any(feature = "flex", feature = "wgpu", feature = "cuda"))
+))]
 #[doc(hidden)]
 pub use instances::instances;
 pub use layer::{LayerInit, RecurrentLayer};

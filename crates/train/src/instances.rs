@@ -1,7 +1,8 @@
 //! The default CPU backend's instances of training, compiled once, here: in unoptimized builds rustc
 //! shares generic instances between crates, so the `train` binary, the examples and every test that
 //! trains on `Autodiff<NdArray>` link these instead of compiling Burn's Learner, the optimizers and
-//! the model for it again (docs/benchmarks.md, "The test build"). Optimized builds leave them out.
+//! the model for it again (docs/benchmarks.md, "The test build"). Optimized builds leave them out, as
+//! do builds whose binaries choose another backend (`backend`'s rule).
 
 use std::path::PathBuf;
 

@@ -11,7 +11,11 @@ pub mod clipping;
 pub mod config;
 pub mod download;
 mod error;
-#[cfg(all(debug_assertions, feature = "ndarray"))]
+#[cfg(all(
+    debug_assertions,
+    feature = "ndarray",
+    not(any(feature = "flex", feature = "wgpu", feature = "cuda"))
+))]
 mod instances;
 pub mod metrics;
 mod optimizer;
@@ -28,7 +32,11 @@ pub use artifacts::RunDir;
 pub use clipping::ClippingConfig;
 pub use config::{ConfigFileError, OptimizerConfig, TrainConfig};
 pub use error::TrainError;
-#[cfg(all(debug_assertions, feature = "ndarray"))]
+#[cfg(all(
+    debug_assertions,
+    feature = "ndarray",
+    not(any(feature = "flex", feature = "wgpu", feature = "cuda"))
+))]
 #[doc(hidden)]
 pub use instances::instances;
 pub use metrics::{EpochMetrics, RunMetrics};
