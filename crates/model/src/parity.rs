@@ -24,7 +24,7 @@ use crate::pytorch::{HostTensor, ImportError, StateDict};
 use crate::{RecurrentClassifier, cross_entropy};
 
 mod ctc;
-pub use ctc::{CTC_TOLERANCE, CtcReport, check_ctc_loss, check_ctc_model};
+pub use ctc::{CTC_TOLERANCE, CtcReport, check_ctc_loss, check_ctc_model, max_abs_diff};
 
 /// Largest accepted |Burn − PyTorch| on the initial logits. Float rounding differs between the two in the
 /// last bits (PyTorch itself, rerun on another CPU, moves these fixtures' logits by up to 1.2e-7).
@@ -94,7 +94,7 @@ pub fn check<B: AutodiffBackend>(
     )?;
 
     let logits = model.forward_lengths(input.clone(), lengths);
-    let logits_max_abs_diff = max_abs_diff(logits.clone(), expected_logits);
+    let logits_max_abs_diff = tensor_max_abs_diff(logits.clone(), expected_logits);
     let loss_abs_diff = match reference.tensors.get("loss") {
         Some(HostTensor::Float { values, .. }) if values.len() == 1 => {
             let loss = cross_entropy(logits, targets.clone());
@@ -130,7 +130,7 @@ pub fn check<B: AutodiffBackend>(
         }
     };
     let after = model.valid().forward_lengths(input.inner(), lengths);
-    let after_2_steps_max_abs_diff = max_abs_diff(after, expected_after.inner());
+    let after_2_steps_max_abs_diff = tensor_max_abs_diff(after, expected_after.inner());
 
     Ok(ParityReport {
         logits_max_abs_diff,
@@ -211,7 +211,7 @@ fn sequence_lengths_of(
         .map(Some)
 }
 
-fn max_abs_diff<B: burn::tensor::backend::Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
+fn tensor_max_abs_diff<B: burn::tensor::backend::Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
     (a - b).abs().max().into_scalar().elem::<f32>()
 }
 

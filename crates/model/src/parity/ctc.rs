@@ -97,7 +97,12 @@ fn targets(reference: &StateDict) -> Result<Targets, ImportError> {
     })
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+/// The largest absolute difference between two slices: NaN if either holds a NaN where the other
+/// differs, infinite if their lengths differ, and 0 where equal infinities meet.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return f32::INFINITY;
+    }
     a.iter()
         .zip(b)
         .map(|(x, y)| if x == y { 0.0 } else { (x - y).abs() })
