@@ -17,7 +17,6 @@ type Device = burn::tensor::Device<NdArray>;
 type Check<R> = fn(&StateDict, &Device) -> Result<R, ImportError>;
 
 /// Function pointers to the instances, which makes rustc compile them into this library.
-#[doc(hidden)]
 pub fn instances() -> impl Sized {
     std::hint::black_box((
         parity::check::<Train> as Check<parity::ParityReport>,

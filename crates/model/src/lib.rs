@@ -23,7 +23,8 @@ mod evaluation;
     feature = "ndarray",
     not(any(feature = "flex", feature = "wgpu", feature = "cuda"))
 ))]
-mod instances;
+#[doc(hidden)]
+pub mod instances;
 mod layer;
 mod loss;
 pub mod parity;
@@ -34,13 +35,6 @@ mod stack;
 
 pub use config::{ConfigError, Head, ModelConfig, RecurrentInit};
 pub use evaluation::{Evaluation, TranscriptionExamples};
-#[cfg(all(
-    debug_assertions,
-    feature = "ndarray",
-    not(any(feature = "flex", feature = "wgpu", feature = "cuda"))
-))]
-#[doc(hidden)]
-pub use instances::instances;
 pub use layer::{LayerInit, RecurrentLayer};
 pub use loss::{cross_entropy, cross_entropy_ignoring, log_softmax};
 pub use record::{ModelRecorder, RecordError};

@@ -7,7 +7,7 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Distribution, Tensor, TensorData};
 use model::{Cell, ModelConfig, RecurrentClassifier};
 
-use crate::common::max_abs_diff;
+use model::parity::max_abs_diff;
 
 type B = Autodiff<NdArray>;
 

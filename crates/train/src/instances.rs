@@ -15,7 +15,6 @@ type Device = burn::tensor::Device<NdArray>;
 type Outcome = Result<RunOutcome<NdArray>, TrainError>;
 
 /// Function pointers to the instances, which makes rustc compile them into this library.
-#[doc(hidden)]
 pub fn instances() -> impl Sized {
     std::hint::black_box((
         train::<Train> as fn(RunOptions, Device) -> Outcome,

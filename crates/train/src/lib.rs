@@ -16,7 +16,8 @@ mod error;
     feature = "ndarray",
     not(any(feature = "flex", feature = "wgpu", feature = "cuda"))
 ))]
-mod instances;
+#[doc(hidden)]
+pub mod instances;
 pub mod metrics;
 mod optimizer;
 mod recorder;
@@ -32,13 +33,6 @@ pub use artifacts::RunDir;
 pub use clipping::ClippingConfig;
 pub use config::{ConfigFileError, OptimizerConfig, TrainConfig};
 pub use error::TrainError;
-#[cfg(all(
-    debug_assertions,
-    feature = "ndarray",
-    not(any(feature = "flex", feature = "wgpu", feature = "cuda"))
-))]
-#[doc(hidden)]
-pub use instances::instances;
 pub use metrics::{EpochMetrics, RunMetrics};
 pub use optimizer::WithOptimizer;
 pub use run::{Display, RunOptions, RunOutcome, finish, train, train_sequences};

@@ -103,6 +103,3 @@ macro_rules! for_each_backend {
         }
     }};
 }
-
-#[allow(unused_imports)]
-pub use model::parity::max_abs_diff;
