@@ -3,7 +3,7 @@
 use super::chunks::{
     MIN_WORK_PER_CHUNK, MIN_WORK_PER_CHUNK_TRAINING, rows_per_chunk, run, split, split_mut,
 };
-use super::gemm::{Mat, matmul, matmul_one_column, transpose};
+use super::gemm::{Mat, matmul, matmul_few_columns, transpose};
 use super::math::{sigmoid_in_place, tanh_in_place};
 use super::step_product::small_matmul;
 use super::transpose::{BLOCK_ROWS, rows_to_columns};
@@ -54,6 +54,23 @@ pub fn forward(
     let mut packed = vec![0.0; dims.batch * packed_row];
     let mut residuals = vec![0.0; dims.batch * residual_row];
     let bias = folded_bias(params);
+    let length = lengths.first().copied().unwrap_or(0);
+    if super::one_sequence::applies(&dims, cell, keep_residuals, length) {
+        let (_, final_at) = dims.output_layout(cell, outputs);
+        super::one_sequence::forward(
+            &dims,
+            params,
+            bias.as_deref(),
+            x,
+            initial,
+            length,
+            outputs,
+            final_at,
+            &mut packed,
+            true,
+        );
+        return Forward { packed, residuals };
+    }
 
     let min_work = if keep_residuals {
         MIN_WORK_PER_CHUNK_TRAINING
@@ -168,9 +185,16 @@ fn forward_chunk(
     // at each step: one product of the transposed weights with those inputs, for a window of steps at
     // a time, small enough to stay in cache (each element's bits do not depend on which columns are
     // computed with it). `offsets[s]` is the first column of the window's step s.
+    //
+    // One sequence alone (a word transcribed, a text generated) has as many columns as steps, too few
+    // to pay for packing the weights: its projection is step-major instead, `[columns, G·H]`, the
+    // steps' inputs (rows of x) times the weights where they lie, with the same bits, in windows of at
+    // most 64 steps (each block of 8 steps reads the weights once).
+    let step_major = all_rows == 1;
     let window = (PROJECTION_FLOATS / (gh * all_rows).max(1)).clamp(1, time.max(1));
+    let window = if step_major { window.min(64) } else { window };
     let mut offsets = Vec::with_capacity(window);
-    let mut inputs_t = vec![0.0; window * all_rows * input];
+    let mut inputs_t = vec![0.0; if step_major { 0 } else { window * all_rows * input }];
     let mut projection = vec![0.0; gh * window * all_rows];
     let (mut window_start, mut columns) = (0, 0);
     let mut project = |start: usize, projection: &mut [f32], offsets: &mut Vec<usize>| {
@@ -180,6 +204,26 @@ fn forward_chunk(
         for t in start..end {
             offsets.push(columns);
             columns += active(t);
+        }
+        if step_major {
+            // The running steps of the one row are `start..start + columns`, rows of x.
+            matmul_few_columns(
+                params.weight_ih,
+                input,
+                gh,
+                &chunk.x[start * input..],
+                input,
+                columns,
+                &mut projection[..columns * gh],
+            );
+            if let Some(bias) = bias {
+                for row in projection[..columns * gh].chunks_exact_mut(gh.max(1)) {
+                    for (v, b) in row.iter_mut().zip(bias) {
+                        *v += b;
+                    }
+                }
+            }
+            return columns;
         }
         // The window's inputs feature-major, `[in, columns]`, so that the product packs them as
         // whole vectors: blocks of rows turned into columns, each block's steps in order (a row's
@@ -202,7 +246,8 @@ fn forward_chunk(
             }
         }
         if columns == 1 {
-            matmul_one_column(params.weight_ih, input, gh, inputs, &mut projection[..gh]);
+            // `[G·H, 1]` and `[1, G·H]` are the same layout.
+            matmul_few_columns(params.weight_ih, input, gh, inputs, input, 1, &mut projection[..gh]);
         } else {
             matmul(
                 Mat::rows(params.weight_ih, input, gh, gh).t(),
@@ -250,6 +295,10 @@ fn forward_chunk(
             }
             rows = running;
         }
+        if rows == 0 {
+            // Every row has ended (the longest is shorter than the batch's steps).
+            break;
+        }
         let block = h * rows;
         let hidden = &mut hidden_buf[..block];
         let cell_state = &mut cell_buf[..block];
@@ -263,8 +312,14 @@ fn forward_chunk(
             columns = project(t, &mut projection, &mut offsets);
         }
         let offset = offsets[t - window_start];
-        for j in 0..gh {
-            gates[j * rows..][..rows].copy_from_slice(&projection[j * columns + offset..][..rows]);
+        if step_major {
+            if rows == 1 {
+                gates.copy_from_slice(&projection[offset * gh..][..gh]);
+            }
+        } else {
+            for j in 0..gh {
+                gates[j * rows..][..rows].copy_from_slice(&projection[j * columns + offset..][..rows]);
+            }
         }
         match cell {
             Cell::Lstm | Cell::PeepholeLstm => {
@@ -464,9 +519,15 @@ mod tests {
     #[test]
     fn one_sequence_gives_the_bits_of_its_row_in_a_batch() {
         for cell in Cell::ALL {
-            for (time, input, hidden, with_state) in
-                [(1, 300, 40, true), (1, 7, 33, false), (5, 12, 20, true)]
-            {
+            for (time, input, hidden, with_state) in [
+                (1, 300, 40, true),
+                (1, 7, 33, false),
+                (5, 12, 20, true),
+                (9, 300, 24, true),
+                (70, 5, 8, false),
+                // Windows of a one-sequence projection: one, and two (at most 64 steps each).
+                (70, 5, 12, true),
+            ] {
                 let gh = cell.gates() * hidden;
                 let weight_ih = values(input * gh, 1);
                 let weight_hh = values(hidden * gh, 2);
@@ -487,7 +548,9 @@ mod tests {
                     .map(|v| v / 8.0)
                     .collect();
                 let (h0, c0) = (values(batch * hidden, 9), values(batch * hidden, 10));
-                let run = |batch: usize| {
+                // Every row runs every step, or the rows stop early (the first row one step short).
+                let short: Vec<usize> = (0..batch).map(|r| (time - 1 - r).max(1)).collect();
+                let run = |batch: usize, lengths: Option<&[usize]>| {
                     let dims = Dims {
                         batch,
                         time,
@@ -499,15 +562,19 @@ mod tests {
                         cell: with_state.then(|| &c0[..batch * hidden]),
                     };
                     let x = &x[..batch * time * input];
-                    forward(dims, &params, x, initial, Lengths(None), false, true).packed
+                    let lengths = Lengths(lengths.map(|l| &l[..batch]));
+                    forward(dims, &params, x, initial, lengths, false, true).packed
                 };
-                let (alone, together) = (run(1), run(batch));
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(
-                    bits(&alone),
-                    bits(&together[..alone.len()]),
-                    "{cell:?} time {time} input {input} hidden {hidden} state {with_state}"
-                );
+                for lengths in [None, (time > 2).then_some(&short[..])] {
+                    let (alone, together) = (run(1, lengths), run(batch, lengths));
+                    assert_eq!(
+                        bits(&alone),
+                        bits(&together[..alone.len()]),
+                        "{cell:?} time {time} input {input} hidden {hidden} state {with_state} \
+                         lengths {lengths:?}"
+                    );
+                }
             }
         }
     }

@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::isa::{InstructionSet, instruction_set};
-use super::step_product::small_matmul;
+use super::step_product::small_matmul_strided;
 use super::transpose::{BLOCK_ROWS, rows_to_columns};
 
 /// A matrix view: `data[row * row_stride + col * col_stride]`.
@@ -128,22 +128,64 @@ pub fn matmul(a: Mat<'_>, b: Mat<'_>, out: &mut [f32], out_stride: usize, accumu
     }
 }
 
-/// `out = wᵀ × x` for one column `x` of `k` values, `w` row-major `k × n` read where it lies: the
-/// bits of `matmul(Mat::rows(w, k, n, n).t(), Mat::rows(x, k, 1, 1), out, 1, false)` (a chain per
-/// block of [`KC`], the blocks added in order) without packing `w`, which is what a product of one
-/// column (one sequence, one step: generation) would otherwise spend its time on.
-pub fn matmul_one_column(w: &[f32], k: usize, n: usize, x: &[f32], out: &mut [f32]) {
+/// `out = x × w` for a few rows `x` (`rows × k`, rows `x_stride` apart) and `w` row-major `k × n`
+/// read where it lies, into the row-major `rows × n` `out`: the bits of
+/// `matmul(Mat::rows(w, k, n, n).t(), xᵀ, …)` transposed (a chain per block of [`KC`], the blocks
+/// added in order) without packing `w`. One sequence's input projection (few columns: a word, a
+/// generated character) would otherwise spend most of its time packing the weights.
+pub fn matmul_few_columns(
+    w: &[f32],
+    k: usize,
+    n: usize,
+    x: &[f32],
+    x_stride: usize,
+    rows: usize,
+    out: &mut [f32],
+) {
+    matmul_few_columns_strided(w, n, k, n, x, x_stride, rows, out, n);
+}
+
+/// [`matmul_few_columns`] for `n` columns out of a wider `w` (rows `w_stride` apart), into rows of
+/// `out` `out_stride` apart: a range of hidden units of one gate, with the bits of the whole product.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_few_columns_strided(
+    w: &[f32],
+    w_stride: usize,
+    k: usize,
+    n: usize,
+    x: &[f32],
+    x_stride: usize,
+    rows: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
     assert!(
-        w.len() >= k * n && x.len() >= k && out.len() >= n,
-        "one-column product sizes"
+        w_stride >= n
+            && (k == 0 || (k - 1) * w_stride + n <= w.len())
+            && (rows == 0 || (rows - 1) * x_stride + k <= x.len())
+            && (rows == 0 || (rows - 1) * out_stride + n <= out.len()),
+        "few-column product sizes"
     );
     if k == 0 {
-        out[..n].fill(0.0);
+        for row in 0..rows {
+            out[row * out_stride..][..n].fill(0.0);
+        }
         return;
     }
     for p0 in (0..k).step_by(KC) {
         let kc = KC.min(k - p0);
-        small_matmul(1, kc, n, &x[p0..p0 + kc], kc, &w[p0 * n..], out, n, p0 > 0);
+        small_matmul_strided(
+            rows,
+            kc,
+            n,
+            &x[p0..],
+            x_stride,
+            &w[p0 * w_stride..],
+            w_stride,
+            out,
+            out_stride,
+            p0 > 0,
+        );
     }
 }
 
@@ -499,30 +541,50 @@ pub(crate) mod tests {
         }
     }
 
-    /// A product of one column reads the weights where they lie and gives the general product's
-    /// bits on every path: one block of k, several, and a partial last one.
+    /// A product of a few columns reads the weights where they lie and gives the general product's
+    /// bits on every path: one block of k, several, and a partial last one; one column and several.
     #[test]
-    fn one_column_products_are_bitwise_the_general_one() {
+    fn few_column_products_are_bitwise_the_general_one() {
         let _serial = crate::cpu::isa::CHOICE_LOCK
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        for (k, n) in [(0, 5), (1, 3), (64, 2048), (512, 300), (600, 65)] {
+        for (k, n, columns) in [
+            (0, 5, 1),
+            (1, 3, 1),
+            (64, 2048, 1),
+            (512, 300, 1),
+            (600, 65, 1),
+            (600, 65, 3),
+            (300, 1024, 17),
+            (64, 40, 9),
+        ] {
             let w = values(k * n, 4);
-            let x = values(k, 5);
-            let mut want = vec![f32::NAN; n];
+            // The columns of x as rows, 3 values apart more than k (a stride wider than a row).
+            let stride = k + 3;
+            let x = values(columns * stride, 5);
+            let x_t: Vec<f32> = (0..k * columns)
+                .map(|i| x[(i % columns) * stride + i / columns])
+                .collect();
+            let mut want = vec![f32::NAN; n * columns];
             matmul(
                 Mat::rows(&w, k, n, n).t(),
-                Mat::rows(&x, k, 1, 1),
+                Mat::rows(&x_t, k, columns, columns),
                 &mut want,
-                1,
+                columns,
                 false,
             );
+            let want: Vec<f32> = (0..n * columns)
+                .map(|i| want[(i % n) * columns + i / n])
+                .collect();
             for set in InstructionSet::available() {
                 set_instruction_set(Some(set)).unwrap();
-                let mut got = vec![f32::NAN; n];
-                matmul_one_column(&w, k, n, &x, &mut got);
+                let mut got = vec![f32::NAN; n * columns];
+                matmul_few_columns(&w, k, n, &x, stride, columns, &mut got);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert!(bits(&got) == bits(&want), "{set} {k}x{n}");
+                assert!(
+                    bits(&got) == bits(&want),
+                    "{set} {k}x{n}, {columns} columns"
+                );
             }
             set_instruction_set(None).unwrap();
         }

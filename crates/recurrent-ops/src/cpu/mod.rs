@@ -54,9 +54,11 @@ mod backward;
 mod chunks;
 mod forward;
 mod gemm;
+mod helper;
 mod host;
 mod isa;
 pub mod math;
+mod one_sequence;
 mod step_product;
 mod transpose;
 

@@ -26,11 +26,33 @@ pub fn small_matmul(
     out_stride: usize,
     accumulate: bool,
 ) {
+    small_matmul_strided(rows, k, n, a, a_stride, b, n, out, out_stride, accumulate)
+}
+
+/// [`small_matmul`] with the rows of `b` `b_stride ≥ n` apart: `n` columns out of a wider matrix
+/// (a range of hidden units of a gate), with the bits they have in the whole product.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn small_matmul_strided(
+    rows: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    a_stride: usize,
+    b: &[f32],
+    b_stride: usize,
+    out: &mut [f32],
+    out_stride: usize,
+    accumulate: bool,
+) {
     assert!(
         rows == 0 || (rows - 1) * a_stride + k <= a.len(),
         "small_matmul: a"
     );
-    assert!(b.len() >= k * n, "small_matmul: b");
+    assert!(
+        b_stride >= n && (k == 0 || (k - 1) * b_stride + n <= b.len()),
+        "small_matmul: b"
+    );
     assert!(
         rows == 0 || ((rows - 1) * out_stride + n <= out.len() && (rows == 1 || out_stride >= n)),
         "small_matmul: out"
@@ -44,7 +66,12 @@ pub fn small_matmul(
         n,
         a,
         a_stride,
-        b: &b[..k * n],
+        b: if k == 0 {
+            &[]
+        } else {
+            &b[..(k - 1) * b_stride + n]
+        },
+        b_stride,
         out_stride,
         accumulate,
     };
@@ -70,7 +97,9 @@ struct Product<'a> {
     n: usize,
     a: &'a [f32],
     a_stride: usize,
+    /// `k` rows of `n` values, `b_stride` apart.
     b: &'a [f32],
+    b_stride: usize,
     out_stride: usize,
     accumulate: bool,
 }
@@ -105,7 +134,7 @@ impl Product<'_> {
             for j in 0..self.n {
                 let mut acc = 0.0f32;
                 for (kk, &av) in a.iter().enumerate() {
-                    acc = av.mul_add(self.b[kk * self.n + j], acc);
+                    acc = av.mul_add(self.b[kk * self.b_stride + j], acc);
                 }
                 let o = &mut out[r * self.out_stride + j];
                 *o = if self.accumulate { *o + acc } else { acc };
@@ -124,38 +153,57 @@ impl Product<'_> {
     }
 
     /// One row (`a` a vector): `b` read row after row, in panels of [`PANEL`] columns whose chains
-    /// sit in an array the compiler keeps in vector registers. Walking `b` down a narrow block of
-    /// columns, as the blocks of several rows do, touches two cache lines per row of `b` and a new
+    /// sit in an array the compiler keeps in vector registers, then panels of 128, 64 and 32 for
+    /// what is left (a range of hidden units is often such a width). Walking `b` down a narrow block
+    /// of columns, as the blocks of several rows do, touches two cache lines per row of `b` and a new
     /// page every few rows; a panel's row is contiguous. The chains are the same, so are the bits.
     #[inline(always)]
     fn single_row(&self, out: &mut [f32]) {
-        let (k, n) = (self.k, self.n);
-        let a = &self.a[..k];
+        let n = self.n;
         let out = &mut out[..n];
         let mut j0 = 0;
         while j0 + PANEL <= n {
-            let mut acc = [0.0f32; PANEL];
-            for (kk, &av) in a.iter().enumerate() {
-                let row: &[f32; PANEL] =
-                    self.b[kk * n + j0..][..PANEL].try_into().expect("a panel");
-                for (acc, &bv) in acc.iter_mut().zip(row) {
-                    *acc = av.mul_add(bv, *acc);
-                }
-            }
-            self.write(&mut out[j0..j0 + PANEL], &acc);
+            self.panel::<PANEL>(j0, out);
             j0 += PANEL;
+        }
+        if j0 + 128 <= n {
+            self.panel::<128>(j0, out);
+            j0 += 128;
+        }
+        if j0 + 64 <= n {
+            self.panel::<64>(j0, out);
+            j0 += 64;
+        }
+        if j0 + 32 <= n {
+            self.panel::<32>(j0, out);
+            j0 += 32;
         }
         if j0 < n {
             let width = n - j0;
-            let mut acc = [0.0f32; PANEL];
-            for (kk, &av) in a.iter().enumerate() {
-                let row = &self.b[kk * n + j0..][..width];
+            let mut acc = [0.0f32; 32];
+            for (kk, &av) in self.a[..self.k].iter().enumerate() {
+                let row = &self.b[kk * self.b_stride + j0..][..width];
                 for (acc, &bv) in acc.iter_mut().zip(row) {
                     *acc = av.mul_add(bv, *acc);
                 }
             }
             self.write(&mut out[j0..], &acc[..width]);
         }
+    }
+
+    /// Columns `j0..j0 + W` of a one-row product: `W` chains held in registers.
+    #[inline(always)]
+    fn panel<const W: usize>(&self, j0: usize, out: &mut [f32]) {
+        let mut acc = [0.0f32; W];
+        for (kk, &av) in self.a[..self.k].iter().enumerate() {
+            let row: &[f32; W] = self.b[kk * self.b_stride + j0..][..W]
+                .try_into()
+                .expect("a panel");
+            for (acc, &bv) in acc.iter_mut().zip(row) {
+                *acc = av.mul_add(bv, *acc);
+            }
+        }
+        self.write(&mut out[j0..j0 + W], &acc);
     }
 
     /// `out = chains`, or `out += chains` when accumulating.
@@ -208,7 +256,8 @@ impl Product<'_> {
         out: &mut [f32],
     ) {
         use std::arch::x86_64::*;
-        let (k, n, a_stride, out_stride) = (self.k, self.n, self.a_stride, self.out_stride);
+        let (k, b_stride, a_stride, out_stride) =
+            (self.k, self.b_stride, self.a_stride, self.out_stride);
         self.check_block::<R>(r0, j0, 16 * (V - 1) + mask.count_ones() as usize, out);
         let (a, b) = (
             self.a.as_ptr().wrapping_add(r0 * a_stride),
@@ -217,11 +266,11 @@ impl Product<'_> {
         let mut acc = [[_mm512_setzero_ps(); V]; R];
         let mut bv = [_mm512_setzero_ps(); V];
         for kk in 0..k {
-            // SAFETY: row kk of `b` holds the block's columns (`b.len() = k·n`, checked above), the
+            // SAFETY: row kk of `b` holds the block's columns (`b` holds `k` rows `b_stride` apart, checked above), the
             // mask keeping the last load within them; row r0 + i of `a` holds k values.
             unsafe {
                 for (v, bv) in bv.iter_mut().enumerate() {
-                    let at = b.add(kk * n + 16 * v);
+                    let at = b.add(kk * b_stride + 16 * v);
                     *bv = if v + 1 < V {
                         _mm512_loadu_ps(at)
                     } else {
@@ -291,7 +340,8 @@ impl Product<'_> {
         out: &mut [f32],
     ) {
         use std::arch::x86_64::*;
-        let (k, n, a_stride, out_stride) = (self.k, self.n, self.a_stride, self.out_stride);
+        let (k, b_stride, a_stride, out_stride) =
+            (self.k, self.b_stride, self.a_stride, self.out_stride);
         self.check_block::<R>(r0, j0, 8 * (V - 1) + last, out);
         let (a, b) = (
             self.a.as_ptr().wrapping_add(r0 * a_stride),
@@ -303,7 +353,7 @@ impl Product<'_> {
             // SAFETY: as in `block_avx512`: the mask keeps the last load within the columns.
             unsafe {
                 for (v, bv) in bv.iter_mut().enumerate() {
-                    let at = b.add(kk * n + 8 * v);
+                    let at = b.add(kk * b_stride + 8 * v);
                     *bv = if v + 1 < V {
                         _mm256_loadu_ps(at)
                     } else {
@@ -346,6 +396,7 @@ impl Product<'_> {
 mod tests {
     use super::*;
     use crate::cpu::gemm::{Mat, matmul, transpose};
+    use crate::cpu::isa::set_instruction_set;
 
     /// Every element as one chain of fused multiply-adds over k in order: the bits the small
     /// product must give whatever the row grouping, the column blocking or the instruction set.
@@ -372,6 +423,9 @@ mod tests {
 
     #[test]
     fn small_products_are_bitwise_the_sequential_sums() {
+        let _serial = crate::cpu::isa::CHOICE_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for (rows, k, n) in [
             (1, 5, 3),
             (2, 64, 256),
@@ -385,6 +439,7 @@ mod tests {
             (1, 64, 2048),
             (1, 37, 600),
             (1, 9, 200),
+            (1, 30, 128 + 64 + 32 + 7),
         ] {
             let a_stride = k + 2;
             let a: Vec<f32> = (0..rows * a_stride)
@@ -407,6 +462,7 @@ mod tests {
                         a: &a,
                         a_stride,
                         b: &b,
+                        b_stride: n,
                         out_stride: n,
                         accumulate,
                     };
@@ -436,6 +492,23 @@ mod tests {
             let mut out = vec![f32::NAN; rows * n];
             small_matmul(rows, k, n, &a, a_stride, &b, &mut out, n, false);
             assert!(same(&out, &want), "{rows}x{k}x{n}: small_matmul");
+            // The same columns out of a wider matrix (5 more on each side, never read), on every
+            // path.
+            let wide = n + 10;
+            let b_wide: Vec<f32> = (0..k * wide)
+                .map(|i| match i % wide {
+                    col if (5..5 + n).contains(&col) => b[i / wide * n + col - 5],
+                    _ => f32::NAN,
+                })
+                .collect();
+            let b_wide = &b_wide[5.min(b_wide.len())..];
+            for set in InstructionSet::available() {
+                set_instruction_set(Some(set)).unwrap();
+                let mut out = vec![f32::NAN; rows * n];
+                small_matmul_strided(rows, k, n, &a, a_stride, b_wide, wide, &mut out, n, false);
+                assert!(same(&out, &want), "{rows}x{k}x{n} on {set}: strided");
+            }
+            set_instruction_set(None).unwrap();
         }
     }
 
