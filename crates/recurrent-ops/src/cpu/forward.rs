@@ -152,7 +152,7 @@ impl RecurrentWeights<'_> {
 
 /// The bias added to the input projection: both biases summed, except for the GRU, whose recurrent
 /// bias sits inside the reset gate's product.
-fn folded_bias(params: &Params<'_>) -> Option<Vec<f32>> {
+pub(super) fn folded_bias(params: &Params<'_>) -> Option<Vec<f32>> {
     match (params.cell, params.bias_ih, params.bias_hh) {
         (Cell::Gru, b_ih, _) => b_ih.map(<[f32]>::to_vec),
         (_, Some(b_ih), Some(b_hh)) => Some(b_ih.iter().zip(b_hh).map(|(a, b)| a + b).collect()),
@@ -326,39 +326,7 @@ fn forward_chunk(
                 if has_hidden {
                     recurrent_weights.product(gh, h, rows, hidden, gates, true);
                 }
-                let (ifg, o) = gates.split_at_mut(3 * block);
-                if cell == Cell::PeepholeLstm && has_cell {
-                    let [w_ci, w_cf, _] = params
-                        .peepholes
-                        .expect("a peephole layer has its peephole weights");
-                    add_scaled_rows(&mut ifg[..block], cell_state, w_ci, rows);
-                    add_scaled_rows(&mut ifg[block..2 * block], cell_state, w_cf, rows);
-                }
-                sigmoid_in_place(&mut ifg[..2 * block]);
-                tanh_in_place(&mut ifg[2 * block..]);
-                let (i, fg) = ifg.split_at(block);
-                let (f, g) = fg.split_at(block);
-                if has_cell {
-                    for k in 0..block {
-                        cell_state[k] = f[k] * cell_state[k] + i[k] * g[k];
-                    }
-                } else {
-                    for k in 0..block {
-                        cell_state[k] = i[k] * g[k];
-                    }
-                }
-                if cell == Cell::PeepholeLstm {
-                    let [_, _, w_co] = params
-                        .peepholes
-                        .expect("a peephole layer has its peephole weights");
-                    add_scaled_rows(o, cell_state, w_co, rows);
-                }
-                sigmoid_in_place(o);
-                tanh_c.copy_from_slice(cell_state);
-                tanh_in_place(tanh_c);
-                for k in 0..block {
-                    hidden[k] = o[k] * tanh_c[k];
-                }
+                lstm_gates(gates, cell_state, tanh_c, hidden, params.peepholes, has_cell, rows);
                 if keep {
                     let out = &mut chunk.residuals[t * rw..];
                     gather_transposed(gates, rows, 4 * h, out, time * rw, 0);
@@ -429,6 +397,50 @@ fn forward_chunk(
         gather_transposed(&cell_buf[..h * rows], rows, h, &mut chunk.packed[final_at + h..], packed_row, 0);
     }
 }
+}
+
+/// The element-wise part of an LSTM step on feature-major `[units, rows]` blocks: `gates` holds the
+/// `i, f, g, o` pre-activations (products and bias added), `cell` the previous cell state (read only
+/// when `has_cell`), replaced by the new one; writes `tanh c` and the hidden state. `peepholes`, the
+/// peephole LSTM's `w_ci, w_cf, w_co` (one per unit), add the cell state to the gates.
+#[inline(always)]
+pub(super) fn lstm_gates(
+    gates: &mut [f32],
+    cell: &mut [f32],
+    tanh_c: &mut [f32],
+    hidden: &mut [f32],
+    peepholes: Option<[&[f32]; 3]>,
+    has_cell: bool,
+    rows: usize,
+) {
+    let block = cell.len();
+    let (ifg, o) = gates.split_at_mut(3 * block);
+    if let (Some([w_ci, w_cf, _]), true) = (peepholes, has_cell) {
+        add_scaled_rows(&mut ifg[..block], cell, w_ci, rows);
+        add_scaled_rows(&mut ifg[block..2 * block], cell, w_cf, rows);
+    }
+    sigmoid_in_place(&mut ifg[..2 * block]);
+    tanh_in_place(&mut ifg[2 * block..]);
+    let (i, fg) = ifg.split_at(block);
+    let (f, g) = fg.split_at(block);
+    if has_cell {
+        for k in 0..block {
+            cell[k] = f[k] * cell[k] + i[k] * g[k];
+        }
+    } else {
+        for k in 0..block {
+            cell[k] = i[k] * g[k];
+        }
+    }
+    if let Some([_, _, w_co]) = peepholes {
+        add_scaled_rows(o, cell, w_co, rows);
+    }
+    sigmoid_in_place(o);
+    tanh_c.copy_from_slice(cell);
+    tanh_in_place(tanh_c);
+    for k in 0..block {
+        hidden[k] = o[k] * tanh_c[k];
+    }
 }
 
 /// Writes the state of rows `finished` out of a feature-major `[H, rows]` state into their rows of
@@ -509,9 +521,63 @@ fn gather_transposed(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cpu::gemm::tests::values;
+
+    /// A layer's parameters made up for tests (with peephole weights for the peephole LSTM), a
+    /// batch of inputs and an initial state.
+    pub(crate) struct Fixture {
+        cell: Cell,
+        weight_ih: Vec<f32>,
+        weight_hh: Vec<f32>,
+        bias_ih: Vec<f32>,
+        bias_hh: Vec<f32>,
+        peepholes: [Vec<f32>; 3],
+        /// `[batch, time, in]`.
+        pub x: Vec<f32>,
+        /// `[batch, H]`.
+        pub h0: Vec<f32>,
+        /// `[batch, H]`.
+        pub c0: Vec<f32>,
+    }
+
+    impl Fixture {
+        pub fn new(cell: Cell, batch: usize, time: usize, input: usize, hidden: usize) -> Self {
+            let gh = cell.gates() * hidden;
+            Fixture {
+                cell,
+                weight_ih: values(input * gh, 1),
+                weight_hh: values(hidden * gh, 2),
+                bias_ih: values(gh, 3),
+                bias_hh: values(gh, 4),
+                peepholes: [values(hidden, 5), values(hidden, 6), values(hidden, 7)],
+                x: values(batch * time * input, 8)
+                    .iter()
+                    .map(|v| v / 8.0)
+                    .collect(),
+                h0: values(batch * hidden, 9),
+                c0: values(batch * hidden, 10),
+            }
+        }
+
+        pub fn params(&self) -> Params<'_> {
+            Params {
+                cell: self.cell,
+                weight_ih: &self.weight_ih,
+                weight_hh: &self.weight_hh,
+                bias_ih: Some(&self.bias_ih),
+                bias_hh: Some(&self.bias_hh),
+                peepholes: (self.cell == Cell::PeepholeLstm).then(|| {
+                    [
+                        &self.peepholes[0][..],
+                        &self.peepholes[1],
+                        &self.peepholes[2],
+                    ]
+                }),
+            }
+        }
+    }
 
     /// One sequence alone (its weights read where they lie, a one-column projection at one step)
     /// gives the bits it gets as the first row of a batch (transposed weights, the general product),
@@ -528,26 +594,10 @@ mod tests {
                 // Windows of a one-sequence projection: one, and two (at most 64 steps each).
                 (70, 5, 12, true),
             ] {
-                let gh = cell.gates() * hidden;
-                let weight_ih = values(input * gh, 1);
-                let weight_hh = values(hidden * gh, 2);
-                let (bias_ih, bias_hh) = (values(gh, 3), values(gh, 4));
-                let peepholes = [values(hidden, 5), values(hidden, 6), values(hidden, 7)];
-                let params = Params {
-                    cell,
-                    weight_ih: &weight_ih,
-                    weight_hh: &weight_hh,
-                    bias_ih: Some(&bias_ih),
-                    bias_hh: Some(&bias_hh),
-                    peepholes: (cell == Cell::PeepholeLstm)
-                        .then(|| [&peepholes[0][..], &peepholes[1], &peepholes[2]]),
-                };
                 let batch = 3;
-                let x: Vec<f32> = values(batch * time * input, 8)
-                    .iter()
-                    .map(|v| v / 8.0)
-                    .collect();
-                let (h0, c0) = (values(batch * hidden, 9), values(batch * hidden, 10));
+                let fixture = Fixture::new(cell, batch, time, input, hidden);
+                let params = fixture.params();
+                let (x, h0, c0) = (&fixture.x, &fixture.h0, &fixture.c0);
                 // Every row runs every step, or the rows stop early (the first row one step short).
                 let short: Vec<usize> = (0..batch).map(|r| (time - 1 - r).max(1)).collect();
                 let run = |batch: usize, lengths: Option<&[usize]>| {

@@ -19,9 +19,9 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use super::forward::lstm_gates;
 use super::gemm::matmul_few_columns_strided;
 use super::helper::{wait_until, with_help};
-use super::math::{sigmoid_in_place, tanh_in_place};
 use super::step_product::{small_matmul, small_matmul_strided};
 use super::{Dims, Initial, Params};
 use crate::Cell;
@@ -336,8 +336,7 @@ impl Shared<'_> {
     }
 }
 
-// The element-wise part of an LSTM step for a range of units, in the order of `forward`: `gates`
-// holds their `i, f, g, o` pre-activations.
+// The element-wise part of an LSTM step for a range of units (one row), on every instruction set.
 by_instruction_set! {
 fn lstm_units(
     gates: &mut [f32],
@@ -347,47 +346,14 @@ fn lstm_units(
     peepholes: Option<[&[f32]; 3]>,
     has_cell: bool,
 ) {
-    let width = cell.len();
-    let (ifg, o) = gates.split_at_mut(3 * width);
-    if let (Some([w_ci, w_cf, _]), true) = (peepholes, has_cell) {
-        for k in 0..width {
-            ifg[k] += cell[k] * w_ci[k];
-        }
-        for k in 0..width {
-            ifg[width + k] += cell[k] * w_cf[k];
-        }
-    }
-    sigmoid_in_place(&mut ifg[..2 * width]);
-    tanh_in_place(&mut ifg[2 * width..]);
-    let (i, fg) = ifg.split_at(width);
-    let (f, g) = fg.split_at(width);
-    if has_cell {
-        for k in 0..width {
-            cell[k] = f[k] * cell[k] + i[k] * g[k];
-        }
-    } else {
-        for k in 0..width {
-            cell[k] = i[k] * g[k];
-        }
-    }
-    if let Some([_, _, w_co]) = peepholes {
-        for k in 0..width {
-            o[k] += cell[k] * w_co[k];
-        }
-    }
-    sigmoid_in_place(o);
-    tanh_c.copy_from_slice(cell);
-    tanh_in_place(tanh_c);
-    for k in 0..width {
-        hidden[k] = o[k] * tanh_c[k];
-    }
+    lstm_gates(gates, cell, tanh_c, hidden, peepholes, has_cell, 1);
 }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::gemm::tests::values;
+    use crate::cpu::forward::tests::Fixture;
     use crate::cpu::{Lengths, forward as batch_forward};
 
     /// Both halves on the caller's thread, and the second offered to the helper, give the bits of
@@ -414,31 +380,15 @@ mod tests {
                 (12, 300, 136, false),
                 (20, 5, 128, false),
             ] {
-                let gh = 4 * hidden;
-                let weight_ih = values(input * gh, 1);
-                let weight_hh = values(hidden * gh, 2);
-                let (bias_ih, bias_hh) = (values(gh, 3), values(gh, 4));
-                let peepholes = [values(hidden, 5), values(hidden, 6), values(hidden, 7)];
-                let params = Params {
-                    cell,
-                    weight_ih: &weight_ih,
-                    weight_hh: &weight_hh,
-                    bias_ih: Some(&bias_ih),
-                    bias_hh: Some(&bias_hh),
-                    peepholes: (cell == Cell::PeepholeLstm)
-                        .then(|| [&peepholes[0][..], &peepholes[1], &peepholes[2]]),
-                };
                 let batch = 3;
-                let x: Vec<f32> = values(batch * time * input, 8)
-                    .iter()
-                    .map(|v| v / 8.0)
-                    .collect();
-                let (h0, c0) = (values(batch * hidden, 9), values(batch * hidden, 10));
+                let fixture = Fixture::new(cell, batch, time, input, hidden);
+                let params = fixture.params();
+                let (x, h0, c0) = (&fixture.x, &fixture.h0, &fixture.c0);
                 let initial = |rows: usize| Initial {
                     hidden: with_state.then(|| &h0[..rows * hidden]),
                     cell: with_state.then(|| &c0[..rows * hidden]),
                 };
-                let bias: Vec<f32> = bias_ih.iter().zip(&bias_hh).map(|(a, b)| a + b).collect();
+                let bias = crate::cpu::forward::folded_bias(&params).expect("both biases");
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 for (length, outputs) in [(time, true), (time, false), (time - 1, true)] {
                     let dims = Dims {
@@ -451,7 +401,7 @@ mod tests {
                     let want = batch_forward(
                         dims,
                         &params,
-                        &x,
+                        x,
                         initial(batch),
                         Lengths(Some(&lengths)),
                         false,
