@@ -13,6 +13,7 @@ use data::{DataSource, EpochLoader, MnistFiles, SequenceBatch, Split, TsDataset,
 use infer::{
     Prediction, Run, import_pytorch, predict, predict_sequences, preprocess, report, serve,
 };
+use model::ctc::Decoding;
 
 /// Use trained recurrent sequence models: evaluate, predict (.ts sequences, or digit pictures), generate text, transcribe words, serve a draw-a-digit page, import from PyTorch.
 #[derive(Parser)]
@@ -46,6 +47,13 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// For a transcriber: decode by prefix beam search of this width instead of greedily.
+        #[arg(long, value_name = "N")]
+        beam: Option<usize>,
+        /// For a transcriber: evaluate on the validation words instead of the test words (to
+        /// choose the decoding there, not on the test words).
+        #[arg(long)]
+        validation: bool,
     },
     /// Classify pictures of single digits (PNG or JPEG, any size), or, for a run trained on `.ts`
     /// data, every example of `.ts` files (printed with the run's class names).
@@ -173,32 +181,57 @@ fn run(args: Args) -> anyhow::Result<()> {
             data_dir,
             batch_size,
             json,
+            beam,
+            validation,
         } => {
             if batch_size == Some(0) {
                 bail!("--batch-size must be at least 1");
             }
+            if beam == Some(0) {
+                bail!("--beam must be at least 1");
+            }
             let run = Run::open(&run)?;
+            if (beam.is_some() || validation) && !run.is_transcription() {
+                bail!(
+                    "--beam and --validation apply to transcribers; {} is not one",
+                    run.dir.display()
+                );
+            }
             let model = run.load_model::<Inference>(&device)?;
             if run.is_transcription() {
-                let (path, result) = infer::transcription::evaluate_test(
+                use infer::transcription::HeldApart;
+                let words = if validation {
+                    HeldApart::Validation
+                } else {
+                    HeldApart::Test
+                };
+                let decoding = beam.map_or(Decoding::Greedy, Decoding::Beam);
+                let (path, result) = infer::transcription::evaluate(
                     &run,
                     &model,
                     data_dir.as_deref(),
                     batch_size.or(run.eval_batch_size).unwrap_or(256),
+                    words,
+                    decoding,
                     &device,
                 )?;
+                let decoded = match decoding {
+                    Decoding::Greedy => "greedy".to_string(),
+                    Decoding::Beam(width) => format!("beam {width}"),
+                };
+                let set = if validation { "validation" } else { "test" };
                 let per = result.token_error_rate.unwrap_or(f64::NAN);
                 if json {
                     println!(
                         "{}",
-                        serde_json::json!({"word_error_rate": 100.0 - result.accuracy, "phoneme_error_rate": per, "loss": result.loss, "words": result.items, "dictionary": path, "backend": backend::NAME})
+                        serde_json::json!({"word_error_rate": 100.0 - result.accuracy, "phoneme_error_rate": per, "loss": result.loss, "words": result.items, "set": set, "decoding": decoded, "dictionary": path, "backend": backend::NAME})
                     );
                 } else {
                     println!("word error rate: {:.2}%", 100.0 - result.accuracy);
                     println!("phoneme error rate: {per:.2}%");
                     println!("CTC loss: {:.4}", result.loss);
                     println!(
-                        "test words: {} (of {}, greedy)",
+                        "{set} words: {} (of {}, {decoded})",
                         result.items,
                         path.display()
                     );

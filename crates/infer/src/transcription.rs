@@ -9,7 +9,7 @@ use data::{
     PronunciationConfig, Symbols, TranscriptionBatch, TranscriptionBatcher, TranscriptionItem,
     TranscriptionParts,
 };
-use model::ctc::{Hypothesis, beam_search, greedy};
+use model::ctc::{Decoding, Hypothesis, beam_search, greedy};
 use model::{Evaluation, Input, SequenceModel, TranscriptionExamples, log_softmax};
 
 use crate::{InferError, Run};
@@ -90,13 +90,25 @@ impl Run {
     }
 }
 
-/// The run's test words (its dictionary read and split as training did; `dir` overrides the run's
-/// `data.dir`), transcribed greedily: word and phoneme error rates and the mean CTC loss.
-pub fn evaluate_test<B: Backend>(
+/// Which of a run's held-apart words to evaluate on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldApart {
+    /// The validation words: where decoding settings (a beam width) are chosen.
+    Validation,
+    /// The test words: the reported figures.
+    Test,
+}
+
+/// The run's test or validation words (its dictionary read and split as training did; `dir`
+/// overrides the run's `data.dir`), transcribed by `decoding`: word and phoneme error rates and the
+/// mean CTC loss.
+pub fn evaluate<B: Backend>(
     run: &Run,
     model: &SequenceModel<B>,
     dir: Option<&Path>,
     batch_size: usize,
+    words: HeldApart,
+    decoding: Decoding,
     device: &B::Device,
 ) -> Result<(PathBuf, Evaluation), InferError> {
     let settings = run.pronunciation_config()?;
@@ -118,8 +130,12 @@ pub fn evaluate_test<B: Backend>(
             ),
         });
     }
-    let batcher = TranscriptionBatcher::new(&parts.test);
-    let items = &parts.test.items;
+    let set = match words {
+        HeldApart::Validation => &parts.valid,
+        HeldApart::Test => &parts.test,
+    };
+    let batcher = TranscriptionBatcher::new(set);
+    let items = &set.items;
     let batches = items.chunks(batch_size.max(1)).map(|chunk| {
         let batch: TranscriptionBatch<B> = batcher.batch(chunk.to_vec(), device);
         TranscriptionExamples {
@@ -129,7 +145,7 @@ pub fn evaluate_test<B: Backend>(
             words: batch.words,
         }
     });
-    let result = model.evaluate_transcriptions(batches, &parts.test.references);
+    let result = model.evaluate_transcriptions(batches, &set.references, decoding);
     Ok((parts.path, result))
 }
 

@@ -146,6 +146,16 @@ fn bad_input_is_one_clear_error_line() {
         !ok && stderr.contains("cannot be read as a PyTorch state_dict"),
         "{stderr}"
     );
+    let (ok, _, stderr) = infer(&["eval", "--run", "artifacts/reference", "--validation"]);
+    assert!(
+        !ok && stderr.contains("apply to transcribers") && stderr.contains("artifacts/reference"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = infer(&["eval", "--run", "artifacts/g2p", "--beam", "0"]);
+    assert!(
+        !ok && stderr.contains("--beam must be at least 1"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -491,4 +501,26 @@ fn eval_of_the_g2p_run_matches_its_recorded_test() {
     let per = result["phoneme_error_rate"].as_f64().unwrap();
     let recorded_per = recorded["token_error_rate"].as_f64().unwrap();
     assert!((per - recorded_per).abs() < 1e-9, "{result} vs {recorded}");
+    // The validation words with a beam: the run's own validation set, another decoding.
+    let (ok, stdout, stderr) = infer(&[
+        "eval",
+        "--run",
+        "artifacts/g2p",
+        "--data-dir",
+        &dir,
+        "--validation",
+        "--beam",
+        "2",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(result["set"], "validation");
+    assert_eq!(result["decoding"], "beam 2");
+    // Words, not pronunciations: at most the validation pronunciations the run counted.
+    let words = result["words"].as_u64().unwrap();
+    assert!(
+        words > 0 && words <= metrics["valid_items"].as_u64().unwrap(),
+        "{result}"
+    );
 }

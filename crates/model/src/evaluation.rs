@@ -134,17 +134,22 @@ pub struct TranscriptionExamples<B: Backend> {
 
 impl<B: Backend> RecurrentClassifier<B> {
     /// Evaluates a CTC transcriber (blank 0): the mean CTC loss per example (each over its target's
-    /// length, as PyTorch's `mean`), and per word, its greedy transcription scored against every
+    /// length, as PyTorch's `mean`), and per word, its transcription by `decoding` scored against every
     /// pronunciation in `references[word]` (a pronunciation the input cannot hold counts 0 in the
     /// loss): `accuracy` is the share of words transcribed exactly as one
     /// of them (100 − word error rate), `token_error_rate` the phoneme error rate (the edit distance
     /// to the closest pronunciation over that pronunciation's length, summed over words). A word met
     /// twice (two pronunciations, the same spelling) is scored once; `items` counts words.
-    pub fn evaluate_transcriptions<I>(&self, batches: I, references: &[Vec<Vec<u32>>]) -> Evaluation
+    pub fn evaluate_transcriptions<I>(
+        &self,
+        batches: I,
+        references: &[Vec<Vec<u32>>],
+        decoding: crate::ctc::Decoding,
+    ) -> Evaluation
     where
         I: IntoIterator<Item = TranscriptionExamples<B>>,
     {
-        use crate::ctc::{Ctc, edit_distance, forward_backward, greedy};
+        use crate::ctc::{Ctc, edit_distance, forward_backward};
         // A pronunciation its input cannot hold counts 0 in the loss (and as an error below).
         let ctc = Ctc {
             blank: 0,
@@ -174,7 +179,8 @@ impl<B: Backend> RecurrentClassifier<B> {
                     continue;
                 }
                 let row = &log_probs[row * steps * classes..][..length * classes];
-                let output: Vec<u32> = greedy(row, classes, 0)
+                let output: Vec<u32> = decoding
+                    .best(row, classes, 0)
                     .tokens
                     .into_iter()
                     .map(|t| t as u32)

@@ -100,6 +100,7 @@ pub(crate) fn evaluate<B: Backend>(
                     _ => None,
                 }),
                 &references,
+                model::ctc::Decoding::Greedy,
             )
         }
         _ => model.evaluate(batches.filter_map(|batch| match batch {

@@ -56,6 +56,29 @@ impl Ending {
     }
 }
 
+/// How per-step distributions become one output: the best path, or prefix beam search of a width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Decoding {
+    /// [`greedy`]: the most probable class at each step, repeats merged, blanks dropped.
+    #[default]
+    Greedy,
+    /// [`beam_search`] of this width (at least 1), its most probable prefix.
+    Beam(usize),
+}
+
+impl Decoding {
+    /// The most probable output of `log_probs` (`[steps, classes]`, row-major) by this decoding.
+    pub fn best(self, log_probs: &[f32], classes: usize, blank: usize) -> Hypothesis {
+        match self {
+            Decoding::Greedy => greedy(log_probs, classes, blank),
+            Decoding::Beam(width) => beam_search(log_probs, classes, blank, width, 1)
+                .into_iter()
+                .next()
+                .expect("beam search keeps at least one prefix"),
+        }
+    }
+}
+
 /// Prefix beam search (Graves 2012, §7.5; Hannun et al. 2014 without a language model): at each step
 /// every kept prefix is extended by a blank, by its own last token (merged) or by another token,
 /// the probabilities of alignments that give the same prefix summed, and the `beam` most probable

@@ -10,7 +10,7 @@
 mod decode;
 mod loss;
 
-pub use decode::{Hypothesis, beam_search, edit_distance, greedy};
+pub use decode::{Decoding, Hypothesis, beam_search, edit_distance, greedy};
 pub use loss::{Ctc, CtcLosses, ctc_loss, ctc_loss_of, forward_backward};
 
 /// `log(exp(a) + exp(b))`, exact at -∞.
