@@ -4,16 +4,17 @@
 //! A step of one sequence is a `[1, H] × [H, 4H]` product that reads all of `W_hh` for one
 //! multiply-add per weight: at H = 256 that is 1 MiB a step, a core's whole L2 cache, so one core
 //! reads it from L3 every step. Split by hidden units (columns `g·H + u` of every gate `g` for the
-//! units `u` of a half), each thread copies its half of `W_hh` into a contiguous buffer once a call,
-//! which then stays in its own L2 from step to step, and computes its half of the new state; the
-//! threads meet once a step, because the next product reads the whole state. Every element is
+//! units `u` of a half), each thread computes its units' input projection for every step, copies its
+//! half of `W_hh` into a contiguous buffer once a call, which then stays in its own L2 from step to
+//! step, and computes its half of each new state; the threads meet once a step, because the next
+//! product reads the whole state. Every element is
 //! computed by the same operations as in [`forward`](super::forward) (a product's chains do not
 //! depend on which columns are computed together; the element-wise functions act per element): the
 //! bits are the same.
 //!
 //! The second thread is [`helper`](super::helper)'s, which may come late or not at all: the caller's
-//! thread then also takes the second half of each step it finds unclaimed (reading those weights
-//! where they lie), so the pass never waits on a thread that is not running.
+//! thread then also takes the second half's projection and each half-step it finds unclaimed
+//! (reading those weights where they lie), so the pass never waits on a thread that is not running.
 
 use std::cell::RefCell;
 use std::ops::Range;
