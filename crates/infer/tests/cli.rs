@@ -479,16 +479,21 @@ fn transcribe_prints_one_line_per_word() {
 fn eval_of_the_g2p_run_matches_its_recorded_test() {
     let dir = std::env::var("CMUDICT_DIR")
         .unwrap_or_else(|_| panic!("set CMUDICT_DIR to the directory holding cmudict.dict"));
-    let (ok, stdout, stderr) = infer(&[
-        "eval",
-        "--run",
-        "artifacts/g2p",
-        "--data-dir",
-        &dir,
-        "--json",
-    ]);
-    assert!(ok, "{stderr}");
-    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let eval = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "eval",
+            "--run",
+            "artifacts/g2p",
+            "--data-dir",
+            &dir,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let (ok, stdout, stderr) = infer(&args);
+        assert!(ok, "{stderr}");
+        serde_json::from_str(stdout.trim()).unwrap()
+    };
+    let result = eval(&[]);
     let metrics: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(repo().join("artifacts/g2p/metrics.json")).unwrap(),
     )
@@ -502,19 +507,7 @@ fn eval_of_the_g2p_run_matches_its_recorded_test() {
     let recorded_per = recorded["token_error_rate"].as_f64().unwrap();
     assert!((per - recorded_per).abs() < 1e-9, "{result} vs {recorded}");
     // The validation words with a beam: the run's own validation set, another decoding.
-    let (ok, stdout, stderr) = infer(&[
-        "eval",
-        "--run",
-        "artifacts/g2p",
-        "--data-dir",
-        &dir,
-        "--validation",
-        "--beam",
-        "2",
-        "--json",
-    ]);
-    assert!(ok, "{stderr}");
-    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let result = eval(&["--validation", "--beam", "2"]);
     assert_eq!(result["set"], "validation");
     assert_eq!(result["decoding"], "beam 2");
     // Words, not pronunciations: at most the validation pronunciations the run counted.

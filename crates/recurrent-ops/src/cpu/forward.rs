@@ -599,7 +599,9 @@ pub(crate) mod tests {
                 let params = fixture.params();
                 let (x, h0, c0) = (&fixture.x, &fixture.h0, &fixture.c0);
                 // Every row runs every step, or the rows stop early (the first row one step short).
-                let short: Vec<usize> = (0..batch).map(|r| (time - 1 - r).max(1)).collect();
+                let short: Vec<usize> = (0..batch)
+                    .map(|r| time.saturating_sub(1 + r).max(1))
+                    .collect();
                 let run = |batch: usize, lengths: Option<&[usize]>| {
                     let dims = Dims {
                         batch,
