@@ -313,9 +313,8 @@ fn forward_chunk(
         }
         let offset = offsets[t - window_start];
         if step_major {
-            if rows == 1 {
-                gates.copy_from_slice(&projection[offset * gh..][..gh]);
-            }
+            // The one row is running (`rows == 0` ended the loop above).
+            gates.copy_from_slice(&projection[offset * gh..][..gh]);
         } else {
             for j in 0..gh {
                 gates[j * rows..][..rows].copy_from_slice(&projection[j * columns + offset..][..rows]);

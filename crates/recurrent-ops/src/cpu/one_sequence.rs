@@ -289,14 +289,16 @@ impl Shared<'_> {
 
     /// Half `half` of step `s`: its units' gates, cell and hidden state. `weights` is the half's
     /// copy of `W_hh` (see [`Shared::copy_half`]), or `None` to read `W_hh` where it lies.
+    ///
+    /// Step s reads hidden buffer (s + 1) % 2, which no thread writes while step s runs: step s + 1
+    /// writes it, and each half of step s + 1 starts after both halves of step s are done (`lead`
+    /// waits for `done[1] > s`, `help` for both counters). It writes its half's units of buffer
+    /// s % 2, of the cell state and of the outputs, which only this half touches, step by step.
     fn half_step(&self, half: usize, s: usize, weights: Option<&[f32]>, scratch: &mut [f32]) {
         let (h, units) = (self.h, self.halves[half].clone());
         let width = units.len();
-        // SAFETY: step s reads buffer (s + 1) % 2, which no thread writes while step s runs (step
-        // s + 1 writes it, and each half of step s + 1 starts after both halves of step s are done:
-        // `lead` waits for `done[1] > s`, `help` for both counters); it writes the units of its half
-        // in buffer s % 2, in the cell state and in the outputs, which only this half touches, one
-        // step after another. The buffers hold H values, the outputs `steps` rows of H.
+        // SAFETY: no other thread writes what this half reads or this half writes while it runs
+        // (the order above); the buffers hold H values, the outputs `steps` rows of H.
         let (previous, hidden, cell, output) = unsafe {
             (
                 std::slice::from_raw_parts(self.hidden[(s + 1) % 2], h),
