@@ -219,7 +219,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                     Decoding::Greedy => "greedy".to_string(),
                     Decoding::Beam(width) => format!("beam {width}"),
                 };
-                let set = if validation { "validation" } else { "test" };
+                let set = words.name();
                 let per = result.token_error_rate.unwrap_or(f64::NAN);
                 if json {
                     println!(

@@ -99,6 +99,16 @@ pub enum HeldApart {
     Test,
 }
 
+impl HeldApart {
+    /// The set's name, as `infer eval` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Validation => "validation",
+            Self::Test => "test",
+        }
+    }
+}
+
 /// The run's test or validation words (its dictionary read and split as training did; `dir`
 /// overrides the run's `data.dir`), transcribed by `decoding`: word and phoneme error rates and the
 /// mean CTC loss.
